@@ -1,0 +1,19 @@
+// Identifiers and clocks shared by every module.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace recall {
+
+// A new random (version 4) UUID in its 36-character text form.
+std::string new_uuid();
+// True when `s` has the 8-4-4-4-12 hex form of a UUID.
+bool is_uuid(const std::string& s);
+
+// Wall-clock milliseconds since the Unix epoch.
+int64_t now_ms();
+// Wall-clock nanoseconds since the Unix epoch.
+int64_t now_ns();
+
+}  // namespace recall

@@ -1,0 +1,486 @@
+#include "cas/blob_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "base/error.h"
+#include "base/file_io.h"
+#include "base/ids.h"
+#include "base/sha256.h"
+
+namespace recall {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kIoBuffer = 1 << 20;
+constexpr size_t kPageRows = 256;
+
+void require_sha(const std::string& sha256) {
+  if (!is_sha256_hex(sha256)) throw Error(EINVAL, "not a sha256: " + quote(sha256));
+}
+
+// Moves `from` to `to` unless `to` exists. Returns false when it exists.
+bool rename_noreplace(const fs::path& from, const fs::path& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return true;
+  if (errno == EEXIST) return false;
+  if (errno != EINVAL && errno != ENOSYS)
+    throw_last_errno("rename " + quote(from.string()) + " to " + quote(to.string()));
+  // File systems without RENAME_NOREPLACE: link() refuses to replace as well.
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    if (errno == EEXIST) return false;
+    throw_last_errno("link " + quote(from.string()) + " to " + quote(to.string()));
+  }
+  ::unlink(from.c_str());
+  return true;
+}
+
+// Removes every entry of a flat directory (leftover temp files).
+void empty_dir(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) fs::remove(e.path(), ec);
+}
+
+Digest hash_fd(int fd, uint64_t offset, uint64_t length, std::vector<std::byte>& buf,
+               std::atomic<uint64_t>* progress) {
+  Sha256 h;
+  uint64_t done = 0;
+  while (done < length) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+    size_t n = pread_full(fd, std::span(buf.data(), want), offset + done);
+    if (n == 0) break;  // shorter than expected: the digest will not match
+    h.update(std::span<const std::byte>(buf.data(), n));
+    done += n;
+    if (progress) *progress += n;
+  }
+  return h.finish();
+}
+
+}  // namespace
+
+// ---- opening and closing ---------------------------------------------------
+
+BlobStore::BlobStore(fs::path root, const Options& options)
+    : root_(std::move(root)), options_(options) {}
+
+std::unique_ptr<BlobStore> BlobStore::open(const fs::path& data_dir, const Options& options) {
+  fs::path root = data_dir / "cas";
+  if (!fs::is_directory(root)) {
+    if (!options.create) throw Error(ENOENT, "no blob store in " + quote(data_dir.string()));
+    if (!fs::is_directory(data_dir))
+      throw Error(ENOENT, "data directory " + quote(data_dir.string()) + " does not exist");
+    make_dir_durable(root);
+  }
+  for (const char* sub : {"objects", "tmp", "quarantine"}) make_dir_durable(root / sub);
+
+  std::unique_ptr<BlobStore> store(new BlobStore(root, options));
+  store->lock_fd_ = open_file(root / "lock", O_RDWR | O_CREAT, 0644);
+  int fd = store->lock_fd_.get();
+  bool exclusive = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  store->open_index(exclusive);
+  if (exclusive) {
+    // Alone: whatever is in tmp/ belongs to a process that died mid-put.
+    empty_dir(root / "tmp");
+    fs::path clean = root / "clean";
+    if (::unlink(clean.c_str()) == 0) {
+      fsync_dir(root);
+    } else {
+      store->scan();  // the last user did not close cleanly: reconcile
+    }
+  }
+  if (::flock(fd, LOCK_SH) != 0) throw_last_errno("lock " + quote((root / "lock").string()));
+  return store;
+}
+
+void BlobStore::open_index(bool exclusive) {
+  fs::path file = root_ / "index.db";
+  try {
+    index_ = std::make_unique<BlobIndex>(file);
+  } catch (const Error& e) {
+    if (e.code() != EUCLEAN || !exclusive) throw;
+    // The index is a cache of objects/: set the damaged one aside and rebuild.
+    fs::path aside = file;
+    aside += ".corrupt-" + std::to_string(now_ms());
+    fs::rename(file, aside);
+    for (const char* suffix : {"-wal", "-shm"}) {
+      std::error_code ec;
+      fs::remove(fs::path(file.string() + suffix), ec);
+    }
+    index_ = std::make_unique<BlobIndex>(file);
+    fs::remove(root_ / "clean");  // force the rebuilding scan
+  }
+}
+
+BlobStore::~BlobStore() {
+  index_.reset();  // closes the index database, checkpointing its WAL
+  if (lock_fd_ && ::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) == 0) {
+    try {
+      write_small_file_durable(root_ / "clean", "");
+    } catch (...) {
+      // Without the marker the next open reconciles: slower, never wrong.
+    }
+  }
+}
+
+// ---- put -------------------------------------------------------------------
+
+PutResult BlobStore::put(int fd) {
+  return put_from([fd](std::span<std::byte> buf) { return read_full(fd, buf); });
+}
+
+PutResult BlobStore::put(std::istream& in) {
+  return put_from([&in](std::span<std::byte> buf) {
+    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    if (in.bad()) throw Error(EIO, "read from stream failed");
+    return static_cast<size_t>(in.gcount());
+  });
+}
+
+PutResult BlobStore::put_file(const fs::path& file) {
+  UniqueFd fd = open_file(file, O_RDONLY);
+  struct stat st = stat_fd(fd.get(), file);
+  if (S_ISDIR(st.st_mode)) throw Error(EISDIR, quote(file.string()) + " is a directory");
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  try {
+    return put(fd.get());
+  } catch (const Error& e) {
+    throw Error(e.code(), "cannot store " + quote(file.string()) + ": " + e.message());
+  }
+}
+
+PutResult BlobStore::put_from(const std::function<size_t(std::span<std::byte>)>& read) {
+  std::string tmpl = (root_ / "tmp" / "put-XXXXXX").string();
+  int raw = ::mkostemp(tmpl.data(), O_CLOEXEC);
+  if (raw < 0) throw_last_errno("create temp file in " + quote((root_ / "tmp").string()));
+  UniqueFd tmp(raw);
+  fs::path tmp_path = tmpl;
+  // Until link_in() takes it, the temp file is removed on any failure.
+  struct Remove {
+    const fs::path& p;
+    bool armed = true;
+    ~Remove() {
+      if (armed) ::unlink(p.c_str());
+    }
+  } remove_tmp{tmp_path};
+
+  std::vector<std::byte> buf(kIoBuffer);
+  Sha256 hash;
+  uint64_t size = 0, flushed = 0;
+  for (;;) {
+    size_t n = read(buf);
+    if (n == 0) break;
+    hash.update(std::span<const std::byte>(buf.data(), n));
+    write_full(tmp.get(), std::span<const std::byte>(buf.data(), n));
+    size += n;
+    if (size - flushed >= options_.writeback_bytes) {
+      // Start writeback now so the disk works while we hash the next bytes.
+      ::sync_file_range(tmp.get(), static_cast<off_t>(flushed), static_cast<off_t>(size - flushed),
+                        SYNC_FILE_RANGE_WRITE);
+      flushed = size;
+    }
+  }
+  if (::fchmod(tmp.get(), 0444) != 0) throw_last_errno("chmod " + quote(tmp_path.string()));
+  fsync_fd(tmp.get(), tmp_path);
+  tmp.reset();
+  PutResult r = link_in(tmp_path, to_hex(hash.finish()), size);
+  remove_tmp.armed = false;
+  return r;
+}
+
+PutResult BlobStore::link_in(const fs::path& tmp, const std::string& sha256, uint64_t size) {
+  fs::path dest = object_path(sha256);
+  make_dir_durable(dest.parent_path());
+  PutResult r;
+  r.sha256 = sha256;
+  r.size = size;
+  if (rename_noreplace(tmp, dest)) {
+    fsync_dir(dest.parent_path());
+  } else {
+    ::unlink(tmp.c_str());
+    r.deduplicated = true;
+  }
+  std::optional<BlobInfo> known = index_->get(sha256);
+  if (known && !known->content.mime.empty()) {
+    r.content = known->content;
+    if (known->health != Health::Healthy) index_->set_health(sha256, Health::Healthy, std::nullopt);
+    return r;
+  }
+  UniqueFd fd = open_object(sha256);
+  r.content = probe_content(fd.get(), dest);
+  index_->record_present(BlobInfo{.sha256 = sha256,
+                                  .size = size,
+                                  .created_ms = now_ms(),
+                                  .health = Health::Healthy,
+                                  .checked_ms = std::nullopt,
+                                  .content = r.content});
+  return r;
+}
+
+// ---- reading and removing --------------------------------------------------
+
+fs::path BlobStore::object_path(const std::string& sha256) const {
+  return root_ / "objects" / sha256.substr(0, 2) / sha256;
+}
+
+bool BlobStore::has(const std::string& sha256) const {
+  if (!is_sha256_hex(sha256)) return false;
+  return ::access(object_path(sha256).c_str(), F_OK) == 0;
+}
+
+std::optional<BlobInfo> BlobStore::stat(const std::string& sha256) {
+  if (!is_sha256_hex(sha256)) return std::nullopt;
+  return index_->get(sha256);
+}
+
+UniqueFd BlobStore::open_object(const std::string& sha256) const {
+  require_sha(sha256);
+  fs::path p = object_path(sha256);
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) throw Error(ENOENT, "blob " + sha256 + " is not on this device");
+    throw_last_errno("open blob " + sha256);
+  }
+  return UniqueFd(fd);
+}
+
+void BlobStore::remove(const std::string& sha256) {
+  require_sha(sha256);
+  fs::path p = object_path(sha256);
+  bool had_file = ::unlink(p.c_str()) == 0;
+  if (!had_file && errno != ENOENT) throw_last_errno("remove blob " + sha256);
+  if (had_file) fsync_dir(p.parent_path());
+  bool had_row = index_->erase(sha256);
+  if (!had_file && !had_row) throw Error(ENOENT, "blob " + sha256 + " is not in the store");
+}
+
+void BlobStore::list(const std::function<bool(const BlobInfo&)>& fn) {
+  std::string after;
+  for (;;) {
+    std::vector<BlobInfo> page = index_->page(after, kPageRows);
+    for (const BlobInfo& b : page)
+      if (!fn(b)) return;
+    if (page.size() < kPageRows) return;
+    after = page.back().sha256;
+  }
+}
+
+BlobTotals BlobStore::totals() { return index_->totals(); }
+
+// ---- verify ----------------------------------------------------------------
+
+VerifyReport BlobStore::verify(const std::function<void(const VerifyProgress&)>& progress,
+                               unsigned threads) {
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  BlobTotals totals = index_->totals();
+  std::atomic<uint64_t> objects_done{0}, bytes_done{0};
+  uint64_t objects_total = totals.objects - totals.by_health[Health::Modified];
+  uint64_t bytes_total = totals.bytes;
+
+  // Work is handed out a page of index rows at a time.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string cursor;
+  std::vector<BlobInfo> page;
+  size_t next = 0;
+  bool exhausted = false;
+  unsigned running = threads;
+  VerifyReport report;
+  std::exception_ptr failure;
+
+  auto take = [&]() -> std::optional<BlobInfo> {
+    std::lock_guard lock(mu);
+    for (;;) {
+      if (next < page.size()) return page[next++];
+      if (exhausted || failure) return std::nullopt;
+      page = index_->page(cursor, kPageRows);
+      next = 0;
+      if (page.size() < kPageRows) exhausted = true;
+      if (!page.empty()) cursor = page.back().sha256;
+    }
+  };
+
+  auto check_one = [&](const BlobInfo& b, std::vector<std::byte>& buf) {
+    fs::path p = object_path(b.sha256);
+    int raw = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (raw < 0) {
+      if (errno != ENOENT) throw_last_errno("open blob " + b.sha256);
+      if (b.health != Health::Missing) index_->set_health(b.sha256, Health::Missing, now_ms());
+      std::lock_guard lock(mu);
+      report.missing.push_back(b.sha256);
+      return;
+    }
+    UniqueFd fd(raw);
+    uint64_t size = static_cast<uint64_t>(stat_fd(fd.get(), p).st_size);
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    std::string actual = to_hex(hash_fd(fd.get(), 0, size, buf, &bytes_done));
+    if (actual == b.sha256) {
+      index_->set_health(b.sha256, Health::Healthy, now_ms());
+      std::lock_guard lock(mu);
+      report.checked++;
+      report.bytes += size;
+      return;
+    }
+    // Never serve these bytes again: move them out of objects/.
+    fs::path q = root_ / "quarantine" / (b.sha256 + "." + std::to_string(now_ms()));
+    if (::rename(p.c_str(), q.c_str()) != 0) throw_last_errno("quarantine " + quote(p.string()));
+    fsync_dir(p.parent_path());
+    fsync_dir(q.parent_path());
+    index_->set_health(b.sha256, Health::Modified, now_ms());
+    std::lock_guard lock(mu);
+    report.checked++;
+    report.bytes += size;
+    report.modified.push_back(b.sha256);
+  };
+
+  std::vector<std::jthread> workers;
+  for (unsigned t = 0; t < threads; ++t) {
+    workers.emplace_back([&] {
+      std::vector<std::byte> buf(kIoBuffer);
+      try {
+        while (auto b = take()) {
+          if (b->health != Health::Modified) check_one(*b, buf);
+          ++objects_done;
+        }
+      } catch (...) {
+        std::lock_guard lock(mu);
+        if (!failure) failure = std::current_exception();
+      }
+      std::lock_guard lock(mu);
+      --running;
+      cv.notify_all();
+    });
+  }
+  for (;;) {
+    std::unique_lock lock(mu);
+    bool done = cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return running == 0; });
+    lock.unlock();
+    if (progress)
+      progress(VerifyProgress{objects_done.load(), std::max(objects_total, objects_done.load()),
+                              bytes_done.load(), std::max(bytes_total, bytes_done.load())});
+    if (done) break;
+  }
+  workers.clear();
+  if (failure) std::rethrow_exception(failure);
+  return report;
+}
+
+// ---- scan ------------------------------------------------------------------
+
+void BlobStore::record_found(const std::string& sha256, const fs::path& path, Health health,
+                             ScanReport& report) {
+  std::optional<BlobInfo> row = index_->get(sha256);
+  if (row) {
+    if (row->health == Health::Missing || row->health == Health::Modified) {
+      index_->set_health(sha256, health, std::nullopt);
+      report.restored++;
+    } else if (health == Health::Relocated) {
+      index_->set_health(sha256, health, std::nullopt);
+    }
+    return;
+  }
+  UniqueFd fd = open_file(path, O_RDONLY);
+  struct stat st = stat_fd(fd.get(), path);
+  index_->record_present(BlobInfo{
+      .sha256 = sha256,
+      .size = static_cast<uint64_t>(st.st_size),
+      .created_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000,
+      .health = health,
+      .checked_ms = std::nullopt,
+      .content = probe_content(fd.get(), path)});
+  report.added++;
+}
+
+ScanReport BlobStore::scan(const std::function<void(uint64_t)>& progress) {
+  ScanReport report;
+  fs::path objects = root_ / "objects";
+  auto tick = [&] {
+    if (progress && report.objects_seen % 1024 == 0) progress(report.objects_seen);
+  };
+  // An object found outside its place is moved back (or set aside when its
+  // place is taken) and marked relocated until verify re-hashes it.
+  auto relocate = [&](const fs::path& from, const std::string& sha) {
+    fs::path dest = object_path(sha);
+    make_dir_durable(dest.parent_path());
+    if (rename_noreplace(from, dest)) {
+      fsync_dir(dest.parent_path());
+      fsync_dir(from.parent_path());
+      record_found(sha, dest, Health::Relocated, report);
+      report.relocated++;
+    } else {
+      fs::path q = root_ / "quarantine" / (sha + ".duplicate." + std::to_string(now_ms()));
+      fs::rename(from, q);
+      report.ignored++;
+    }
+  };
+
+  for (const auto& top : fs::directory_iterator(objects)) {
+    std::string name = top.path().filename().string();
+    if (top.is_directory()) {
+      for (const auto& e : fs::directory_iterator(top.path())) {
+        std::string obj = e.path().filename().string();
+        if (!e.is_regular_file() || !is_sha256_hex(obj)) {
+          report.ignored++;
+          continue;
+        }
+        report.objects_seen++;
+        tick();
+        if (obj.compare(0, 2, name) == 0)
+          record_found(obj, e.path(), Health::Healthy, report);
+        else
+          relocate(e.path(), obj);
+      }
+    } else if (top.is_regular_file() && is_sha256_hex(name)) {
+      report.objects_seen++;
+      tick();
+      relocate(top.path(), name);
+    } else {
+      report.ignored++;
+    }
+  }
+  // Indexed objects that are no longer on disk.
+  list([&](const BlobInfo& b) {
+    if (b.health != Health::Missing && b.health != Health::Modified && !has(b.sha256)) {
+      index_->set_health(b.sha256, Health::Missing, std::nullopt);
+      report.missing++;
+    }
+    return true;
+  });
+  if (progress) progress(report.objects_seen);
+  return report;
+}
+
+// ---- chunk manifests -------------------------------------------------------
+
+ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size) {
+  if (chunk_size == 0) throw Error(EINVAL, "chunk size must be positive");
+  ChunkManifest m;
+  m.chunk_size = chunk_size;
+  std::vector<std::byte> buf(std::min<uint64_t>(kIoBuffer, chunk_size));
+  for (uint64_t off = 0; off < size; off += chunk_size)
+    m.chunks.push_back(hash_fd(fd, off, std::min(chunk_size, size - off), buf, nullptr));
+  return m;
+}
+
+ChunkManifest BlobStore::manifest(const std::string& sha256, uint64_t chunk_size) {
+  require_sha(sha256);
+  if (auto m = index_->manifest(sha256); m && m->chunk_size == chunk_size) return *m;
+  UniqueFd fd = open_object(sha256);
+  uint64_t size = static_cast<uint64_t>(stat_fd(fd.get(), object_path(sha256)).st_size);
+  ChunkManifest m = compute_manifest(fd.get(), size, chunk_size);
+  index_->set_manifest(sha256, m);
+  return m;
+}
+
+}  // namespace recall

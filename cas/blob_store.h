@@ -1,0 +1,143 @@
+// BlobStore — the content-addressed byte store under one data directory.
+//
+// Layout (all under <dir>/cas):
+//   objects/<2 hex>/<sha256>   the objects, mode 0444, never modified in place
+//   tmp/                       puts in progress; anything here after a crash
+//                              is removed when the store is next opened alone
+//   quarantine/                objects whose bytes no longer match their name
+//   index.db                   BlobIndex (rebuildable from objects/)
+//   lock, clean                see "Crashes" below
+//
+// Guarantees:
+//   * An object is visible under objects/ only once all its bytes are written
+//     and fsync'd, and only under the name of its own SHA-256; put() returns
+//     after the object and its directory entry are durable.
+//   * Concurrent puts of the same bytes (threads or processes) yield one object.
+//   * open() never returns an object that verify found modified (it is moved
+//     to quarantine/); an fd already open stays readable after remove().
+//
+// Crashes: a process killed at any point leaves at most a file in tmp/ and an
+// object not yet in the index. Every process holds a shared lock on `lock`;
+// the one that opens the store alone removes tmp/ files and, unless the last
+// user closed cleanly (the `clean` marker), reconciles the index with
+// objects/ (a scan that trusts names and re-hashes nothing).
+//
+// Thread-safe: all methods may be called from several threads.
+// Errors: recall::Error; ENOENT for an object that is not here, ENOSPC when
+// the disk is full (nothing is left behind), EUCLEAN for a corrupt index.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/fd.h"
+#include "cas/blob_index.h"
+#include "cas/blob_info.h"
+
+namespace recall {
+
+struct PutResult {
+  std::string sha256;
+  uint64_t size = 0;
+  bool deduplicated = false;  // the object was already in the store
+  ContentInfo content;
+};
+
+struct VerifyProgress {
+  uint64_t objects_done = 0, objects_total = 0;
+  uint64_t bytes_done = 0, bytes_total = 0;
+};
+
+struct VerifyReport {
+  uint64_t checked = 0;  // objects re-hashed
+  uint64_t bytes = 0;
+  std::vector<std::string> modified;  // now in quarantine/
+  std::vector<std::string> missing;   // indexed but absent
+};
+
+struct ScanReport {
+  uint64_t objects_seen = 0;
+  uint64_t added = 0;      // on disk but not indexed: now indexed
+  uint64_t restored = 0;   // indexed as missing, found again: healthy
+  uint64_t relocated = 0;  // found outside their place and moved back
+  uint64_t missing = 0;    // indexed, not on disk: marked missing
+  uint64_t ignored = 0;    // files under objects/ that are not objects
+};
+
+class BlobStore {
+ public:
+  struct Options {
+    bool create = false;  // create <dir>/cas when missing
+    // Each `kWritebackBytes` written, put() asks the kernel to start writing
+    // back, so the final fsync overlaps with hashing instead of following it.
+    uint64_t writeback_bytes = 8ull << 20;
+  };
+
+  // Opens the store in `data_dir`. ENOENT when it does not exist and
+  // !options.create.
+  static std::unique_ptr<BlobStore> open(const std::filesystem::path& data_dir,
+                                         const Options& options);
+  ~BlobStore();
+  BlobStore(const BlobStore&) = delete;
+  BlobStore& operator=(const BlobStore&) = delete;
+
+  // Stores everything readable from `fd` (from its current offset to end of
+  // file), hashing while writing. `fd` may be a pipe.
+  PutResult put(int fd);
+  PutResult put(std::istream& in);
+  PutResult put_file(const std::filesystem::path& file);
+
+  // True when the object is present and servable (not missing, not quarantined).
+  bool has(const std::string& sha256) const;
+  // What the index says about an object, or nullopt when it is not indexed.
+  std::optional<BlobInfo> stat(const std::string& sha256);
+  // A read-only fd for pread. ENOENT when absent or quarantined.
+  UniqueFd open_object(const std::string& sha256) const;
+  std::filesystem::path object_path(const std::string& sha256) const;
+  // Deletes an object and its index row. ENOENT when it is not here.
+  void remove(const std::string& sha256);
+
+  // Calls `fn` for each indexed object in hash order, a page at a time, so a
+  // store of any size is listed in bounded memory. Stops when `fn` returns false.
+  void list(const std::function<bool(const BlobInfo&)>& fn);
+  BlobTotals totals();
+
+  // Re-hashes every indexed object on `threads` threads (0: one per core).
+  // Marks objects healthy, `modified` (and quarantines them) or `missing`.
+  // `progress` is called on the calling thread, at most every ~100 ms.
+  VerifyReport verify(const std::function<void(const VerifyProgress&)>& progress = {},
+                      unsigned threads = 0);
+  // Rebuilds the index from objects/: indexes objects it lacks, restores
+  // missing ones that reappeared, moves misplaced ones back, marks absent
+  // ones missing. `progress` gets the number of files seen so far.
+  ScanReport scan(const std::function<void(uint64_t files_seen)>& progress = {});
+
+  // The chunk manifest of an object: computed from its bytes on first use and
+  // stored in the index. ENOENT when the object is absent.
+  ChunkManifest manifest(const std::string& sha256, uint64_t chunk_size = kDefaultChunkSize);
+
+  const std::filesystem::path& root() const { return root_; }
+
+ private:
+  BlobStore(std::filesystem::path root, const Options& options);
+  void open_index(bool exclusive);
+  PutResult put_from(const std::function<size_t(std::span<std::byte>)>& read);
+  PutResult link_in(const std::filesystem::path& tmp, const std::string& sha256, uint64_t size);
+  void record_found(const std::string& sha256, const std::filesystem::path& path, Health health,
+                    ScanReport& report);
+
+  std::filesystem::path root_;
+  Options options_;
+  UniqueFd lock_fd_;
+  std::unique_ptr<BlobIndex> index_;
+};
+
+// Computes a manifest over `size` bytes of the file open at `fd`.
+ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size);
+
+}  // namespace recall

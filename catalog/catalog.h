@@ -1,0 +1,202 @@
+// Catalog — the library's rows in a local SQLite database (catalog.db):
+// works, their sub-folders, assets, edges (extra links of an asset into a
+// work), blobs_meta, device_blobs, replication_jobs, devices, and the outbox.
+//
+// Contracts:
+//   * Every change to works, folders, assets, edges, blobs_meta and
+//     device_blobs is queued in the outbox by triggers in the same
+//     transaction (see schema.cpp); local_only rows are never queued.
+//   * Each mutating call is one transaction, committed durably (WAL,
+//     synchronous=FULL) before it returns. batch() groups calls into one.
+//   * One writer at a time by design: every write goes through the single
+//     writer connection under writer_mu_, and begins with BEGIN IMMEDIATE, so
+//     another process writing the same file waits (busy timeout) instead of
+//     failing half-way. Reads use a pool of reader connections and see only
+//     committed data (not a batch in progress).
+//   * Names are not unique: a folder may hold several entries with one name.
+//     Listings and lookups give each entry its collision index (0 for the
+//     oldest, then 1, 2, ... by creation time and id), the same on every
+//     device, so the tree can tell the entries apart.
+//
+// Thread-safe. Errors: recall::Error — ENOENT (no such row), EEXIST,
+// ENOTEMPTY (work or folder still holds entries), EINVAL (bad name or role),
+// EUCLEAN (corrupt or too-new database), EBUSY (database locked too long).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/sqlite.h"
+#include "catalog/rows.h"
+
+namespace recall {
+
+// A folder of the tree: the inbox or a work, and a sub-folder path in it.
+struct Place {
+  std::optional<std::string> work_id;  // nullopt: the inbox
+  std::string folder;                  // "" or "a/b"
+  bool operator==(const Place&) const = default;
+};
+
+struct FolderEntry {
+  enum class Kind { Asset, Link, Folder };
+  Kind kind = Kind::Asset;
+  std::string name;
+  uint32_t collision = 0;        // index among entries of the same name
+  std::optional<Asset> asset;    // Asset and Link
+  std::optional<Edge> edge;      // Link
+  std::optional<Folder> folder;  // Folder
+  int64_t created_ms = 0;
+  std::string id;  // asset, edge or folder id: the tie-breaker after created_ms
+};
+
+struct WorkEntry {
+  Work work;
+  uint32_t collision = 0;  // index among works of the same title
+};
+
+struct NewAsset {
+  Place place;
+  std::string filename;
+  BlobMeta blob;  // the content; recorded in blobs_meta and device_blobs
+  std::string role = "main";
+  uint32_t mode = 0644;
+  std::optional<int64_t> mtime_ns;  // default: now
+  bool local_only = false;
+};
+
+struct CatalogCounts {
+  uint64_t works = 0, folders = 0, assets = 0, edges = 0, blobs = 0;
+  uint64_t asset_bytes = 0;  // sum of asset sizes (a blob counts once per asset)
+  uint64_t blob_bytes = 0;   // sum of distinct blob sizes
+  uint64_t local_only_assets = 0;
+  uint64_t outbox = 0;  // changes waiting to be pushed
+};
+
+class Catalog {
+ public:
+  struct Options {
+    bool create = false;
+    int busy_timeout_ms = 10000;
+  };
+  // Opens (or creates) the catalog file and migrates it. ENOENT when it is
+  // missing and !create; EUCLEAN when it is not a database.
+  static std::unique_ptr<Catalog> open(const std::filesystem::path& file, const Options& options);
+  ~Catalog();
+
+  // This data directory's device: a random UUID made once, when the catalog
+  // was created.
+  const std::string& device_id() const { return device_id_; }
+  int schema_version();
+
+  // Runs `fn` as one transaction: the calls it makes on this catalog (from
+  // this thread) commit together, or not at all if it throws.
+  void batch(const std::function<void()>& fn);
+
+  // ---- works
+  Work create_work(const std::string& title, bool local_only = false);
+  // Renames; no-op (and no outbox row) when the title is unchanged.
+  void rename_work(const std::string& id, const std::string& title);
+  void set_work_attrs(const std::string& id, std::optional<uint32_t> mode,
+                      std::optional<int64_t> mtime_ns);
+  // ENOTEMPTY while it holds assets, links or sub-folders.
+  void delete_work(const std::string& id);
+  std::optional<Work> get_work(const std::string& id);
+  // Every work with this title (collisions), oldest first.
+  std::vector<Work> works_titled(const std::string& title);
+  // All works in title order (those titled `from` or later, when given);
+  // stops when `fn` returns false.
+  void list_works(const std::function<bool(const WorkEntry&)>& fn, const std::string& from = "");
+
+  // ---- sub-folders
+  Folder create_folder(const Place& parent, const std::string& name, bool local_only = false);
+  // ENOTEMPTY while anything is inside.
+  void delete_folder(const std::string& id);
+  // Moves or renames a sub-folder with everything inside it.
+  void move_folder(const std::string& id, const Place& new_parent, const std::string& new_name);
+  void set_folder_attrs(const std::string& id, std::optional<uint32_t> mode,
+                        std::optional<int64_t> mtime_ns);
+  std::optional<Folder> get_folder(const Place& place);
+
+  // ---- assets
+  // Records the blob (blobs_meta; device_blobs: present on this device) and
+  // creates the asset, in one transaction.
+  Asset add_asset(const NewAsset& a);
+  // The same asset gets new content (an edit in place, an atomic save).
+  void set_asset_content(const std::string& id, const BlobMeta& blob,
+                         std::optional<int64_t> mtime_ns = std::nullopt);
+  // Renames and/or moves an asset; keeps its id. `local_only` is re-decided by
+  // the caller (a scratch name renamed to a real one starts syncing).
+  void move_asset(const std::string& id, const Place& to, const std::string& filename,
+                  std::optional<bool> local_only = std::nullopt);
+  void set_asset_role(const std::string& id, const std::string& role);
+  void set_asset_attrs(const std::string& id, std::optional<uint32_t> mode,
+                       std::optional<int64_t> mtime_ns);
+  // Deletes the asset and every link to it. The blob stays in the store.
+  void delete_asset(const std::string& id);
+  std::optional<Asset> get_asset(const std::string& id);
+  // 1 + the number of links: what st_nlink shows.
+  uint32_t link_count(const std::string& asset_id);
+
+  // ---- links (edges)
+  Edge link_asset(const std::string& asset_id, const Place& place, const std::string& name);
+  void move_link(const std::string& edge_id, const Place& to, const std::string& name);
+  void delete_link(const std::string& edge_id);
+  // Removes one name of an asset, as unlink(2) does: a link goes; the asset's
+  // own place goes to its oldest link if it has one; else the asset is deleted.
+  void remove_name(const FolderEntry& entry);
+
+  // ---- listing and lookup
+  // Everything directly in `place`, in name order (then creation order),
+  // streamed: memory does not grow with the size of the folder. With `from`,
+  // starts at the first name >= `from`. Collision indexes count within the
+  // stream, so they are right only for names it sees from their first entry.
+  void list_folder(const Place& place, const std::function<bool(const FolderEntry&)>& fn,
+                   const std::string& from = "");
+  // Every entry named `name` in `place`, in collision order.
+  std::vector<FolderEntry> lookup(const Place& place, const std::string& name);
+  // All assets whose content is `sha256`.
+  std::vector<Asset> assets_with_blob(const std::string& sha256);
+
+  // ---- blobs
+  std::optional<BlobMeta> get_blob(const std::string& sha256);
+  // Marks a blob present or absent on this device (device_blobs).
+  void set_device_blob(const std::string& sha256, bool present, const std::string& health);
+  std::optional<DeviceBlob> get_device_blob(const std::string& device_id,
+                                            const std::string& sha256);
+
+  // ---- outbox
+  uint64_t outbox_count();
+  std::vector<OutboxRow> read_outbox(int64_t after_seq, size_t limit);
+
+  CatalogCounts counts();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  class WriteScope;
+  class ReadLease;
+  Catalog(std::filesystem::path path, Db writer, const Options& options);
+  void init_device();
+  void upsert_blob(Db& db, const BlobMeta& blob, bool local_only);
+  void require_place(Db& db, const Place& place);
+  void check_name(const std::string& name, const char* what);
+
+  std::filesystem::path path_;
+  Options options_;
+  std::string device_id_;
+
+  std::recursive_mutex writer_mu_;  // guards writer_ and write_depth_
+  Db writer_;
+  int write_depth_ = 0;
+
+  std::mutex readers_mu_;  // guards readers_
+  std::vector<Db> readers_;
+};
+
+}  // namespace recall

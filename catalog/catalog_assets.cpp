@@ -1,0 +1,333 @@
+// Catalog: assets, links (edges), blobs_meta and device_blobs.
+#include "base/error.h"
+#include "base/ids.h"
+#include "base/sha256.h"
+#include "catalog/catalog.h"
+#include "catalog/catalog_internal.h"
+
+namespace recall {
+using namespace catalog_detail;
+
+namespace {
+
+Asset require_asset(Db& db, const std::string& id) {
+  Stmt s = db.cached(std::string("SELECT ") + kAssetCols + " FROM assets WHERE id = ?");
+  s.bind(id);
+  if (!s.step()) throw Error(ENOENT, "no asset with id " + id);
+  return asset_from(s);
+}
+
+Edge require_edge(Db& db, const std::string& id) {
+  Stmt s = db.cached(std::string("SELECT ") + kEdgeCols + " FROM edges WHERE id = ?");
+  s.bind(id);
+  if (!s.step()) throw Error(ENOENT, "no link with id " + id);
+  return edge_from(s);
+}
+
+// A blob used by a synced asset must sync too.
+void publish_blob(Db& db, const std::string& sha256) {
+  db.cached("UPDATE blobs_meta SET local_only = 0 WHERE sha256 = ? AND local_only = 1")
+      .bind(sha256)
+      .run();
+  db.cached("UPDATE device_blobs SET local_only = 0 WHERE sha256 = ? AND local_only = 1")
+      .bind(sha256)
+      .run();
+}
+
+}  // namespace
+
+void Catalog::upsert_blob(Db& db, const BlobMeta& b, bool local_only) {
+  int64_t now = now_ms();
+  std::optional<std::span<const unsigned char>> manifest;
+  if (!b.chunk_manifest.empty()) manifest = std::span<const unsigned char>(b.chunk_manifest);
+  // Existing rows only gain what they lacked, so re-recording a known blob
+  // changes nothing and queues nothing.
+  db.cached(
+        "INSERT INTO blobs_meta(sha256, size, mime, filename, page_count, image_width, "
+        "image_height, pdf_metadata, chunk_size, chunk_manifest, local_only, created_ms) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(sha256) DO UPDATE SET "
+        "local_only = min(local_only, excluded.local_only), "
+        "mime = coalesce(mime, excluded.mime), "
+        "page_count = coalesce(page_count, excluded.page_count), "
+        "image_width = coalesce(image_width, excluded.image_width), "
+        "image_height = coalesce(image_height, excluded.image_height), "
+        "pdf_metadata = coalesce(pdf_metadata, excluded.pdf_metadata), "
+        "chunk_manifest = CASE WHEN chunk_size IS NULL THEN excluded.chunk_manifest "
+        "ELSE chunk_manifest END, "
+        "chunk_size = coalesce(chunk_size, excluded.chunk_size)")
+      .bind(b.sha256, b.size, b.mime, b.filename, b.page_count, b.image_width, b.image_height,
+            b.pdf_metadata, b.chunk_size, manifest, local_only, b.created_ms ? b.created_ms : now)
+      .run();
+  std::string local_path = "cas/objects/" + b.sha256.substr(0, 2) + "/" + b.sha256;
+  db.cached(
+        "INSERT INTO device_blobs(id, device_id, sha256, present, health, local_path, mtime_ms, "
+        "local_only) VALUES(?,?,?,1,'healthy',?,?,?) ON CONFLICT(device_id, sha256) DO UPDATE SET "
+        "mtime_ms = CASE WHEN present = 0 OR health <> 'healthy' THEN excluded.mtime_ms "
+        "ELSE mtime_ms END, present = 1, health = 'healthy', local_path = excluded.local_path, "
+        "local_only = min(local_only, excluded.local_only)")
+      .bind(new_uuid(), device_id_, b.sha256, local_path, now, local_only)
+      .run();
+}
+
+Asset Catalog::add_asset(const NewAsset& n) {
+  check_name(n.filename, "a file name");
+  if (!is_role(n.role)) throw Error(EINVAL, "unknown role " + quote(n.role));
+  if (!is_sha256_hex(n.blob.sha256)) throw Error(EINVAL, "not a sha256: " + quote(n.blob.sha256));
+  Asset a;
+  a.id = new_uuid();
+  a.work_id = n.place.work_id;
+  a.folder = n.place.folder;
+  a.filename = n.filename;
+  a.sha256 = n.blob.sha256;
+  a.role = n.role;
+  a.mime = n.blob.mime;
+  a.bytes = n.blob.size;
+  a.page_count = n.blob.page_count;
+  a.mode = n.mode;
+  a.mtime_ns = n.mtime_ns ? *n.mtime_ns : now_ns();
+  a.local_only = n.local_only;
+  a.created_ms = a.updated_ms = now_ms();
+  WriteScope s(*this);
+  Db& db = s.db();
+  require_place(db, n.place);
+  upsert_blob(db, n.blob, n.local_only);
+  db.cached(
+        "INSERT INTO assets(id, work_id, folder, filename, sha256, role, mime, bytes, page_count, "
+        "mode, mtime_ns, local_only, created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+      .bind(a.id, a.work_id, a.folder, a.filename, a.sha256, a.role, a.mime, a.bytes,
+            a.page_count, a.mode, a.mtime_ns, a.local_only, a.created_ms, a.updated_ms)
+      .run();
+  s.commit();
+  return a;
+}
+
+void Catalog::set_asset_content(const std::string& id, const BlobMeta& blob,
+                                std::optional<int64_t> mtime_ns) {
+  if (!is_sha256_hex(blob.sha256)) throw Error(EINVAL, "not a sha256: " + quote(blob.sha256));
+  WriteScope s(*this);
+  Db& db = s.db();
+  Asset a = require_asset(db, id);
+  upsert_blob(db, blob, a.local_only);
+  db.cached(
+        "UPDATE assets SET sha256 = ?2, bytes = ?3, mime = ?4, page_count = ?5, mtime_ns = ?6, "
+        "updated_ms = ?7 WHERE id = ?1 AND (sha256 IS NOT ?2 OR mtime_ns IS NOT ?6)")
+      .bind(id, blob.sha256, blob.size, blob.mime, blob.page_count,
+            mtime_ns ? *mtime_ns : now_ns(), now_ms())
+      .run();
+  s.commit();
+}
+
+void Catalog::move_asset(const std::string& id, const Place& to, const std::string& filename,
+                         std::optional<bool> local_only) {
+  check_name(filename, "a file name");
+  WriteScope s(*this);
+  Db& db = s.db();
+  Asset a = require_asset(db, id);
+  require_place(db, to);
+  bool local = local_only.value_or(a.local_only);
+  db.cached(
+        "UPDATE assets SET work_id = ?2, folder = ?3, filename = ?4, local_only = ?5, "
+        "updated_ms = ?6 WHERE id = ?1 AND (work_id IS NOT ?2 OR folder IS NOT ?3 OR "
+        "filename IS NOT ?4 OR local_only IS NOT ?5)")
+      .bind(id, to.work_id, to.folder, filename, local, now_ms())
+      .run();
+  if (a.local_only && !local) {
+    publish_blob(db, a.sha256);
+    db.cached("UPDATE edges SET local_only = 0 WHERE to_id = ?").bind(id).run();
+  }
+  s.commit();
+}
+
+void Catalog::set_asset_role(const std::string& id, const std::string& role) {
+  if (!is_role(role)) throw Error(EINVAL, "unknown role " + quote(role));
+  WriteScope s(*this);
+  Db& db = s.db();
+  require_asset(db, id);
+  db.cached("UPDATE assets SET role = ?2, updated_ms = ?3 WHERE id = ?1 AND role IS NOT ?2")
+      .bind(id, role, now_ms())
+      .run();
+  s.commit();
+}
+
+void Catalog::set_asset_attrs(const std::string& id, std::optional<uint32_t> mode,
+                              std::optional<int64_t> mtime_ns) {
+  WriteScope s(*this);
+  Db& db = s.db();
+  require_asset(db, id);
+  db.cached(
+        "UPDATE assets SET mode = coalesce(?2, mode), mtime_ns = coalesce(?3, mtime_ns), "
+        "updated_ms = ?4 WHERE id = ?1 AND (mode IS NOT coalesce(?2, mode) OR "
+        "mtime_ns IS NOT coalesce(?3, mtime_ns))")
+      .bind(id, mode, mtime_ns, now_ms())
+      .run();
+  s.commit();
+}
+
+void Catalog::delete_asset(const std::string& id) {
+  WriteScope s(*this);
+  Db& db = s.db();
+  db.cached("DELETE FROM edges WHERE to_id = ?").bind(id).run();
+  db.cached("DELETE FROM assets WHERE id = ?").bind(id).run();
+  if (db.changes() == 0) throw Error(ENOENT, "no asset with id " + id);
+  s.commit();
+}
+
+std::optional<Asset> Catalog::get_asset(const std::string& id) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(std::string("SELECT ") + kAssetCols + " FROM assets WHERE id = ?");
+  s.bind(id);
+  if (!s.step()) return std::nullopt;
+  return asset_from(s);
+}
+
+uint32_t Catalog::link_count(const std::string& asset_id) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached("SELECT 1 + count(*) FROM edges WHERE to_id = ?");
+  s.bind(asset_id);
+  s.step();
+  return static_cast<uint32_t>(s.int64(0));
+}
+
+std::vector<Asset> Catalog::assets_with_blob(const std::string& sha256) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(std::string("SELECT ") + kAssetCols +
+                         " FROM assets WHERE sha256 = ? ORDER BY created_ms, id");
+  s.bind(sha256);
+  std::vector<Asset> out;
+  while (s.step()) out.push_back(asset_from(s));
+  return out;
+}
+
+// ---- links -----------------------------------------------------------------
+
+Edge Catalog::link_asset(const std::string& asset_id, const Place& place, const std::string& name) {
+  check_name(name, "a file name");
+  WriteScope s(*this);
+  Db& db = s.db();
+  Asset a = require_asset(db, asset_id);
+  require_place(db, place);
+  Edge e;
+  e.id = new_uuid();
+  e.from_id = place.work_id;
+  e.to_id = asset_id;
+  e.folder = place.folder;
+  e.name = name;
+  e.created_ms = now_ms();
+  db.cached(
+        "INSERT INTO edges(id, from_id, to_id, relation, folder, name, local_only, created_ms) "
+        "VALUES(?,?,?,?,?,?,?,?)")
+      .bind(e.id, e.from_id, e.to_id, e.relation, e.folder, e.name, a.local_only, e.created_ms)
+      .run();
+  s.commit();
+  return e;
+}
+
+void Catalog::move_link(const std::string& edge_id, const Place& to, const std::string& name) {
+  check_name(name, "a file name");
+  WriteScope s(*this);
+  Db& db = s.db();
+  require_edge(db, edge_id);
+  require_place(db, to);
+  db.cached(
+        "UPDATE edges SET from_id = ?2, folder = ?3, name = ?4 WHERE id = ?1 AND "
+        "(from_id IS NOT ?2 OR folder IS NOT ?3 OR name IS NOT ?4)")
+      .bind(edge_id, to.work_id, to.folder, name)
+      .run();
+  s.commit();
+}
+
+void Catalog::delete_link(const std::string& edge_id) {
+  WriteScope s(*this);
+  Db& db = s.db();
+  db.cached("DELETE FROM edges WHERE id = ?").bind(edge_id).run();
+  if (db.changes() == 0) throw Error(ENOENT, "no link with id " + edge_id);
+  s.commit();
+}
+
+void Catalog::remove_name(const FolderEntry& entry) {
+  switch (entry.kind) {
+    case FolderEntry::Kind::Folder:
+      delete_folder(entry.folder->id);
+      return;
+    case FolderEntry::Kind::Link:
+      delete_link(entry.edge->id);
+      return;
+    case FolderEntry::Kind::Asset:
+      break;
+  }
+  WriteScope s(*this);
+  Db& db = s.db();
+  const std::string& id = entry.asset->id;
+  Stmt oldest = db.cached(std::string("SELECT ") + kEdgeCols +
+                          " FROM edges WHERE to_id = ? ORDER BY created_ms, id LIMIT 1");
+  oldest.bind(id);
+  if (oldest.step()) {
+    // The asset lives on under its oldest other name, keeping its id.
+    Edge e = edge_from(oldest);
+    oldest = Stmt();
+    db.cached("DELETE FROM edges WHERE id = ?").bind(e.id).run();
+    db.cached(
+          "UPDATE assets SET work_id = ?2, folder = ?3, filename = ?4, updated_ms = ?5 "
+          "WHERE id = ?1")
+        .bind(id, e.from_id, e.folder, e.name, now_ms())
+        .run();
+  } else {
+    oldest = Stmt();
+    db.cached("DELETE FROM assets WHERE id = ?").bind(id).run();
+    if (db.changes() == 0) throw Error(ENOENT, "no asset with id " + id);
+  }
+  s.commit();
+}
+
+// ---- blobs -----------------------------------------------------------------
+
+std::optional<BlobMeta> Catalog::get_blob(const std::string& sha256) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(
+      "SELECT sha256, size, mime, filename, page_count, image_width, image_height, pdf_metadata, "
+      "chunk_size, chunk_manifest, created_ms FROM blobs_meta WHERE sha256 = ?");
+  s.bind(sha256);
+  if (!s.step()) return std::nullopt;
+  BlobMeta b;
+  b.sha256 = s.text(0);
+  b.size = static_cast<uint64_t>(s.int64(1));
+  b.mime = s.opt_text(2);
+  b.filename = s.opt_text(3);
+  b.page_count = s.opt_int64(4);
+  b.image_width = s.opt_int64(5);
+  b.image_height = s.opt_int64(6);
+  b.pdf_metadata = s.opt_text(7);
+  b.chunk_size = s.opt_int64(8);
+  b.chunk_manifest = s.blob(9);
+  b.created_ms = s.int64(10);
+  return b;
+}
+
+void Catalog::set_device_blob(const std::string& sha256, bool present, const std::string& health) {
+  WriteScope s(*this);
+  std::string local_path = "cas/objects/" + sha256.substr(0, 2) + "/" + sha256;
+  s.db()
+      .cached(
+          "INSERT INTO device_blobs(id, device_id, sha256, present, health, local_path, mtime_ms) "
+          "VALUES(?,?,?,?,?,?,?) ON CONFLICT(device_id, sha256) DO UPDATE SET "
+          "mtime_ms = CASE WHEN present IS NOT excluded.present OR health IS NOT excluded.health "
+          "THEN excluded.mtime_ms ELSE mtime_ms END, "
+          "present = excluded.present, health = excluded.health")
+      .bind(new_uuid(), device_id_, sha256, present, health, local_path, now_ms())
+      .run();
+  s.commit();
+}
+
+std::optional<DeviceBlob> Catalog::get_device_blob(const std::string& device_id,
+                                                   const std::string& sha256) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(
+      "SELECT id, device_id, sha256, present, health, local_path, mtime_ms FROM device_blobs "
+      "WHERE device_id = ? AND sha256 = ?");
+  s.bind(device_id, sha256);
+  if (!s.step()) return std::nullopt;
+  return DeviceBlob{s.text(0),     s.text(1),      s.text(2),     s.int64(3) != 0,
+                    s.text(4),     s.opt_text(5),  s.opt_int64(6)};
+}
+
+}  // namespace recall

@@ -1,0 +1,76 @@
+// Shared by the catalog's .cpp files: the column lists of each table and the
+// functions that turn a statement's row into a struct. Not part of the API.
+#pragma once
+
+#include <string>
+
+#include "base/sqlite.h"
+#include "catalog/catalog.h"
+
+namespace recall::catalog_detail {
+
+inline constexpr const char* kWorkCols =
+    "id, title, subtitle, work_type, authors, year, doi, arxiv_id, mode, mtime_ns, local_only, "
+    "created_ms, updated_ms";
+inline constexpr int kWorkNCols = 13;
+inline constexpr const char* kAssetCols =
+    "id, work_id, folder, filename, sha256, role, mime, bytes, page_count, mode, mtime_ns, "
+    "local_only, created_ms, updated_ms";
+inline constexpr int kAssetNCols = 14;
+inline constexpr const char* kEdgeCols = "id, from_id, to_id, relation, folder, name, created_ms";
+inline constexpr int kEdgeNCols = 7;
+inline constexpr const char* kFolderCols =
+    "id, work_id, path, mode, mtime_ns, local_only, created_ms";
+inline constexpr int kFolderNCols = 7;
+
+// The same column list with every name prefixed by `alias.`.
+std::string prefixed(const char* cols, const char* alias);
+
+Work work_from(const Stmt& s, int c = 0);
+Asset asset_from(const Stmt& s, int c = 0);
+Edge edge_from(const Stmt& s, int c = 0);
+Folder folder_from(const Stmt& s, int c = 0);
+
+// "a/b" + "c" -> "a/b/c"; "" + "c" -> "c".
+std::string join_path(const std::string& folder, const std::string& name);
+// The last component of a folder path.
+std::string last_component(const std::string& path);
+// The parent of a folder path ("" for a top-level folder).
+std::string parent_path(const std::string& path);
+
+}  // namespace recall::catalog_detail
+
+namespace recall {
+
+// Holds the writer for one mutating call: BEGIN IMMEDIATE at the outermost
+// level, a SAVEPOINT inside batch(). Rolls back unless commit() is called.
+class Catalog::WriteScope {
+ public:
+  explicit WriteScope(Catalog& c);
+  WriteScope(const WriteScope&) = delete;
+  WriteScope& operator=(const WriteScope&) = delete;
+  ~WriteScope();
+  Db& db() { return c_.writer_; }
+  void commit();
+
+ private:
+  Catalog& c_;
+  std::unique_lock<std::recursive_mutex> lock_;
+  bool done_ = false;
+};
+
+// Borrows a reader connection from the pool for one call.
+class Catalog::ReadLease {
+ public:
+  explicit ReadLease(Catalog& c);
+  ReadLease(const ReadLease&) = delete;
+  ReadLease& operator=(const ReadLease&) = delete;
+  ~ReadLease();
+  Db& db() { return db_; }
+
+ private:
+  Catalog& c_;
+  Db db_;
+};
+
+}  // namespace recall

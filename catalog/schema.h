@@ -1,0 +1,17 @@
+// The catalog's SQLite schema and its migrations.
+//
+// Versioned with PRAGMA user_version: migration i takes the schema from
+// version i to i+1, inside the same transaction that sets the new version.
+#pragma once
+
+#include "base/sqlite.h"
+
+namespace recall {
+
+inline constexpr int kCatalogSchemaVersion = 1;
+
+// Brings `db` to kCatalogSchemaVersion. EUCLEAN when the file is newer than
+// this program.
+void migrate_catalog(Db& db);
+
+}  // namespace recall

@@ -1,0 +1,41 @@
+// The `recallfs` command: shared pieces of its verbs.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "fs/library.h"
+
+namespace recall::cli {
+
+// Options every verb that works on a library takes.
+struct Common {
+  std::string data;   // --data DIR; empty: the default
+  bool json = false;  // --json where a verb supports it
+};
+
+// The data directory: --data, else $RECALLFS_DATA, else
+// $XDG_DATA_HOME/recallfs, else ~/.local/share/recallfs.
+std::filesystem::path data_dir(const Common& c);
+// True when no --data or $RECALLFS_DATA was given (the embedded default,
+// which is created on first use).
+bool is_default_data_dir(const Common& c);
+// Opens the library; creates it only when it is the default one.
+std::unique_ptr<Library> open_library(const Common& c);
+
+// "1.5 GiB"
+std::string human_bytes(uint64_t n);
+// True when stderr is a terminal (progress lines are shown only then).
+bool stderr_is_tty();
+
+// The exit status for an errno value (sysexits.h).
+int exit_code_for(int err);
+
+void add_library_verbs(CLI::App& app, Common& common);  // init, add, ls, cat
+void add_store_verbs(CLI::App& app, Common& common);    // verify, scan, status
+
+}  // namespace recall::cli

@@ -1,0 +1,147 @@
+// recallfs verify | scan | status — the health of the byte store and a
+// summary of the library.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "mount-helper/cli.h"
+
+namespace recall::cli {
+
+namespace {
+
+// A progress line on stderr, redrawn in place; only on a terminal.
+class ProgressLine {
+ public:
+  ProgressLine() : on_(stderr_is_tty()) {}
+  ~ProgressLine() { done(); }
+  void show(const std::string& text) {
+    if (!on_) return;
+    std::fprintf(stderr, "\r\033[K%s", text.c_str());
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void done() {
+    if (shown_) std::fprintf(stderr, "\r\033[K");
+    shown_ = false;
+  }
+
+ private:
+  bool on_;
+  bool shown_ = false;
+};
+
+}  // namespace
+
+void add_store_verbs(CLI::App& app, Common& common) {
+  auto data_opt = [&](CLI::App* sub) {
+    sub->add_option("--data", common.data, "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
+  };
+
+  auto threads = std::make_shared<unsigned>(0);
+  CLI::App* verify = app.add_subcommand(
+      "verify", "Re-hash every object; quarantine those whose bytes changed (exit 1 if any)");
+  data_opt(verify);
+  verify->add_option("--threads", *threads, "Hashing threads (default: one per core)");
+  verify->add_flag("--json", common.json, "Print the report as JSON");
+  verify->callback([&common, threads] {
+    auto lib = open_library(common);
+    ProgressLine line;
+    VerifyReport r = lib->blobs().verify(
+        [&](const VerifyProgress& p) {
+          line.show("verifying " + std::to_string(p.objects_done) + "/" +
+                    std::to_string(p.objects_total) + " objects, " + human_bytes(p.bytes_done) +
+                    " of " + human_bytes(p.bytes_total));
+        },
+        *threads);
+    line.done();
+    if (common.json) {
+      std::cout << nlohmann::json{{"checked", r.checked}, {"bytes", r.bytes},
+                                  {"modified", r.modified}, {"missing", r.missing}}
+                       .dump(2)
+                << "\n";
+    } else {
+      std::cout << "verified " << r.checked << " objects (" << human_bytes(r.bytes) << "): "
+                << r.modified.size() << " modified, " << r.missing.size() << " missing\n";
+      for (const auto& h : r.modified)
+        std::cout << "modified " << h << " (moved to quarantine; it will not be served)\n";
+      for (const auto& h : r.missing) std::cout << "missing  " << h << "\n";
+    }
+    if (!r.modified.empty() || !r.missing.empty()) throw CLI::RuntimeError(1);
+  });
+
+  CLI::App* scan = app.add_subcommand(
+      "scan", "Rebuild the store's index from its objects: index new ones, restore reappeared ones");
+  data_opt(scan);
+  scan->add_flag("--json", common.json, "Print the report as JSON");
+  scan->callback([&common] {
+    auto lib = open_library(common);
+    ProgressLine line;
+    ScanReport r = lib->blobs().scan(
+        [&](uint64_t seen) { line.show("scanning: " + std::to_string(seen) + " objects"); });
+    line.done();
+    if (common.json) {
+      std::cout << nlohmann::json{{"objects", r.objects_seen}, {"added", r.added},
+                                  {"restored", r.restored}, {"relocated", r.relocated},
+                                  {"missing", r.missing}, {"ignored", r.ignored}}
+                       .dump(2)
+                << "\n";
+    } else {
+      std::cout << "scanned " << r.objects_seen << " objects: " << r.added << " added to the index, "
+                << r.restored << " restored, " << r.relocated << " moved back into place, "
+                << r.missing << " missing, " << r.ignored << " other files ignored\n";
+    }
+  });
+
+  CLI::App* status = app.add_subcommand("status", "Show the library: counts, bytes, health, device");
+  data_opt(status);
+  status->add_flag("--json", common.json, "Print JSON");
+  status->callback([&common] {
+    auto lib = open_library(common);
+    CatalogCounts c = lib->catalog().counts();
+    BlobTotals t = lib->blobs().totals();
+    auto health = [&](Health h) { return t.by_health.count(h) ? t.by_health.at(h) : 0; };
+    if (common.json) {
+      nlohmann::json j = {
+          {"data_dir", lib->dir().string()},
+          {"device_id", lib->catalog().device_id()},
+          {"account", nullptr},
+          {"mode", "guest"},
+          {"works", c.works},
+          {"folders", c.folders},
+          {"assets", c.assets},
+          {"links", c.edges},
+          {"local_only_assets", c.local_only_assets},
+          {"asset_bytes", c.asset_bytes},
+          {"blobs", c.blobs},
+          {"blob_bytes", c.blob_bytes},
+          {"objects", t.objects},
+          {"object_bytes", t.bytes},
+          {"health",
+           {{"healthy", health(Health::Healthy)},
+            {"missing", health(Health::Missing)},
+            {"modified", health(Health::Modified)},
+            {"relocated", health(Health::Relocated)}}},
+          {"outbox_pending", c.outbox},
+      };
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    std::cout << "library   " << lib->dir().string() << "\n"
+              << "mode      guest (no account: nothing leaves this device)\n"
+              << "device    " << lib->catalog().device_id() << "\n"
+              << "works     " << c.works << "\n"
+              << "assets    " << c.assets << " (" << human_bytes(c.asset_bytes) << "), "
+              << c.edges << " extra links, " << c.local_only_assets << " local-only\n"
+              << "blobs     " << t.objects << " objects on this device (" << human_bytes(t.bytes)
+              << ")\n"
+              << "health    " << health(Health::Healthy) << " healthy, " << health(Health::Missing)
+              << " missing, " << health(Health::Modified) << " modified, "
+              << health(Health::Relocated) << " relocated\n"
+              << "outbox    " << c.outbox << " changes waiting for sync (sign in to sync)\n";
+  });
+}
+
+}  // namespace recall::cli
