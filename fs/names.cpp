@@ -91,6 +91,18 @@ std::optional<ShortenedName> parse_shortened(std::string_view shown) {
   return ShortenedName{unescape_name(prefix), std::string(hash)};
 }
 
+std::optional<GroupQuery> group_query(std::string_view shown) {
+  if (auto c = parse_collision(shown)) {
+    if (shown.size() + 2 < kMaxShown) return GroupQuery{unescape_name(c->base), true};
+    // collision_name() may have cut the stem, even into a shortening "~hash":
+    // back off past any such tail and search by prefix.
+    std::string_view stem = shown.substr(0, shown.rfind(" ("));
+    return GroupQuery{unescape_name(cut(stem, stem.size() > 16 ? stem.size() - 16 : 0)), false};
+  }
+  if (auto s = parse_shortened(shown)) return GroupQuery{s->raw_prefix, false};
+  return std::nullopt;
+}
+
 std::string collision_name(std::string_view shown, unsigned n) {
   std::string_view ext = extension(shown);
   std::string_view stem = shown.substr(0, shown.size() - ext.size());

@@ -36,6 +36,16 @@ struct ShortenedName {
 // When `shown` has the form of a shortened name, what it says of the raw name.
 std::optional<ShortenedName> parse_shortened(std::string_view shown);
 
+// For a shown name that is not simply escape_name(raw) of a first entry (a
+// collision name, or a shortened one): the raw name of its group (exact), or
+// a prefix of it when shortening or cutting lost the rest. nullopt when the
+// name cannot be either.
+struct GroupQuery {
+  std::string raw;
+  bool exact = false;
+};
+std::optional<GroupQuery> group_query(std::string_view shown);
+
 // "paper.pdf", 2 -> "paper (2).pdf" (the stem is cut to stay within 255
 // bytes). n >= 2.
 std::string collision_name(std::string_view shown, unsigned n);

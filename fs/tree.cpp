@@ -140,21 +140,10 @@ std::optional<Node> Tree::child(const Node& dir, std::string_view shown) {
     }
   }
   // A collision name or a shortened name: find the group it belongs to.
-  std::string prefix;
-  bool exact = false;
-  if (auto c = parse_collision(shown)) {
-    if (shown.size() + 2 < kMaxShown) {  // nothing was cut: the base is whole
-      prefix = unescape_name(c->base);
-      exact = true;
-    } else {
-      std::string_view stem = shown.substr(0, shown.rfind(" ("));
-      prefix = unescape_name(stem);
-    }
-  } else if (auto s = parse_shortened(shown)) {
-    prefix = s->raw_prefix;
-  } else {
-    return std::nullopt;
-  }
+  std::optional<GroupQuery> q = group_query(shown);
+  if (!q) return std::nullopt;
+  const std::string& prefix = q->raw;
+  const bool exact = q->exact;
   auto raw_exists = [&](const std::string& r) {
     return works ? !catalog_.works_titled(r).empty() : !catalog_.lookup(dir.place, r).empty();
   };

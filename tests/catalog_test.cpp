@@ -1,0 +1,340 @@
+// Catalog: migrations, device id, the transactional outbox, collisions,
+// links and sub-folders, streaming listings, one writer at a time.
+#include <gtest/gtest.h>
+#include <malloc.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "base/error.h"
+#include "base/ids.h"
+#include "base/sqlite.h"
+#include "catalog/catalog.h"
+#include "catalog/schema.h"
+#include "tests/test_util.h"
+
+namespace recall {
+namespace {
+namespace fs = std::filesystem;
+using test::TempDir;
+
+BlobMeta blob(const std::string& content) {
+  BlobMeta b;
+  b.sha256 = test::sha256_of(content);
+  b.size = content.size();
+  b.mime = "text/plain";
+  return b;
+}
+
+NewAsset asset_in(const Place& place, const std::string& name, const std::string& content) {
+  NewAsset n;
+  n.place = place;
+  n.filename = name;
+  n.blob = blob(content);
+  return n;
+}
+
+class CatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override { cat = Catalog::open(dir / "catalog.db", {.create = true}); }
+  // The outbox rows written since the last call.
+  std::vector<OutboxRow> new_outbox() {
+    std::vector<OutboxRow> rows = cat->read_outbox(seen_, 1000000);
+    if (!rows.empty()) seen_ = rows.back().seq;
+    return rows;
+  }
+  TempDir dir;
+  std::unique_ptr<Catalog> cat;
+  int64_t seen_ = 0;
+};
+
+TEST_F(CatalogTest, MigratesAnEmptyFileToTheCurrentSchema) {
+  EXPECT_EQ(cat->schema_version(), kCatalogSchemaVersion);
+  Db db = Db::open(dir / "catalog.db", {});
+  for (const char* t : {"works", "folders", "assets", "edges", "blobs_meta", "device_blobs",
+                        "replication_jobs", "devices", "outbox", "meta"}) {
+    Stmt s = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?");
+    s.bind(t);
+    EXPECT_TRUE(s.step()) << "missing table " << t;
+  }
+  Stmt fk = db.prepare("PRAGMA foreign_keys");
+  fk.step();
+  EXPECT_EQ(fk.int64(0), 1);
+  Stmt jm = db.prepare("PRAGMA journal_mode");
+  jm.step();
+  EXPECT_EQ(jm.text(0), "wal");
+}
+
+TEST_F(CatalogTest, DeviceIdIsARandomUuidMadeOncePerDataDirectory) {
+  std::string id = cat->device_id();
+  EXPECT_TRUE(is_uuid(id)) << id;
+  cat.reset();
+  cat = Catalog::open(dir / "catalog.db", {});
+  EXPECT_EQ(cat->device_id(), id);
+  auto other = Catalog::open(dir / "other.db", {.create = true});
+  EXPECT_NE(other->device_id(), id);
+}
+
+TEST_F(CatalogTest, RefusesAFileThatIsNotADatabaseOrIsNewer) {
+  test::write_file(dir / "garbage.db", std::string(4096, 'x'));
+  try {
+    Catalog::open(dir / "garbage.db", {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), EUCLEAN) << e.what();
+  }
+  {
+    Db db = Db::open(dir / "catalog.db", {});
+    db.set_user_version(kCatalogSchemaVersion + 1);
+  }
+  cat.reset();
+  try {
+    Catalog::open(dir / "catalog.db", {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), EUCLEAN);
+    EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Catalog::open(dir / "missing.db", {}), Error);
+}
+
+TEST_F(CatalogTest, OutboxRowsMatchChangesExactly) {
+  new_outbox();
+  Work w = cat->create_work("Attention Is All You Need");
+  auto rows = new_outbox();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].table, "works");
+  EXPECT_EQ(rows[0].op, "upsert");
+  EXPECT_EQ(rows[0].row_id, w.id);
+  auto payload = nlohmann::json::parse(*rows[0].payload);
+  EXPECT_EQ(payload["title"], "Attention Is All You Need");
+
+  cat->rename_work(w.id, "Attention Is All You Need");  // unchanged
+  EXPECT_TRUE(new_outbox().empty()) << "a no-op rename was queued";
+  cat->rename_work(w.id, "Attention");
+  rows = new_outbox();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(*rows[0].payload)["title"], "Attention");
+
+  Asset a = cat->add_asset(asset_in(Place{w.id, ""}, "paper.pdf", "pdf bytes"));
+  rows = new_outbox();
+  std::multiset<std::string> tables;
+  for (const auto& r : rows) tables.insert(r.table + ":" + r.op);
+  EXPECT_EQ(tables, (std::multiset<std::string>{"blobs_meta:upsert", "device_blobs:upsert",
+                                                "assets:upsert"}));
+  // The same bytes again: only the new asset changes.
+  Asset copy = cat->add_asset(asset_in(Place{}, "copy.pdf", "pdf bytes"));
+  rows = new_outbox();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].table, "assets");
+  EXPECT_EQ(rows[0].row_id, copy.id);
+
+  cat->set_asset_role(a.id, "main");  // unchanged
+  EXPECT_TRUE(new_outbox().empty());
+  cat->set_asset_role(a.id, "slides");
+  EXPECT_EQ(new_outbox().size(), 1u);
+
+  Edge e = cat->link_asset(a.id, Place{}, "linked.pdf");
+  rows = new_outbox();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].table, "edges");
+
+  cat->delete_asset(a.id);
+  rows = new_outbox();
+  ASSERT_EQ(rows.size(), 2u);  // the link and the asset, both as deletes
+  for (const auto& r : rows) {
+    EXPECT_EQ(r.op, "delete");
+    EXPECT_FALSE(r.payload);
+  }
+  EXPECT_EQ(rows[0].row_id, e.id);
+  EXPECT_EQ(rows[1].row_id, a.id);
+}
+
+TEST_F(CatalogTest, ARolledBackChangeLeavesNoRowAndNoOutboxEntry) {
+  new_outbox();
+  Work w = cat->create_work("Kept");
+  new_outbox();
+  uint64_t before = cat->outbox_count();
+  EXPECT_THROW(cat->batch([&] {
+    cat->rename_work(w.id, "Renamed then rolled back");
+    cat->add_asset(asset_in(Place{w.id, ""}, "a.txt", "a"));
+    throw Error(EIO, "injected failure");
+  }),
+               Error);
+  EXPECT_EQ(cat->outbox_count(), before);
+  EXPECT_EQ(cat->get_work(w.id)->title, "Kept");
+  EXPECT_EQ(cat->counts().assets, 0u);
+  // A failing statement inside a batch rolls back only itself when caught.
+  cat->batch([&] {
+    cat->rename_work(w.id, "Renamed");
+    EXPECT_THROW(cat->add_asset(asset_in(Place{"no-such-work", ""}, "x", "x")), Error);
+  });
+  EXPECT_EQ(cat->get_work(w.id)->title, "Renamed");
+  EXPECT_EQ(new_outbox().size(), 1u);
+}
+
+TEST_F(CatalogTest, LocalOnlyRowsAreNeverQueuedUntilTheyBecomeReal) {
+  new_outbox();
+  NewAsset n = asset_in(Place{}, ".paper.pdf.swp", "scratch bytes");
+  n.local_only = true;
+  Asset a = cat->add_asset(n);
+  EXPECT_TRUE(new_outbox().empty()) << "a scratch file was queued for sync";
+  EXPECT_EQ(cat->counts().local_only_assets, 1u);
+  // Renamed to a real name (an editor's atomic save): now it syncs, with its blob.
+  cat->move_asset(a.id, Place{}, "paper.pdf", false);
+  std::multiset<std::string> tables;
+  for (const auto& r : new_outbox()) tables.insert(r.table);
+  EXPECT_EQ(tables, (std::multiset<std::string>{"assets", "blobs_meta", "device_blobs"}));
+  // Made scratch again: a delete goes out.
+  cat->move_asset(a.id, Place{}, "paper.pdf~", true);
+  auto rows = new_outbox();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].op, "delete");
+}
+
+TEST_F(CatalogTest, CollisionsAreReportedInADeterministicOrder) {
+  Work w1 = cat->create_work("Notes");
+  Work w2 = cat->create_work("Notes");
+  cat->create_work("Alpha");
+  std::vector<std::pair<std::string, uint32_t>> works;
+  cat->list_works([&](const WorkEntry& e) {
+    works.emplace_back(e.work.id, e.collision);
+    return true;
+  });
+  // Oldest first; works made in the same millisecond are ordered by id.
+  auto older = [](const auto& a, const auto& b) {
+    return a.created_ms != b.created_ms ? a.created_ms < b.created_ms : a.id < b.id;
+  };
+  if (!older(w1, w2)) std::swap(w1, w2);
+  ASSERT_EQ(works.size(), 3u);
+  EXPECT_EQ(works[1], std::make_pair(w1.id, 0u));
+  EXPECT_EQ(works[2], std::make_pair(w2.id, 1u));
+  EXPECT_EQ(cat->works_titled("Notes").size(), 2u);
+
+  Asset a = cat->add_asset(asset_in(Place{}, "paper.pdf", "one"));
+  Asset b = cat->add_asset(asset_in(Place{}, "paper.pdf", "two"));
+  if (!older(a, b)) std::swap(a, b);
+  std::vector<FolderEntry> hits = cat->lookup(Place{}, "paper.pdf");
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].asset->id, a.id);
+  EXPECT_EQ(hits[0].collision, 0u);
+  EXPECT_EQ(hits[1].asset->id, b.id);
+  EXPECT_EQ(hits[1].collision, 1u);
+  EXPECT_TRUE(cat->lookup(Place{}, "absent.pdf").empty());
+}
+
+TEST_F(CatalogTest, LinksCountAndTheAssetOutlivesItsFirstName) {
+  Work x = cat->create_work("X");
+  Work y = cat->create_work("Y");
+  Asset a = cat->add_asset(asset_in(Place{x.id, ""}, "f.pdf", "shared"));
+  cat->link_asset(a.id, Place{y.id, ""}, "g.pdf");
+  EXPECT_EQ(cat->link_count(a.id), 2u);
+  auto in_y = cat->lookup(Place{y.id, ""}, "g.pdf");
+  ASSERT_EQ(in_y.size(), 1u);
+  EXPECT_EQ(in_y[0].kind, FolderEntry::Kind::Link);
+  EXPECT_EQ(in_y[0].asset->id, a.id);
+  EXPECT_THROW(cat->delete_work(y.id), Error);
+  // rm works/X/f.pdf: the asset keeps its id and lives on as Y/g.pdf.
+  cat->remove_name(cat->lookup(Place{x.id, ""}, "f.pdf")[0]);
+  auto moved = cat->get_asset(a.id);
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->work_id, y.id);
+  EXPECT_EQ(moved->filename, "g.pdf");
+  EXPECT_EQ(cat->link_count(a.id), 1u);
+  cat->delete_work(x.id);
+  cat->remove_name(cat->lookup(Place{y.id, ""}, "g.pdf")[0]);
+  EXPECT_FALSE(cat->get_asset(a.id));
+  try {
+    cat->delete_work("no-such-id");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ENOENT);
+  }
+}
+
+TEST_F(CatalogTest, SubFoldersHoldEntriesAndMoveWithThem) {
+  Work w = cat->create_work("Code");
+  Folder src = cat->create_folder(Place{w.id, ""}, "src");
+  Folder lib = cat->create_folder(Place{w.id, "src"}, "lib");
+  cat->add_asset(asset_in(Place{w.id, "src/lib"}, "main.py", "print()"));
+  std::vector<std::string> top;
+  cat->list_folder(Place{w.id, ""}, [&](const FolderEntry& e) {
+    top.push_back(e.name);
+    return true;
+  });
+  EXPECT_EQ(top, std::vector<std::string>{"src"});
+  EXPECT_THROW(cat->delete_folder(src.id), Error);
+  try {
+    cat->delete_work(w.id);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ENOTEMPTY);
+  }
+  // Move src into a new work as "source": everything follows.
+  Work w2 = cat->create_work("Other");
+  cat->move_folder(src.id, Place{w2.id, ""}, "source");
+  EXPECT_EQ(cat->lookup(Place{w2.id, "source/lib"}, "main.py").size(), 1u);
+  EXPECT_TRUE(cat->get_folder(Place{w2.id, "source/lib"}));
+  EXPECT_FALSE(cat->get_folder(Place{w.id, "src"}));
+  EXPECT_THROW(cat->move_folder(src.id, Place{w2.id, "source/lib"}, "loop"), Error);
+  cat->delete_work(w.id);
+  EXPECT_THROW(cat->create_folder(Place{w2.id, ""}, "a/b"), Error);
+  EXPECT_THROW(cat->create_folder(Place{w2.id, ""}, ".."), Error);
+}
+
+TEST_F(CatalogTest, RejectsBadNamesAndRoles) {
+  EXPECT_THROW(cat->create_work(""), Error);
+  EXPECT_THROW(cat->create_work(std::string("a\0b", 3)), Error);
+  NewAsset n = asset_in(Place{}, "x", "x");
+  n.role = "poster";
+  EXPECT_THROW(cat->add_asset(n), Error);
+  n.role = "main";
+  n.blob.sha256 = "not-a-hash";
+  EXPECT_THROW(cat->add_asset(n), Error);
+  EXPECT_EQ(cat->counts().assets, 0u);
+  // Names that are not file names are fine in the data: the tree escapes them.
+  EXPECT_NO_THROW(cat->create_work("Input/Output"));
+  EXPECT_NO_THROW(cat->create_work(".."));
+}
+
+TEST_F(CatalogTest, ListsAHundredThousandAssetsInOrderWithoutLoadingThemAll) {
+  cat->batch([&] {
+    for (int i = 0; i < 100000; ++i) {
+      char name[32];
+      std::snprintf(name, sizeof name, "file-%06d.pdf", (i * 7919) % 100000);
+      cat->add_asset(asset_in(Place{}, name, std::to_string(i)));
+    }
+  });
+  size_t n = 0;
+  std::string prev;
+  bool ordered = true;
+  size_t heap_start = mallinfo2().uordblks, heap_peak = heap_start;
+  cat->list_folder(Place{}, [&](const FolderEntry& e) {
+    if (!prev.empty() && e.name < prev) ordered = false;
+    prev = e.name;
+    if (++n % 1000 == 0) heap_peak = std::max(heap_peak, mallinfo2().uordblks);
+    return true;
+  });
+  EXPECT_EQ(n, 100000u);
+  EXPECT_TRUE(ordered);
+  // 100k rows of ~300 bytes would be ~30 MB if held at once.
+  EXPECT_LT(heap_peak - heap_start, 4u << 20) << "listing grew the heap by " << (heap_peak - heap_start);
+  EXPECT_EQ(cat->counts().outbox, 300000u);  // each: asset, blobs_meta, device_blobs
+}
+
+TEST_F(CatalogTest, WritersFromManyThreadsAndTwoConnectionsAllLand) {
+  auto second = Catalog::open(dir / "catalog.db", {});  // like a second process
+  std::vector<std::jthread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      Catalog& c = (t % 2) ? *second : *cat;
+      for (int i = 0; i < 50; ++i)
+        c.add_asset(asset_in(Place{}, "t" + std::to_string(t) + "-" + std::to_string(i), "same"));
+    });
+  threads.clear();
+  EXPECT_EQ(cat->counts().assets, 200u);
+  EXPECT_EQ(cat->counts().blobs, 1u);
+}
+
+}  // namespace
+}  // namespace recall

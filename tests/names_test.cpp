@@ -1,0 +1,184 @@
+// fs/names and fs/tree: escaping, shortening, collision names; every listed
+// name resolves back to the entry it was listed for.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+#include "base/error.h"
+#include "base/ids.h"
+#include "fs/library.h"
+#include "fs/names.h"
+#include "fs/tree.h"
+#include "tests/test_util.h"
+
+namespace recall {
+namespace {
+using test::TempDir;
+
+bool is_valid_file_name(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.size() <= 255 &&
+         s.find('/') == std::string::npos && s.find('\0') == std::string::npos;
+}
+
+TEST(Names, OrdinaryNamesShowAsThemselves) {
+  for (std::string n : std::vector<std::string>{"paper.pdf", "Attention Is All You Need", "-leading dash", " spaces ",
+                        "new\nline", "100% sure.pdf", "caf\xc3\xa9", "cafe\xcc\x81", "%20encoded",
+                        std::string(255, 'x')}) {
+    EXPECT_EQ(escape_name(n), n);
+    EXPECT_EQ(unescape_name(n), n);
+  }
+}
+
+TEST(Names, NamesThatCannotBeFileNamesAreEscapedReversibly) {
+  EXPECT_EQ(escape_name("Input/Output"), "Input%2FOutput");
+  EXPECT_EQ(escape_name("."), "%2E");
+  EXPECT_EQ(escape_name(".."), "%2E%2E");
+  EXPECT_EQ(escape_name(std::string("a\0b", 3)), "a%00b");
+  EXPECT_EQ(escape_name("a%2Fb"), "a%252Fb");  // a literal escape stays literal
+  EXPECT_EQ(unescape_name("a%252Fb"), "a%2Fb");
+  std::mt19937_64 rng(42);
+  const std::string alphabet = std::string("ab/.%2F5E0\0 x", 13);
+  for (int i = 0; i < 20000; ++i) {
+    std::string raw;
+    size_t len = 1 + rng() % 12;
+    for (size_t k = 0; k < len; ++k) raw += alphabet[rng() % alphabet.size()];
+    std::string shown = escape_name(raw);
+    ASSERT_TRUE(is_valid_file_name(shown)) << shown;
+    ASSERT_EQ(unescape_name(shown), raw) << shown;
+  }
+}
+
+TEST(Names, LongNamesAreShortenedAndKeepTheirExtension) {
+  std::string raw = std::string(300, 'T') + ".pdf";
+  std::string shown = escape_name(raw);
+  EXPECT_LE(shown.size(), 255u);
+  EXPECT_TRUE(shown.ends_with(".pdf"));
+  auto s = parse_shortened(shown);
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(raw.starts_with(s->raw_prefix));
+  EXPECT_NE(escape_name(raw + "x"), shown);
+  // Multi-byte characters are never cut in half.
+  std::string greek;
+  for (int i = 0; i < 200; ++i) greek += "\xce\xb1";  // alpha
+  std::string g = escape_name(greek);
+  EXPECT_LE(g.size(), 255u);
+  EXPECT_NE(static_cast<unsigned char>(g[g.find('~') - 1]), 0xce);
+  EXPECT_FALSE(parse_shortened("short~0123456789.pdf"));
+}
+
+TEST(Names, CollisionNames) {
+  EXPECT_EQ(collision_name("paper.pdf", 2), "paper (2).pdf");
+  EXPECT_EQ(collision_name("README", 3), "README (3)");
+  EXPECT_EQ(collision_name(".bashrc", 2), ".bashrc (2)");
+  auto c = parse_collision("paper (12).pdf");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->base, "paper.pdf");
+  EXPECT_EQ(c->n, 12u);
+  EXPECT_FALSE(parse_collision("paper (1).pdf"));
+  EXPECT_FALSE(parse_collision("paper (02).pdf"));
+  EXPECT_FALSE(parse_collision("paper.pdf"));
+  EXPECT_LE(collision_name(std::string(255, 'y'), 2).size(), 255u);
+}
+
+TEST(Names, ScratchFilesOfEditorsAndDesktops) {
+  for (const char* n : {".paper.pdf.swp", "~$report.docx", ".~lock.report.odt#", ".DS_Store",
+                        "._paper.pdf", "lu12345.tmp", "paper.pdf~", ".#notes.org"})
+    EXPECT_TRUE(is_scratch_name(n)) << n;
+  for (const char* n : {"paper.pdf", "swp", "notes.txt", ".bashrc", "temp.pdf"})
+    EXPECT_FALSE(is_scratch_name(n)) << n;
+}
+
+class TreeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { lib = Library::open(dir / "lib", {.create = true}); }
+  // Each add lands in a later millisecond, so creation order is collision order.
+  Asset add(const Place& place, const std::string& name, const std::string& content) {
+    int64_t t = now_ms();
+    while (now_ms() == t) {
+    }
+    test::write_file(dir / "src", content);
+    return lib->add_file(dir / "src", place, name);
+  }
+  // Every name listed in `dir_path` resolves to the node it was listed with.
+  std::vector<std::string> check_listing(const std::string& dir_path) {
+    Tree tree(lib->catalog(), lib->blobs());
+    std::vector<std::string> names;
+    tree.list(tree.resolve(dir_path), [&](const std::string& shown, const Node& n) {
+      names.push_back(shown);
+      EXPECT_TRUE(is_valid_file_name(shown)) << shown;
+      Node back = tree.resolve(dir_path + "/" + shown);
+      EXPECT_EQ(back.kind, n.kind) << shown;
+      if (n.entry) {
+        EXPECT_EQ(back.entry->id, n.entry->id) << shown;
+      }
+      if (n.work) {
+        EXPECT_EQ(back.work->id, n.work->id) << shown;
+      }
+      return true;
+    });
+    std::set<std::string> unique(names.begin(), names.end());
+    EXPECT_EQ(unique.size(), names.size()) << "two entries listed under one name";
+    return names;
+  }
+  TempDir dir;
+  std::unique_ptr<Library> lib;
+};
+
+TEST_F(TreeTest, CollidingNamesAreToldApartAndAllReachable) {
+  add(Place{}, "paper.pdf", "first");
+  add(Place{}, "paper.pdf", "second");
+  add(Place{}, "paper (2).pdf", "a real name that looks like a collision name");
+  add(Place{}, "paper.pdf", "third");
+  auto names = check_listing("inbox");
+  EXPECT_EQ(names, (std::vector<std::string>{"paper (2).pdf", "paper.pdf", "paper (3).pdf",
+                                             "paper (4).pdf"}));
+  Tree tree(lib->catalog(), lib->blobs());
+  EXPECT_EQ(tree.resolve("inbox/paper (3).pdf").sha256, test::sha256_of("second"));
+  EXPECT_EQ(tree.resolve("inbox/paper (2).pdf").sha256,
+            test::sha256_of("a real name that looks like a collision name"));
+  EXPECT_THROW(tree.resolve("inbox/paper (5).pdf"), Error);
+}
+
+TEST_F(TreeTest, OddTitlesAndNamesAreEscapedAndResolve) {
+  Work a = lib->catalog().create_work("Input/Output Systems");
+  lib->catalog().create_work("..");
+  lib->catalog().create_work(std::string(400, 'L') + " a very long title");
+  lib->catalog().create_work("Same");
+  lib->catalog().create_work("Same");
+  add(Place{a.id, ""}, "a/b.pdf", "slash in a file name");
+  add(Place{a.id, ""}, std::string(300, 'n') + ".pdf", "long");
+  add(Place{a.id, ""}, std::string(300, 'n') + ".pdf", "long, twice");
+  auto works = check_listing("works");
+  EXPECT_EQ(works.size(), 5u);
+  EXPECT_NE(std::find(works.begin(), works.end(), "Input%2FOutput Systems"), works.end());
+  EXPECT_NE(std::find(works.begin(), works.end(), "Same (2)"), works.end());
+  auto files = check_listing("works/Input%2FOutput Systems");
+  EXPECT_EQ(files.size(), 3u);
+  EXPECT_NE(std::find(files.begin(), files.end(), "a%2Fb.pdf"), files.end());
+}
+
+TEST_F(TreeTest, ResolvesTheFixedTopAndReportsErrors) {
+  Tree tree(lib->catalog(), lib->blobs());
+  EXPECT_EQ(tree.resolve("").kind, Node::Kind::Root);
+  EXPECT_EQ(tree.resolve("/works").kind, Node::Kind::WorksDir);
+  EXPECT_TRUE(tree.resolve("inbox").is_inbox());
+  Asset a = add(Place{}, "f.txt", "content");
+  EXPECT_EQ(tree.resolve("blobs/" + a.sha256).kind, Node::Kind::Blob);
+  try {
+    tree.resolve("inbox/f.txt/deeper");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ENOTDIR);
+  }
+  try {
+    tree.resolve("nothing");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ENOENT);
+  }
+  EXPECT_THROW(tree.resolve("blobs/" + std::string(64, 'a')), Error);
+}
+
+}  // namespace
+}  // namespace recall
