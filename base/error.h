@@ -13,9 +13,9 @@
 
 #include <cerrno>
 #include <exception>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace recall {
 

@@ -33,8 +33,8 @@ size_t read_full(int fd, std::span<std::byte> buf) {
 size_t pread_full(int fd, std::span<std::byte> buf, uint64_t offset) {
   size_t done = 0;
   while (done < buf.size()) {
-    ssize_t n = ::pread(fd, buf.data() + done, buf.size() - done,
-                        static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       throw_last_errno("pread");

@@ -60,8 +60,7 @@ namespace {
     msg += q.substr(0, 80);
     msg += q.size() > 80 ? "...]" : "]";
   }
-  throw Error(sqlite_errno(sqlite3_extended_errcode(db), sqlite3_system_errno(db)),
-              std::move(msg));
+  throw Error(sqlite_errno(sqlite3_extended_errcode(db), sqlite3_system_errno(db)), std::move(msg));
 }
 }  // namespace
 
@@ -158,7 +157,8 @@ Db::Db(Db&&) noexcept = default;
 Db& Db::operator=(Db&&) noexcept = default;
 Db::~Db() {
   cache_.clear();
-  if (db_ && sqlite3_get_autocommit(db_.get()) == 0) sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  if (db_ && sqlite3_get_autocommit(db_.get()) == 0)
+    sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void Db::fail(int rc, std::string_view what) const {
@@ -190,6 +190,7 @@ Db Db::open(const std::filesystem::path& path, const Options& opts) {
   // database, so do it now and report EUCLEAN with the path.
   try {
     db.exec("PRAGMA foreign_keys = ON");
+    db.exec("PRAGMA cache_size = -" + std::to_string(opts.cache_kib));
     if (!opts.read_only) {
       Stmt s = db.prepare("PRAGMA journal_mode = WAL");
       s.step();

@@ -81,10 +81,11 @@ class Stmt {
 class Db {
  public:
   struct Options {
-    bool create = false;          // create the file when missing
-    bool read_only = false;       // open read-only (no WAL checkpointing)
+    bool create = false;           // create the file when missing
+    bool read_only = false;        // open read-only (no WAL checkpointing)
     bool synchronous_full = true;  // fsync the WAL at every commit
     int busy_timeout_ms = 10000;
+    int cache_kib = 4096;  // page cache of this connection
   };
 
   // Opens (or creates) a database in WAL mode with foreign keys on. Throws

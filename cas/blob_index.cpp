@@ -80,8 +80,8 @@ bool BlobIndex::record_present(const BlobInfo& b) {
       "image_width, image_height, pdf_title, pdf_author) VALUES(?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(sha256) DO NOTHING");
   ins.bind(b.sha256, b.size, b.created_ms, to_string(b.health), b.checked_ms, b.content.mime,
-           b.content.page_count, b.content.image_width, b.content.image_height,
-           b.content.pdf_title, b.content.pdf_author);
+           b.content.page_count, b.content.image_width, b.content.image_height, b.content.pdf_title,
+           b.content.pdf_author);
   ins.run();
   if (db_.changes() > 0) return true;
   Stmt up = db_.cached(
@@ -147,7 +147,8 @@ std::optional<ChunkManifest> BlobIndex::manifest(const std::string& sha256) {
 BlobTotals BlobIndex::totals() {
   std::lock_guard lock(mu_);
   BlobTotals t;
-  Stmt s = db_.cached("SELECT health, count(*), coalesce(sum(size), 0) FROM objects GROUP BY health");
+  Stmt s =
+      db_.cached("SELECT health, count(*), coalesce(sum(size), 0) FROM objects GROUP BY health");
   while (s.step()) {
     Health h = health_from_string(s.text(0));
     auto n = static_cast<uint64_t>(s.int64(1));

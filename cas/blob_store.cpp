@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -160,6 +161,105 @@ PutResult BlobStore::put_file(const fs::path& file) {
   }
 }
 
+namespace {
+
+// Writes buffers to a file on a thread of its own while the caller reads and
+// hashes the next ones, starting the kernel's writeback as it goes, so that
+// hashing, copying and the disk all work at once. Buffers circulate between
+// the two threads; at most kBuffers are in flight.
+class WriteBehind {
+ public:
+  static constexpr size_t kBuffers = 4;
+
+  WriteBehind(int fd, uint64_t writeback_bytes) : fd_(fd), writeback_bytes_(writeback_bytes) {
+    for (size_t i = 0; i < kBuffers; ++i) free_.emplace_back(kIoBuffer);
+    thread_ = std::jthread([this] { run(); });
+  }
+  ~WriteBehind() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  // A buffer to fill; waits while all are being written.
+  std::vector<std::byte> take() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !free_.empty() || error_; });
+    if (error_) std::rethrow_exception(error_);
+    std::vector<std::byte> b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void submit(std::vector<std::byte> buf, size_t n) {
+    {
+      std::lock_guard lock(mu_);
+      full_.emplace_back(std::move(buf), n);
+    }
+    cv_.notify_all();
+  }
+  // Waits until everything submitted is written; rethrows a write error.
+  void finish() {
+    std::unique_lock lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return done_; });
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void run() {
+    uint64_t written = 0, flushed = 0;
+    for (;;) {
+      std::pair<std::vector<std::byte>, size_t> item;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !full_.empty() || closed_; });
+        if (full_.empty() || error_) {
+          done_ = true;
+          cv_.notify_all();
+          return;
+        }
+        item = std::move(full_.front());
+        full_.pop_front();
+      }
+      try {
+        write_full(fd_, std::span<const std::byte>(item.first.data(), item.second));
+      } catch (...) {
+        std::lock_guard lock(mu_);
+        error_ = std::current_exception();
+        full_.clear();
+        cv_.notify_all();
+        continue;
+      }
+      written += item.second;
+      if (written - flushed >= writeback_bytes_) {
+        ::sync_file_range(fd_, static_cast<off_t>(flushed), static_cast<off_t>(written - flushed),
+                          SYNC_FILE_RANGE_WRITE);
+        flushed = written;
+      }
+      {
+        std::lock_guard lock(mu_);
+        free_.push_back(std::move(item.first));
+      }
+      cv_.notify_all();
+    }
+  }
+
+  int fd_;
+  uint64_t writeback_bytes_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::vector<std::byte>> free_;
+  std::deque<std::pair<std::vector<std::byte>, size_t>> full_;
+  bool closed_ = false, done_ = false;
+  std::exception_ptr error_;
+  std::jthread thread_;  // last: joined before the members it uses go
+};
+
+}  // namespace
+
 PutResult BlobStore::put_from(const std::function<size_t(std::span<std::byte>)>& read) {
   std::string tmpl = (root_ / "tmp" / "put-XXXXXX").string();
   int raw = ::mkostemp(tmpl.data(), O_CLOEXEC);
@@ -175,21 +275,27 @@ PutResult BlobStore::put_from(const std::function<size_t(std::span<std::byte>)>&
     }
   } remove_tmp{tmp_path};
 
-  std::vector<std::byte> buf(kIoBuffer);
   Sha256 hash;
-  uint64_t size = 0, flushed = 0;
-  for (;;) {
-    size_t n = read(buf);
-    if (n == 0) break;
-    hash.update(std::span<const std::byte>(buf.data(), n));
-    write_full(tmp.get(), std::span<const std::byte>(buf.data(), n));
-    size += n;
-    if (size - flushed >= options_.writeback_bytes) {
-      // Start writeback now so the disk works while we hash the next bytes.
-      ::sync_file_range(tmp.get(), static_cast<off_t>(flushed), static_cast<off_t>(size - flushed),
-                        SYNC_FILE_RANGE_WRITE);
-      flushed = size;
+  uint64_t size = 0;
+  std::vector<std::byte> first(kIoBuffer);
+  size_t n = read(first);
+  hash.update(std::span<const std::byte>(first.data(), n));
+  size += n;
+  if (n < first.size()) {
+    // Small input (the common case): one write, no thread.
+    write_full(tmp.get(), std::span<const std::byte>(first.data(), n));
+  } else {
+    WriteBehind writer(tmp.get(), options_.writeback_bytes);
+    writer.submit(std::move(first), n);
+    for (;;) {
+      std::vector<std::byte> buf = writer.take();
+      n = read(buf);
+      if (n == 0) break;
+      hash.update(std::span<const std::byte>(buf.data(), n));
+      size += n;
+      writer.submit(std::move(buf), n);
     }
+    writer.finish();
   }
   if (::fchmod(tmp.get(), 0444) != 0) throw_last_errno("chmod " + quote(tmp_path.string()));
   fsync_fd(tmp.get(), tmp_path);

@@ -61,7 +61,8 @@ int stb_read(void* user, char* data, int size) {
   auto* r = static_cast<FdReader*>(user);
   size_t n = 0;
   try {
-    n = pread_full(r->fd, std::as_writable_bytes(std::span(data, static_cast<size_t>(size))), r->pos);
+    n = pread_full(r->fd, std::as_writable_bytes(std::span(data, static_cast<size_t>(size))),
+                   r->pos);
   } catch (...) {
     n = 0;
   }

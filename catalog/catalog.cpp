@@ -70,7 +70,10 @@ Catalog::~Catalog() = default;
 std::unique_ptr<Catalog> Catalog::open(const std::filesystem::path& file, const Options& options) {
   if (!options.create && !std::filesystem::exists(file))
     throw Error(ENOENT, "no catalog at " + quote(file.string()));
-  Db db = Db::open(file, {.create = options.create, .busy_timeout_ms = options.busy_timeout_ms});
+  // The writer gets the larger page cache: inserts touch several indexes.
+  Db db = Db::open(
+      file,
+      {.create = options.create, .busy_timeout_ms = options.busy_timeout_ms, .cache_kib = 32768});
   migrate_catalog(db);
   std::unique_ptr<Catalog> c(new Catalog(file, std::move(db), options));
   c->init_device();
@@ -126,7 +129,7 @@ void Catalog::require_place(Db& db, const Place& place) {
 Work Catalog::create_work(const std::string& title, bool local_only) {
   check_name(title, "a work's title");
   Work w;
-  w.id = new_uuid();
+  w.id = new_row_id();
   w.title = title;
   w.local_only = local_only;
   w.created_ms = w.updated_ms = now_ms();
@@ -203,8 +206,7 @@ std::vector<Work> Catalog::works_titled(const std::string& title) {
   return out;
 }
 
-void Catalog::list_works(const std::function<bool(const WorkEntry&)>& fn,
-                         const std::string& from) {
+void Catalog::list_works(const std::function<bool(const WorkEntry&)>& fn, const std::string& from) {
   ReadLease r(*this);
   Stmt s = r.db().cached(std::string("SELECT ") + kWorkCols +
                          " FROM works WHERE title >= ? ORDER BY title, created_ms, id");
@@ -228,7 +230,7 @@ Folder Catalog::create_folder(const Place& parent, const std::string& name, bool
   if (name.find('/') != std::string::npos || name == "." || name == "..")
     throw Error(EINVAL, "not a folder name: " + quote(name));
   Folder f;
-  f.id = new_uuid();
+  f.id = new_row_id();
   f.work_id = parent.work_id;
   f.path = join_path(parent.folder, name);
   f.local_only = local_only;
@@ -296,16 +298,22 @@ void Catalog::move_folder(const std::string& id, const Place& new_parent,
     return c;
   };
   int64_t now = now_ms();
-  db.cached("UPDATE folders SET work_id = ?3, path = ?4 || substr(path, length(?2) + 1) "
-            "WHERE work_id IS ?1 AND " + cond("path"))
+  db.cached(
+        "UPDATE folders SET work_id = ?3, path = ?4 || substr(path, length(?2) + 1) "
+        "WHERE work_id IS ?1 AND " +
+        cond("path"))
       .bind(f.work_id, f.path, new_parent.work_id, to)
       .run();
-  db.cached("UPDATE assets SET work_id = ?3, folder = ?4 || substr(folder, length(?2) + 1), "
-            "updated_ms = ?5 WHERE work_id IS ?1 AND " + cond("folder"))
+  db.cached(
+        "UPDATE assets SET work_id = ?3, folder = ?4 || substr(folder, length(?2) + 1), "
+        "updated_ms = ?5 WHERE work_id IS ?1 AND " +
+        cond("folder"))
       .bind(f.work_id, f.path, new_parent.work_id, to, now)
       .run();
-  db.cached("UPDATE edges SET from_id = ?3, folder = ?4 || substr(folder, length(?2) + 1) "
-            "WHERE from_id IS ?1 AND " + cond("folder"))
+  db.cached(
+        "UPDATE edges SET from_id = ?3, folder = ?4 || substr(folder, length(?2) + 1) "
+        "WHERE from_id IS ?1 AND " +
+        cond("folder"))
       .bind(f.work_id, f.path, new_parent.work_id, to)
       .run();
   s.commit();
@@ -374,7 +382,8 @@ std::vector<OutboxRow> Catalog::read_outbox(int64_t after_seq, size_t limit) {
   s.bind(after_seq, static_cast<int64_t>(limit));
   std::vector<OutboxRow> out;
   while (s.step())
-    out.push_back(OutboxRow{s.int64(0), s.text(1), s.text(2), s.text(3), s.opt_text(4), s.int64(5)});
+    out.push_back(
+        OutboxRow{s.int64(0), s.text(1), s.text(2), s.text(3), s.opt_text(4), s.int64(5)});
   return out;
 }
 

@@ -61,11 +61,11 @@ void Catalog::upsert_blob(Db& db, const BlobMeta& b, bool local_only) {
   std::string local_path = "cas/objects/" + b.sha256.substr(0, 2) + "/" + b.sha256;
   db.cached(
         "INSERT INTO device_blobs(id, device_id, sha256, present, health, local_path, mtime_ms, "
-        "local_only) VALUES(?,?,?,1,'healthy',?,?,?) ON CONFLICT(device_id, sha256) DO UPDATE SET "
+        "local_only) VALUES(?,?,?,1,'healthy',?,?,?) ON CONFLICT(sha256, device_id) DO UPDATE SET "
         "mtime_ms = CASE WHEN present = 0 OR health <> 'healthy' THEN excluded.mtime_ms "
         "ELSE mtime_ms END, present = 1, health = 'healthy', local_path = excluded.local_path, "
         "local_only = min(local_only, excluded.local_only)")
-      .bind(new_uuid(), device_id_, b.sha256, local_path, now, local_only)
+      .bind(new_row_id(), device_id_, b.sha256, local_path, now, local_only)
       .run();
 }
 
@@ -74,7 +74,7 @@ Asset Catalog::add_asset(const NewAsset& n) {
   if (!is_role(n.role)) throw Error(EINVAL, "unknown role " + quote(n.role));
   if (!is_sha256_hex(n.blob.sha256)) throw Error(EINVAL, "not a sha256: " + quote(n.blob.sha256));
   Asset a;
-  a.id = new_uuid();
+  a.id = new_row_id();
   a.work_id = n.place.work_id;
   a.folder = n.place.folder;
   a.filename = n.filename;
@@ -94,8 +94,8 @@ Asset Catalog::add_asset(const NewAsset& n) {
   db.cached(
         "INSERT INTO assets(id, work_id, folder, filename, sha256, role, mime, bytes, page_count, "
         "mode, mtime_ns, local_only, created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-      .bind(a.id, a.work_id, a.folder, a.filename, a.sha256, a.role, a.mime, a.bytes,
-            a.page_count, a.mode, a.mtime_ns, a.local_only, a.created_ms, a.updated_ms)
+      .bind(a.id, a.work_id, a.folder, a.filename, a.sha256, a.role, a.mime, a.bytes, a.page_count,
+            a.mode, a.mtime_ns, a.local_only, a.created_ms, a.updated_ms)
       .run();
   s.commit();
   return a;
@@ -111,8 +111,8 @@ void Catalog::set_asset_content(const std::string& id, const BlobMeta& blob,
   db.cached(
         "UPDATE assets SET sha256 = ?2, bytes = ?3, mime = ?4, page_count = ?5, mtime_ns = ?6, "
         "updated_ms = ?7 WHERE id = ?1 AND (sha256 IS NOT ?2 OR mtime_ns IS NOT ?6)")
-      .bind(id, blob.sha256, blob.size, blob.mime, blob.page_count,
-            mtime_ns ? *mtime_ns : now_ns(), now_ms())
+      .bind(id, blob.sha256, blob.size, blob.mime, blob.page_count, mtime_ns ? *mtime_ns : now_ns(),
+            now_ms())
       .run();
   s.commit();
 }
@@ -207,7 +207,7 @@ Edge Catalog::link_asset(const std::string& asset_id, const Place& place, const 
   Asset a = require_asset(db, asset_id);
   require_place(db, place);
   Edge e;
-  e.id = new_uuid();
+  e.id = new_row_id();
   e.from_id = place.work_id;
   e.to_id = asset_id;
   e.folder = place.folder;
@@ -309,11 +309,11 @@ void Catalog::set_device_blob(const std::string& sha256, bool present, const std
   s.db()
       .cached(
           "INSERT INTO device_blobs(id, device_id, sha256, present, health, local_path, mtime_ms) "
-          "VALUES(?,?,?,?,?,?,?) ON CONFLICT(device_id, sha256) DO UPDATE SET "
+          "VALUES(?,?,?,?,?,?,?) ON CONFLICT(sha256, device_id) DO UPDATE SET "
           "mtime_ms = CASE WHEN present IS NOT excluded.present OR health IS NOT excluded.health "
           "THEN excluded.mtime_ms ELSE mtime_ms END, "
           "present = excluded.present, health = excluded.health")
-      .bind(new_uuid(), device_id_, sha256, present, health, local_path, now_ms())
+      .bind(new_row_id(), device_id_, sha256, present, health, local_path, now_ms())
       .run();
   s.commit();
 }
@@ -326,8 +326,8 @@ std::optional<DeviceBlob> Catalog::get_device_blob(const std::string& device_id,
       "WHERE device_id = ? AND sha256 = ?");
   s.bind(device_id, sha256);
   if (!s.step()) return std::nullopt;
-  return DeviceBlob{s.text(0),     s.text(1),      s.text(2),     s.int64(3) != 0,
-                    s.text(4),     s.opt_text(5),  s.opt_int64(6)};
+  return DeviceBlob{s.text(0), s.text(1),     s.text(2),     s.int64(3) != 0,
+                    s.text(4), s.opt_text(5), s.opt_int64(6)};
 }
 
 }  // namespace recall

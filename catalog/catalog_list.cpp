@@ -76,17 +76,22 @@ void merge_entries(Db& db, const Place& place, Match match, const std::string& n
                           " FROM assets WHERE work_id IS ?1 AND folder = ?2",
                       "filename") +
                  " ORDER BY filename, created_ms, id"),
-       FolderEntry::Kind::Asset, false, {}},
+       FolderEntry::Kind::Asset,
+       false,
+       {}},
       {db.cached(with("SELECT " + prefixed(kEdgeCols, "e") + ", " + prefixed(kAssetCols, "a") +
                           " FROM edges e JOIN assets a ON a.id = e.to_id "
                           "WHERE e.from_id IS ?1 AND e.folder = ?2",
                       "e.name") +
                  " ORDER BY e.name, e.created_ms, e.id"),
-       FolderEntry::Kind::Link, false, {}},
-      {db.cached(
-           std::string("SELECT ") + kFolderCols + " FROM folders WHERE work_id IS ?1 AND " +
-           folder_match + " ORDER BY path"),
-       FolderEntry::Kind::Folder, false, {}},
+       FolderEntry::Kind::Link,
+       false,
+       {}},
+      {db.cached(std::string("SELECT ") + kFolderCols + " FROM folders WHERE work_id IS ?1 AND " +
+                 folder_match + " ORDER BY path"),
+       FolderEntry::Kind::Folder,
+       false,
+       {}},
   };
   for (Stream& s : streams) {
     if (match != Match::All)

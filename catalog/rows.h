@@ -12,8 +12,8 @@
 namespace recall {
 
 // What an asset is to its work.
-inline constexpr std::string_view kRoles[] = {"main",  "supplement", "slides",    "solutions",
-                                              "data",  "notes",      "exercises", "thumbnail"};
+inline constexpr std::string_view kRoles[] = {"main", "supplement", "slides",    "solutions",
+                                              "data", "notes",      "exercises", "thumbnail"};
 bool is_role(std::string_view role);
 
 struct Work {
@@ -53,7 +53,7 @@ struct Asset {
 struct Edge {
   std::string id;
   std::optional<std::string> from_id;  // the work (nullopt: the inbox)
-  std::string to_id;    // the asset
+  std::string to_id;                   // the asset
   std::string relation = "contains";
   std::string folder;  // sub-folder inside the work
   std::string name;    // the asset's name in that folder
@@ -115,7 +115,7 @@ struct OutboxRow {
   int64_t seq = 0;
   std::string table;
   std::string row_id;
-  std::string op;  // "upsert" or "delete"
+  std::string op;                      // "upsert" or "delete"
   std::optional<std::string> payload;  // the row after the change, as JSON
   int64_t created_ms = 0;
 };

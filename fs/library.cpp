@@ -16,7 +16,8 @@ namespace fs = std::filesystem;
 std::unique_ptr<Library> Library::open(const fs::path& dir, const Options& options) {
   fs::path catalog_file = dir / "catalog.db";
   if (!fs::is_directory(dir)) {
-    if (!options.create) throw Error(ENOENT, "no library at " + quote(dir.string()) + ": no such directory");
+    if (!options.create)
+      throw Error(ENOENT, "no library at " + quote(dir.string()) + ": no such directory");
     fs::create_directories(dir);
     fsync_dir(dir.parent_path().empty() ? "." : dir.parent_path());
   } else if (!options.create && !fs::exists(catalog_file)) {
@@ -70,7 +71,8 @@ Asset Library::add_file(const fs::path& file, const Place& place,
   if (!S_ISREG(st.st_mode)) throw Error(EINVAL, quote(file.string()) + " is not a regular file");
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   AddOptions o = options;
-  if (!o.mtime_ns) o.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (!o.mtime_ns)
+    o.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   o.mode = st.st_mode & 07777;
   try {
     return add_fd(fd.get(), place, name.value_or(file.filename().string()), o);

@@ -131,13 +131,13 @@ std::optional<CollisionName> parse_collision(std::string_view shown) {
 bool is_scratch_name(std::string_view name) {
   auto ends = [&](std::string_view s) { return name.ends_with(s); };
   if (name == ".DS_Store" || name == "Thumbs.db" || name == "desktop.ini") return true;
-  if (name.starts_with("._")) return true;                         // macOS resource forks
-  if (name.starts_with("~$")) return true;                         // Microsoft Office owner files
-  if (name.starts_with(".~lock.") && ends("#")) return true;       // LibreOffice locks
+  if (name.starts_with("._")) return true;                    // macOS resource forks
+  if (name.starts_with("~$")) return true;                    // Microsoft Office owner files
+  if (name.starts_with(".~lock.") && ends("#")) return true;  // LibreOffice locks
   if (name.starts_with(".") && (ends(".swp") || ends(".swo") || ends(".swx"))) return true;  // vim
-  if (name.starts_with(".#")) return true;                         // emacs locks
-  if (name.starts_with("#") && ends("#")) return true;             // emacs autosave
-  if (ends("~")) return true;                                      // backup files
+  if (name.starts_with(".#")) return true;                                // emacs locks
+  if (name.starts_with("#") && ends("#")) return true;                    // emacs autosave
+  if (ends("~")) return true;                                             // backup files
   if (ends(".tmp") || ends(".part") || ends(".crdownload")) return true;  // downloads, temp saves
   return false;
 }

@@ -109,10 +109,14 @@ std::optional<Node> Tree::child(const Node& dir, std::string_view shown) {
   switch (dir.kind) {
     case Node::Kind::Root: {
       Node n;
-      if (shown == "works") n.kind = Node::Kind::WorksDir;
-      else if (shown == "blobs") n.kind = Node::Kind::BlobsDir;
-      else if (shown == "inbox") n = dir_node(Place{});
-      else return std::nullopt;
+      if (shown == "works")
+        n.kind = Node::Kind::WorksDir;
+      else if (shown == "blobs")
+        n.kind = Node::Kind::BlobsDir;
+      else if (shown == "inbox")
+        n = dir_node(Place{});
+      else
+        return std::nullopt;
       return n;
     }
     case Node::Kind::BlobsDir: {
@@ -168,7 +172,8 @@ std::optional<Node> Tree::child(const Node& dir, std::string_view shown) {
     Grouper<FolderEntry> g([&](const std::string& r, const std::vector<FolderEntry>& group) {
       return check(r, group.size(), [&](size_t k) { return entry_node(dir.place, group[k]); });
     });
-    catalog_.list_folder(dir.place, [&](const FolderEntry& e) { return g.add(e.name, e); }, prefix);
+    catalog_.list_folder(
+        dir.place, [&](const FolderEntry& e) { return g.add(e.name, e); }, prefix);
     if (!found) g.flush();
   }
   return found;

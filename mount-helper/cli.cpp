@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 fs::path data_dir(const Common& c) {
   if (!c.data.empty()) return fs::absolute(c.data);
   if (const char* env = std::getenv("RECALLFS_DATA"); env && *env) return fs::absolute(env);
-  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) return fs::path(xdg) / "recallfs";
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg)
+    return fs::path(xdg) / "recallfs";
   const char* home = std::getenv("HOME");
   if (!home || !*home) throw Error(ENOENT, "no --data given and $HOME is not set");
   return fs::path(home) / ".local" / "share" / "recallfs";

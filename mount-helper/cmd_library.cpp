@@ -44,29 +44,38 @@ void add_path(Library& lib, const fs::path& src, const Place& place, bool recurs
   fs::file_status st = fs::status(src, ec);
   if (ec) throw Error(ec.value(), "cannot read " + quote(src.string()) + ": " + ec.message());
   std::string name = src.filename().string();
-  if (name.empty() || name == "." || name == "..") name = fs::absolute(src).lexically_normal().parent_path().filename().string();
+  if (name.empty() || name == "." || name == "..")
+    name = fs::absolute(src).lexically_normal().parent_path().filename().string();
   if (fs::is_directory(st)) {
-    if (!recursive) throw Error(EISDIR, quote(src.string()) + " is a directory (use -r to add it with its contents)");
-    std::optional<Folder> existing = lib.catalog().get_folder(Place{place.work_id, place.folder.empty() ? name : place.folder + "/" + name});
+    if (!recursive)
+      throw Error(EISDIR,
+                  quote(src.string()) + " is a directory (use -r to add it with its contents)");
+    std::optional<Folder> existing = lib.catalog().get_folder(
+        Place{place.work_id, place.folder.empty() ? name : place.folder + "/" + name});
     Folder f = existing ? *existing : lib.catalog().create_folder(place, name);
     std::vector<fs::path> children;
     for (const auto& e : fs::directory_iterator(src)) children.push_back(e.path());
     std::sort(children.begin(), children.end());
-    for (const fs::path& c : children) add_path(lib, c, Place{place.work_id, f.path}, recursive, json, out);
+    for (const fs::path& c : children)
+      add_path(lib, c, Place{place.work_id, f.path}, recursive, json, out);
     return;
   }
   Asset a = lib.add_file(src, place, name);
   std::string shown = shown_path(lib, place, a.filename);
   if (json) {
-    out.push_back({{"path", shown}, {"asset_id", a.id}, {"sha256", a.sha256}, {"bytes", a.bytes},
+    out.push_back({{"path", shown},
+                   {"asset_id", a.id},
+                   {"sha256", a.sha256},
+                   {"bytes", a.bytes},
                    {"mime", a.mime.value_or("")}});
   } else {
-    std::cout << "added " << shown << "  (" << human_bytes(a.bytes) << ", " << a.sha256.substr(0, 12)
-              << ")\n";
+    std::cout << "added " << shown << "  (" << human_bytes(a.bytes) << ", "
+              << a.sha256.substr(0, 12) << ")\n";
   }
 }
 
-void print_entry(const std::string& shown, const Node& n, bool long_format, const std::string& prefix) {
+void print_entry(const std::string& shown, const Node& n, bool long_format,
+                 const std::string& prefix) {
   std::string name = prefix + shown + (n.is_dir() ? "/" : "");
   if (!long_format) {
     std::cout << name << "\n";
@@ -78,7 +87,8 @@ void print_entry(const std::string& shown, const Node& n, bool long_format, cons
                 static_cast<unsigned long long>(a.bytes), a.local_only ? "local-only" : "",
                 a.sha256.substr(0, 12).c_str(), name.c_str());
   } else if (n.kind == Node::Kind::Blob) {
-    std::printf("%-10s %12s  %-10s %s  %s\n", "blob", "", "", n.sha256.substr(0, 12).c_str(), name.c_str());
+    std::printf("%-10s %12s  %-10s %s  %s\n", "blob", "", "", n.sha256.substr(0, 12).c_str(),
+                name.c_str());
   } else {
     std::printf("%-10s %12s  %-10s %12s  %s\n", "dir", "", "", "", name.c_str());
   }
@@ -142,39 +152,48 @@ void cat_node(Library& lib, const Node& n, const std::string& path) {
 
 void add_library_verbs(CLI::App& app, Common& common) {
   auto data_opt = [&](CLI::App* sub) {
-    sub->add_option("--data", common.data, "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
+    sub->add_option("--data", common.data,
+                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
   };
 
-  CLI::App* init = app.add_subcommand("init", "Create an empty library (a guest library: nothing leaves this device)");
+  CLI::App* init = app.add_subcommand(
+      "init", "Create an empty library (a guest library: nothing leaves this device)");
   data_opt(init);
   init->callback([&] {
     fs::path dir = data_dir(common);
     auto lib = Library::open(dir, {.create = true});
-    std::cout << "library ready in " << dir.string() << " (device " << lib->catalog().device_id() << ")\n";
+    std::cout << "library ready in " << dir.string() << " (device " << lib->catalog().device_id()
+              << ")\n";
   });
 
   static std::vector<std::string> add_files;
   static std::string add_work, add_role = "main";
   static bool add_recursive = false;
-  CLI::App* add = app.add_subcommand("add", "Store files in the library: in the inbox, or in a work with --work");
+  CLI::App* add = app.add_subcommand(
+      "add", "Store files in the library: in the inbox, or in a work with --work");
   data_opt(add);
   add->add_option("FILE", add_files, "Files to add")->required();
   add->add_option("--work", add_work, "Title of the work to add them to (created when missing)");
-  add->add_option("--role", add_role, "Role of the new assets: main, supplement, slides, solutions, data, notes, exercises, thumbnail");
-  add->add_flag("-r,--recursive", add_recursive, "Add directories with their contents, as sub-folders");
+  add->add_option("--role", add_role,
+                  "Role of the new assets: main, supplement, slides, solutions, data, notes, "
+                  "exercises, thumbnail");
+  add->add_flag("-r,--recursive", add_recursive,
+                "Add directories with their contents, as sub-folders");
   add->add_flag("--json", common.json, "Print the added assets as JSON");
   add->callback([&] {
     if (!is_role(add_role)) throw Error(EINVAL, "unknown role " + quote(add_role));
     auto lib = open_library(common);
     Place place = target_place(*lib, add_work);
     nlohmann::json out = nlohmann::json::array();
-    for (const std::string& f : add_files) add_path(*lib, f, place, add_recursive, common.json, out);
+    for (const std::string& f : add_files)
+      add_path(*lib, f, place, add_recursive, common.json, out);
     if (common.json) std::cout << out.dump(2) << "\n";
   });
 
   static std::string ls_path;
   static bool ls_long = false, ls_recursive = false;
-  CLI::App* ls = app.add_subcommand("ls", "List a folder of the library: works/, works/TITLE, inbox, blobs");
+  CLI::App* ls =
+      app.add_subcommand("ls", "List a folder of the library: works/, works/TITLE, inbox, blobs");
   data_opt(ls);
   ls->add_option("PATH", ls_path, "Path in the library tree (default: its top)");
   ls->add_flag("-l,--long", ls_long, "Show role, size and content hash");
@@ -198,7 +217,9 @@ void add_library_verbs(CLI::App& app, Common& common) {
   static std::vector<std::string> cat_paths;
   CLI::App* cat = app.add_subcommand("cat", "Write files of the library to standard output");
   data_opt(cat);
-  cat->add_option("PATH", cat_paths, "Paths in the library tree (works/TITLE/FILE, inbox/FILE, blobs/SHA256)")->required();
+  cat->add_option("PATH", cat_paths,
+                  "Paths in the library tree (works/TITLE/FILE, inbox/FILE, blobs/SHA256)")
+      ->required();
   cat->callback([&] {
     auto lib = open_library(common);
     Tree tree(lib->catalog(), lib->blobs());

@@ -37,7 +37,8 @@ class ProgressLine {
 
 void add_store_verbs(CLI::App& app, Common& common) {
   auto data_opt = [&](CLI::App* sub) {
-    sub->add_option("--data", common.data, "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
+    sub->add_option("--data", common.data,
+                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
   };
 
   auto threads = std::make_shared<unsigned>(0);
@@ -58,13 +59,15 @@ void add_store_verbs(CLI::App& app, Common& common) {
         *threads);
     line.done();
     if (common.json) {
-      std::cout << nlohmann::json{{"checked", r.checked}, {"bytes", r.bytes},
-                                  {"modified", r.modified}, {"missing", r.missing}}
+      std::cout << nlohmann::json{{"checked", r.checked},
+                                  {"bytes", r.bytes},
+                                  {"modified", r.modified},
+                                  {"missing", r.missing}}
                        .dump(2)
                 << "\n";
     } else {
-      std::cout << "verified " << r.checked << " objects (" << human_bytes(r.bytes) << "): "
-                << r.modified.size() << " modified, " << r.missing.size() << " missing\n";
+      std::cout << "verified " << r.checked << " objects (" << human_bytes(r.bytes)
+                << "): " << r.modified.size() << " modified, " << r.missing.size() << " missing\n";
       for (const auto& h : r.modified)
         std::cout << "modified " << h << " (moved to quarantine; it will not be served)\n";
       for (const auto& h : r.missing) std::cout << "missing  " << h << "\n";
@@ -73,7 +76,8 @@ void add_store_verbs(CLI::App& app, Common& common) {
   });
 
   CLI::App* scan = app.add_subcommand(
-      "scan", "Rebuild the store's index from its objects: index new ones, restore reappeared ones");
+      "scan",
+      "Rebuild the store's index from its objects: index new ones, restore reappeared ones");
   data_opt(scan);
   scan->add_flag("--json", common.json, "Print the report as JSON");
   scan->callback([&common] {
@@ -84,18 +88,20 @@ void add_store_verbs(CLI::App& app, Common& common) {
     line.done();
     if (common.json) {
       std::cout << nlohmann::json{{"objects", r.objects_seen}, {"added", r.added},
-                                  {"restored", r.restored}, {"relocated", r.relocated},
-                                  {"missing", r.missing}, {"ignored", r.ignored}}
+                                  {"restored", r.restored},    {"relocated", r.relocated},
+                                  {"missing", r.missing},      {"ignored", r.ignored}}
                        .dump(2)
                 << "\n";
     } else {
-      std::cout << "scanned " << r.objects_seen << " objects: " << r.added << " added to the index, "
-                << r.restored << " restored, " << r.relocated << " moved back into place, "
-                << r.missing << " missing, " << r.ignored << " other files ignored\n";
+      std::cout << "scanned " << r.objects_seen << " objects: " << r.added
+                << " added to the index, " << r.restored << " restored, " << r.relocated
+                << " moved back into place, " << r.missing << " missing, " << r.ignored
+                << " other files ignored\n";
     }
   });
 
-  CLI::App* status = app.add_subcommand("status", "Show the library: counts, bytes, health, device");
+  CLI::App* status =
+      app.add_subcommand("status", "Show the library: counts, bytes, health, device");
   data_opt(status);
   status->add_flag("--json", common.json, "Print JSON");
   status->callback([&common] {
@@ -133,8 +139,8 @@ void add_store_verbs(CLI::App& app, Common& common) {
               << "mode      guest (no account: nothing leaves this device)\n"
               << "device    " << lib->catalog().device_id() << "\n"
               << "works     " << c.works << "\n"
-              << "assets    " << c.assets << " (" << human_bytes(c.asset_bytes) << "), "
-              << c.edges << " extra links, " << c.local_only_assets << " local-only\n"
+              << "assets    " << c.assets << " (" << human_bytes(c.asset_bytes) << "), " << c.edges
+              << " extra links, " << c.local_only_assets << " local-only\n"
               << "blobs     " << t.objects << " objects on this device (" << human_bytes(t.bytes)
               << ")\n"
               << "health    " << health(Health::Healthy) << " healthy, " << health(Health::Missing)

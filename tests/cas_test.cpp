@@ -156,7 +156,8 @@ TEST(BlobStore, ListStreamsEveryObjectInHashOrderAndCanStop) {
   TempDir dir;
   auto store = BlobStore::open(dir.path(), {.create = true});
   std::set<std::string> expected;
-  for (int i = 0; i < 600; ++i) expected.insert(put_string(*store, "object " + std::to_string(i)).sha256);
+  for (int i = 0; i < 600; ++i)
+    expected.insert(put_string(*store, "object " + std::to_string(i)).sha256);
   std::vector<std::string> seen;
   store->list([&](const BlobInfo& b) {
     seen.push_back(b.sha256);
@@ -249,7 +250,8 @@ TEST(BlobStore, VerifyQuarantinesAFlippedByteAndNeverServesIt) {
   auto store = BlobStore::open(dir.path(), {.create = true});
   std::mt19937_64 rng(11);
   std::vector<std::string> shas;
-  for (int i = 0; i < 5; ++i) shas.push_back(put_string(*store, test::random_bytes(rng, 100000 + i)).sha256);
+  for (int i = 0; i < 5; ++i)
+    shas.push_back(put_string(*store, test::random_bytes(rng, 100000 + i)).sha256);
   fs::path victim = store->object_path(shas[2]);
   {
     fs::permissions(victim, fs::perms::owner_write, fs::perm_options::add);

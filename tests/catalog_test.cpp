@@ -1,5 +1,7 @@
 // Catalog: migrations, device id, the transactional outbox, collisions,
 // links and sub-folders, streaming listings, one writer at a time.
+#include "catalog/catalog.h"
+
 #include <gtest/gtest.h>
 #include <malloc.h>
 
@@ -9,7 +11,6 @@
 #include "base/error.h"
 #include "base/ids.h"
 #include "base/sqlite.h"
-#include "catalog/catalog.h"
 #include "catalog/schema.h"
 #include "tests/test_util.h"
 
@@ -317,8 +318,10 @@ TEST_F(CatalogTest, ListsAHundredThousandAssetsInOrderWithoutLoadingThemAll) {
   });
   EXPECT_EQ(n, 100000u);
   EXPECT_TRUE(ordered);
-  // 100k rows of ~300 bytes would be ~30 MB if held at once.
-  EXPECT_LT(heap_peak - heap_start, 4u << 20) << "listing grew the heap by " << (heap_peak - heap_start);
+  // 100k rows of ~300 bytes would be ~30 MB if held at once; streaming costs
+  // at most the reader's page cache (4 MiB) and a few rows.
+  EXPECT_LT(heap_peak - heap_start, 8u << 20)
+      << "listing grew the heap by " << (heap_peak - heap_start);
   EXPECT_EQ(cat->counts().outbox, 300000u);  // each: asset, blobs_meta, device_blobs
 }
 

@@ -40,7 +40,8 @@ TEST_F(CliTest, AddListCatStatusRoundTrip) {
   auto add = recallfs({"add", (dir / "paper.pdf").string(), (dir / "notes.txt").string(), "--work",
                        "Attention Is All You Need"});
   ASSERT_EQ(add.exit_code, 0) << add.err;
-  EXPECT_NE(add.out.find("works/Attention Is All You Need/paper.pdf"), std::string::npos) << add.out;
+  EXPECT_NE(add.out.find("works/Attention Is All You Need/paper.pdf"), std::string::npos)
+      << add.out;
   ASSERT_EQ(recallfs({"add", (dir / "notes.txt").string()}).exit_code, 0);
   auto ls = recallfs({"ls", "works/Attention Is All You Need"});
   EXPECT_EQ(ls.out, "notes.txt\npaper.pdf\n");
@@ -92,12 +93,13 @@ TEST_F(CliTest, FilesThatCannotBeReadAreClearErrors) {
   if (::geteuid() == 0) {
     fs::path lib = dir / "userlib";
     fs::permissions(dir.path(), fs::perms::all, fs::perm_options::add);
-    auto init = test::run({"runuser", "-u", "nobody", "--", test::recallfs_binary(), "init", "--data", lib.string()});
+    auto init = test::run(
+        {"runuser", "-u", "nobody", "--", test::recallfs_binary(), "init", "--data", lib.string()});
     ASSERT_EQ(init.exit_code, 0) << init.err;
     test::write_file(dir / "secret.pdf", "private");
     fs::permissions(dir / "secret.pdf", fs::perms::owner_read | fs::perms::owner_write);
-    auto denied = test::run({"runuser", "-u", "nobody", "--", test::recallfs_binary(), "add", "--data",
-                             lib.string(), (dir / "secret.pdf").string()});
+    auto denied = test::run({"runuser", "-u", "nobody", "--", test::recallfs_binary(), "add",
+                             "--data", lib.string(), (dir / "secret.pdf").string()});
     EXPECT_EQ(denied.exit_code, 77) << denied.err;
     EXPECT_NE(denied.err.find("Permission denied"), std::string::npos) << denied.err;
   }

@@ -1,5 +1,7 @@
 // fs/names and fs/tree: escaping, shortening, collision names; every listed
 // name resolves back to the entry it was listed for.
+#include "fs/names.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -8,7 +10,6 @@
 #include "base/error.h"
 #include "base/ids.h"
 #include "fs/library.h"
-#include "fs/names.h"
 #include "fs/tree.h"
 #include "tests/test_util.h"
 
@@ -22,9 +23,9 @@ bool is_valid_file_name(const std::string& s) {
 }
 
 TEST(Names, OrdinaryNamesShowAsThemselves) {
-  for (std::string n : std::vector<std::string>{"paper.pdf", "Attention Is All You Need", "-leading dash", " spaces ",
-                        "new\nline", "100% sure.pdf", "caf\xc3\xa9", "cafe\xcc\x81", "%20encoded",
-                        std::string(255, 'x')}) {
+  for (std::string n : std::vector<std::string>{
+           "paper.pdf", "Attention Is All You Need", "-leading dash", " spaces ", "new\nline",
+           "100% sure.pdf", "caf\xc3\xa9", "cafe\xcc\x81", "%20encoded", std::string(255, 'x')}) {
     EXPECT_EQ(escape_name(n), n);
     EXPECT_EQ(unescape_name(n), n);
   }

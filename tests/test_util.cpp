@@ -97,8 +97,8 @@ void png_chunk(std::string& png, const char* type, const std::string& data) {
   put_u32(png, static_cast<uint32_t>(data.size()));
   std::string body = std::string(type, 4) + data;
   png += body;
-  put_u32(png, static_cast<uint32_t>(
-                   crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
+  put_u32(png, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()),
+                                           static_cast<uInt>(body.size()))));
 }
 }  // namespace
 
@@ -211,8 +211,8 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds tim
 std::vector<fs::path> files_under(const fs::path& dir) {
   std::vector<fs::path> out;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec))
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec))
     if (it->is_regular_file()) out.push_back(it->path());
   return out;
 }
