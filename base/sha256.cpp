@@ -30,6 +30,17 @@ Digest Sha256::finish() {
   return d;
 }
 
+Digest Sha256::peek() const {
+  std::unique_ptr<evp_md_ctx_st, CtxFree> copy(EVP_MD_CTX_new());
+  if (!copy || EVP_MD_CTX_copy_ex(copy.get(), ctx_.get()) != 1)
+    throw Error(ENOMEM, "cannot copy SHA-256 state");
+  Digest d{};
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(copy.get(), d.data(), &len) != 1 || len != d.size())
+    throw Error(EIO, "SHA-256 final failed");
+  return d;
+}
+
 std::string to_hex(std::span<const unsigned char> bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(bytes.size() * 2, '0');

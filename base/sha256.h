@@ -26,6 +26,8 @@ class Sha256 {
   void update(std::string_view data) { update(std::as_bytes(std::span(data))); }
   // Returns the digest and resets the hasher for a new stream.
   Digest finish();
+  // The digest of what was hashed so far, leaving the stream open.
+  Digest peek() const;
 
  private:
   struct CtxFree {

@@ -305,6 +305,28 @@ PutResult BlobStore::put_from(const std::function<size_t(std::span<std::byte>)>&
   return r;
 }
 
+PutResult BlobStore::adopt(const fs::path& file, const std::optional<std::string>& sha256) {
+  UniqueFd fd = open_file(file, O_RDONLY);
+  uint64_t size = static_cast<uint64_t>(stat_fd(fd.get(), file).st_size);
+  std::string sha;
+  if (sha256) {
+    sha = *sha256;
+  } else {
+    std::vector<std::byte> buf(kIoBuffer);
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    sha = to_hex(hash_fd(fd.get(), 0, size, buf, nullptr));
+  }
+  if (::fchmod(fd.get(), 0444) != 0) throw_last_errno("chmod " + quote(file.string()));
+  fsync_fd(fd.get(), file);
+  fd.reset();
+  try {
+    return link_in(file, sha, size);
+  } catch (...) {
+    ::unlink(file.c_str());
+    throw;
+  }
+}
+
 PutResult BlobStore::link_in(const fs::path& tmp, const std::string& sha256, uint64_t size) {
   fs::path dest = object_path(sha256);
   make_dir_durable(dest.parent_path());

@@ -91,6 +91,13 @@ class BlobStore {
   PutResult put(int fd);
   PutResult put(std::istream& in);
   PutResult put_file(const std::filesystem::path& file);
+  // Takes over a file the caller wrote inside this store's file system (the
+  // mount's write staging) and that nobody writes any more: fsyncs it, makes
+  // it read-only and renames it into objects/ — no copy. `sha256` is its hash
+  // when the caller computed it while writing; otherwise it is hashed here.
+  // The file is gone afterwards, whether it became the object or was a
+  // duplicate of one.
+  PutResult adopt(const std::filesystem::path& file, const std::optional<std::string>& sha256);
 
   // True when the object is present and servable (not missing, not quarantined).
   bool has(const std::string& sha256) const;

@@ -126,12 +126,13 @@ void Catalog::require_place(Db& db, const Place& place) {
 
 // ---- works -----------------------------------------------------------------
 
-Work Catalog::create_work(const std::string& title, bool local_only) {
+Work Catalog::create_work(const std::string& title, bool local_only, uint32_t mode) {
   check_name(title, "a work's title");
   Work w;
   w.id = new_row_id();
   w.title = title;
   w.local_only = local_only;
+  w.mode = mode & 07777;
   w.created_ms = w.updated_ms = now_ms();
   w.mtime_ns = now_ns();
   WriteScope s(*this);
@@ -225,7 +226,8 @@ void Catalog::list_works(const std::function<bool(const WorkEntry&)>& fn, const 
 
 // ---- sub-folders -----------------------------------------------------------
 
-Folder Catalog::create_folder(const Place& parent, const std::string& name, bool local_only) {
+Folder Catalog::create_folder(const Place& parent, const std::string& name, bool local_only,
+                              uint32_t mode) {
   check_name(name, "a folder name");
   if (name.find('/') != std::string::npos || name == "." || name == "..")
     throw Error(EINVAL, "not a folder name: " + quote(name));
@@ -234,6 +236,7 @@ Folder Catalog::create_folder(const Place& parent, const std::string& name, bool
   f.work_id = parent.work_id;
   f.path = join_path(parent.folder, name);
   f.local_only = local_only;
+  f.mode = mode & 07777;
   f.created_ms = now_ms();
   f.mtime_ns = now_ns();
   WriteScope s(*this);
@@ -315,6 +318,43 @@ void Catalog::move_folder(const std::string& id, const Place& new_parent,
         "WHERE from_id IS ?1 AND " +
         cond("folder"))
       .bind(f.work_id, f.path, new_parent.work_id, to)
+      .run();
+  s.commit();
+}
+
+void Catalog::move_contents(const Place& from, const Place& to) {
+  WriteScope s(*this);
+  Db& db = s.db();
+  require_place(db, from);
+  require_place(db, to);
+  // ?1 old work, ?2 old folder path ('' = the top), ?3 new work, ?4 new path.
+  // A path p under ?2 becomes ?4 joined with what follows ?2 in p.
+  const char* under =
+      "(?2 = '' OR %1 = ?2 OR (%1 > ?2 || '/' AND %1 < ?2 || '0'))";
+  auto cond = [&](const char* col) {
+    std::string c = under;
+    for (size_t p; (p = c.find("%1")) != std::string::npos;) c.replace(p, 2, col);
+    return c;
+  };
+  auto moved = [](const char* col) {
+    std::string c = col;
+    return "CASE WHEN ?2 = '' THEN (CASE WHEN ?4 = '' THEN " + c + " WHEN " + c +
+           " = '' THEN ?4 ELSE ?4 || '/' || " + c + " END) ELSE (CASE WHEN ?4 = '' THEN " +
+           "ltrim(substr(" + c + ", length(?2) + 1), '/') ELSE ?4 || substr(" + c +
+           ", length(?2) + 1) END) END";
+  };
+  int64_t now = now_ms();
+  db.cached("UPDATE folders SET work_id = ?3, path = " + moved("path") +
+            " WHERE work_id IS ?1 AND path <> ?2 AND " + cond("path"))
+      .bind(from.work_id, from.folder, to.work_id, to.folder)
+      .run();
+  db.cached("UPDATE assets SET work_id = ?3, folder = " + moved("folder") +
+            ", updated_ms = ?5 WHERE work_id IS ?1 AND " + cond("folder"))
+      .bind(from.work_id, from.folder, to.work_id, to.folder, now)
+      .run();
+  db.cached("UPDATE edges SET from_id = ?3, folder = " + moved("folder") +
+            " WHERE from_id IS ?1 AND " + cond("folder"))
+      .bind(from.work_id, from.folder, to.work_id, to.folder)
       .run();
   s.commit();
 }

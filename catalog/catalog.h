@@ -52,6 +52,7 @@ struct FolderEntry {
   std::optional<Asset> asset;    // Asset and Link
   std::optional<Edge> edge;      // Link
   std::optional<Folder> folder;  // Folder
+  uint32_t extra_links = 0;      // Asset and Link: how many links the asset has
   int64_t created_ms = 0;
   std::string id;  // asset, edge or folder id: the tie-breaker after created_ms
 };
@@ -62,6 +63,7 @@ struct WorkEntry {
 };
 
 struct NewAsset {
+  std::string id;  // empty: a new one is made
   Place place;
   std::string filename;
   BlobMeta blob;  // the content; recorded in blobs_meta and device_blobs
@@ -100,7 +102,7 @@ class Catalog {
   void batch(const std::function<void()>& fn);
 
   // ---- works
-  Work create_work(const std::string& title, bool local_only = false);
+  Work create_work(const std::string& title, bool local_only = false, uint32_t mode = 0755);
   // Renames; no-op (and no outbox row) when the title is unchanged.
   void rename_work(const std::string& id, const std::string& title);
   void set_work_attrs(const std::string& id, std::optional<uint32_t> mode,
@@ -115,11 +117,16 @@ class Catalog {
   void list_works(const std::function<bool(const WorkEntry&)>& fn, const std::string& from = "");
 
   // ---- sub-folders
-  Folder create_folder(const Place& parent, const std::string& name, bool local_only = false);
+  Folder create_folder(const Place& parent, const std::string& name, bool local_only = false,
+                       uint32_t mode = 0755);
   // ENOTEMPTY while anything is inside.
   void delete_folder(const std::string& id);
   // Moves or renames a sub-folder with everything inside it.
   void move_folder(const std::string& id, const Place& new_parent, const std::string& new_name);
+  // Moves everything inside `from` (assets, links, sub-folders) into `to`,
+  // which must exist and be empty: a work becoming a sub-folder, or a
+  // sub-folder becoming a work. Asset ids are kept.
+  void move_contents(const Place& from, const Place& to);
   void set_folder_attrs(const std::string& id, std::optional<uint32_t> mode,
                         std::optional<int64_t> mtime_ns);
   std::optional<Folder> get_folder(const Place& place);

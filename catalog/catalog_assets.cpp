@@ -74,7 +74,7 @@ Asset Catalog::add_asset(const NewAsset& n) {
   if (!is_role(n.role)) throw Error(EINVAL, "unknown role " + quote(n.role));
   if (!is_sha256_hex(n.blob.sha256)) throw Error(EINVAL, "not a sha256: " + quote(n.blob.sha256));
   Asset a;
-  a.id = new_row_id();
+  a.id = n.id.empty() ? new_row_id() : n.id;
   a.work_id = n.place.work_id;
   a.folder = n.place.folder;
   a.filename = n.filename;

@@ -25,6 +25,7 @@ struct Stream {
     switch (kind) {
       case FolderEntry::Kind::Asset:
         cur.asset = asset_from(stmt);
+        cur.extra_links = static_cast<uint32_t>(stmt.int64(kAssetNCols));
         cur.name = cur.asset->filename;
         cur.created_ms = cur.asset->created_ms;
         cur.id = cur.asset->id;
@@ -32,6 +33,7 @@ struct Stream {
       case FolderEntry::Kind::Link:
         cur.edge = edge_from(stmt);
         cur.asset = asset_from(stmt, kEdgeNCols);
+        cur.extra_links = static_cast<uint32_t>(stmt.int64(kEdgeNCols + kAssetNCols));
         cur.name = cur.edge->name;
         cur.created_ms = cur.edge->created_ms;
         cur.id = cur.edge->id;
@@ -73,6 +75,7 @@ void merge_entries(Db& db, const Place& place, Match match, const std::string& n
             "path < ?2 || '0' AND instr(substr(path, length(?2) + 2), '/') = 0 END)";
   Stream streams[3] = {
       {db.cached(with(std::string("SELECT ") + kAssetCols +
+                          ", (SELECT count(*) FROM edges x WHERE x.to_id = assets.id)"
                           " FROM assets WHERE work_id IS ?1 AND folder = ?2",
                       "filename") +
                  " ORDER BY filename, created_ms, id"),
@@ -80,6 +83,7 @@ void merge_entries(Db& db, const Place& place, Match match, const std::string& n
        false,
        {}},
       {db.cached(with("SELECT " + prefixed(kEdgeCols, "e") + ", " + prefixed(kAssetCols, "a") +
+                          ", (SELECT count(*) FROM edges x WHERE x.to_id = a.id)"
                           " FROM edges e JOIN assets a ON a.id = e.to_id "
                           "WHERE e.from_id IS ?1 AND e.folder = ?2",
                       "e.name") +

@@ -93,6 +93,9 @@ int exit_code_for(int err) {
 int main(int argc, char** argv) {
   using namespace recall;
   using namespace recall::cli;
+  // Called as mount.recallfs or mount.fuse.recallfs by mount(8).
+  std::string self = std::filesystem::path(argv[0]).filename().string();
+  if (self.starts_with("mount.")) return mount_helper_main(argc, argv);
   CLI::App app{
       "recallfs: a research library as an ordinary folder.\n"
       "Exit status: 0 ok, 1 verify found damage, 64 bad request, 65 corrupt database,\n"
@@ -103,6 +106,7 @@ int main(int argc, char** argv) {
   Common common;
   add_library_verbs(app, common);
   add_store_verbs(app, common);
+  add_mount_verbs(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -36,5 +36,8 @@ int exit_code_for(int err);
 
 void add_library_verbs(CLI::App& app, Common& common);  // init, add, ls, cat
 void add_store_verbs(CLI::App& app, Common& common);    // verify, scan, status
+void add_mount_verbs(CLI::App& app, Common& common);    // mount, unmount
+// mount.recallfs DATA_DIR MOUNTPOINT [-o OPTIONS], as mount(8) runs it.
+int mount_helper_main(int argc, char** argv);
 
 }  // namespace recall::cli

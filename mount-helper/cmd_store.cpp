@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "mount-helper/cli.h"
+#include "mount-helper/mount_state.h"
 
 namespace recall::cli {
 
@@ -109,6 +110,7 @@ void add_store_verbs(CLI::App& app, Common& common) {
     CatalogCounts c = lib->catalog().counts();
     BlobTotals t = lib->blobs().totals();
     auto health = [&](Health h) { return t.by_health.count(h) ? t.by_health.at(h) : 0; };
+    std::optional<MountInfo> mount = current_mount(lib->dir());
     if (common.json) {
       nlohmann::json j = {
           {"data_dir", lib->dir().string()},
@@ -131,6 +133,9 @@ void add_store_verbs(CLI::App& app, Common& common) {
             {"modified", health(Health::Modified)},
             {"relocated", health(Health::Relocated)}}},
           {"outbox_pending", c.outbox},
+          {"mounted", mount.has_value()},
+          {"mountpoint", mount ? nlohmann::json(mount->mountpoint) : nlohmann::json(nullptr)},
+          {"mount_pid", mount ? nlohmann::json(mount->pid) : nlohmann::json(nullptr)},
       };
       std::cout << j.dump(2) << "\n";
       return;
@@ -138,6 +143,10 @@ void add_store_verbs(CLI::App& app, Common& common) {
     std::cout << "library   " << lib->dir().string() << "\n"
               << "mode      guest (no account: nothing leaves this device)\n"
               << "device    " << lib->catalog().device_id() << "\n"
+              << "mounted   "
+              << (mount ? "at " + mount->mountpoint + " (pid " + std::to_string(mount->pid) + ")"
+                        : std::string("no"))
+              << "\n"
               << "works     " << c.works << "\n"
               << "assets    " << c.assets << " (" << human_bytes(c.asset_bytes) << "), " << c.edges
               << " extra links, " << c.local_only_assets << " local-only\n"

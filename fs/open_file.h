@@ -1,0 +1,56 @@
+// OpenFile — the state Vfs keeps for a file that is open for writing (or
+// newly created and not yet committed), shared by all its handles.
+//
+// Its bytes live in a staging file (DATA/staging/) on the same file system
+// as the byte store, so a commit moves them into the store by rename. While
+// the writes arrive in order (cp, tar, rsync) the SHA-256 is computed as they
+// come, and the commit does not read the file again.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+#include "base/fd.h"
+#include "base/sha256.h"
+#include "catalog/catalog.h"
+
+namespace recall {
+
+struct OpenFile {
+  std::mutex mu;  // guards everything below
+
+  std::string asset_id;
+  // A new file that exists only here until its first commit.
+  bool pending = false;
+  Place place;       // where a pending file will be created
+  std::string name;  // its raw name
+  uint32_t mode = 0644;
+  int64_t mtime_ns = 0;
+
+  std::string sha256;  // the committed content ("" for a pending file)
+  uint64_t size = 0;   // the current size (staged or committed)
+  // The current bytes: the staging file while edited, else the committed object.
+  std::shared_ptr<UniqueFd> fd;
+  std::filesystem::path staging;  // non-empty while staged
+  bool dirty = false;             // staged bytes not yet committed
+
+  // Hash of staging bytes [0, hashed) while writes arrive in order.
+  Sha256 hash;
+  uint64_t hashed = 0;
+  bool hash_ok = false;
+  uint64_t written_back = 0;  // staging bytes whose writeback was started
+
+  int handles = 0;  // open handles
+  int writers = 0;  // of which open for writing
+  bool unlinked = false;  // its last name was removed: never commit
+  // A write failed: the staged bytes are incomplete and must not replace the
+  // committed content. Reported by the next flush, then cleared.
+  std::optional<Error> failed;
+};
+
+}  // namespace recall

@@ -1,0 +1,639 @@
+// Vfs: names — resolving paths, attributes, directories, rename, link,
+// unlink, attributes and extended attributes. File handles, staging and
+// commits are in vfs_files.cpp.
+#include "fs/vfs.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/error.h"
+#include "base/file_io.h"
+#include "base/ids.h"
+#include "fs/names.h"
+#include "fs/open_file.h"
+#include "fs/vfs_internal.h"
+
+namespace recall {
+namespace fs = std::filesystem;
+using namespace vfs_detail;
+
+Vfs::Vfs(Library& lib, const Options& options)
+    : lib_(lib), tree_(lib.catalog(), lib.blobs()), options_(options), started_ns_(now_ns()) {
+  staging_dir_ = lib.dir() / "staging";
+  // Whatever is here belongs to files whose close() never returned: a crash.
+  std::error_code ec;
+  fs::remove_all(staging_dir_, ec);
+  make_dir_durable(staging_dir_, 0700);
+}
+
+Vfs::~Vfs() = default;
+
+// ---- resolving -------------------------------------------------------------
+
+Vfs::Resolved Vfs::resolve_parent(std::string_view path, std::string& leaf) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  size_t slash = path.rfind('/');
+  std::string_view parent = slash == std::string_view::npos ? "" : path.substr(0, slash);
+  leaf = std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+  if (leaf.empty()) throw Error(EINVAL, "no name given");
+  if (leaf.size() > kMaxShown) throw Error(ENAMETOOLONG, "name too long");
+  Resolved r;
+  r.node = tree_.resolve(parent);
+  if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(parent));
+  return r;
+}
+
+Vfs::Resolved Vfs::resolve(std::string_view path) {
+  if (path.empty() || path == "/") return Resolved{Tree::root(), nullptr};
+  std::string leaf;
+  Resolved parent = resolve_parent(path, leaf);
+  if (std::optional<Node> n = tree_.child(parent.node, leaf)) return Resolved{std::move(*n), nullptr};
+  if (parent.node.kind == Node::Kind::Dir) {
+    if (auto of = find_pending(parent.node.place, unescape_name(leaf))) {
+      Resolved r;
+      r.node.kind = Node::Kind::File;
+      r.node.place = parent.node.place;
+      r.pending = of;
+      return r;
+    }
+  }
+  throw Error(ENOENT, "no such file or directory: " + quote(path));
+}
+
+std::shared_ptr<OpenFile> Vfs::find_pending(const Place& place, const std::string& raw) {
+  std::lock_guard lock(files_mu_);
+  auto it = pending_.find(pending_key(place, raw));
+  if (it == pending_.end()) return nullptr;
+  auto f = files_.find(it->second);
+  return f == files_.end() ? nullptr : f->second;
+}
+
+// ---- attributes ------------------------------------------------------------
+
+struct stat Vfs::node_attr(const Node& n) {
+  struct stat st{};
+  st.st_uid = options_.uid;
+  st.st_gid = options_.gid;
+  st.st_blksize = kBlockSize;
+  st.st_nlink = 1;  // directories: 1 means "not counted" to find(1)
+  set_times(st, started_ns_, started_ns_);
+  switch (n.kind) {
+    case Node::Kind::Root:
+      st.st_ino = kRootIno;
+      st.st_mode = S_IFDIR | 0755;
+      return st;
+    case Node::Kind::WorksDir:
+      st.st_ino = kWorksIno;
+      st.st_mode = S_IFDIR | 0755;
+      return st;
+    case Node::Kind::BlobsDir:
+      st.st_ino = kBlobsIno;
+      st.st_mode = S_IFDIR | 0555;
+      return st;
+    case Node::Kind::Dir:
+      st.st_mode = S_IFDIR | 0755;
+      if (n.work) {
+        st.st_ino = ino_of(n.work->id);
+        st.st_mode = S_IFDIR | (n.work->mode & 07777);
+        set_times(st, n.work->mtime_ns, n.work->updated_ms * 1000000);
+      } else if (n.folder) {
+        st.st_ino = ino_of(n.folder->id);
+        st.st_mode = S_IFDIR | (n.folder->mode & 07777);
+        set_times(st, n.folder->mtime_ns, n.folder->mtime_ns);
+      } else {
+        st.st_ino = kInboxIno;
+      }
+      return st;
+    case Node::Kind::Blob: {
+      st.st_ino = ino_of(n.sha256);
+      st.st_mode = S_IFREG | 0444;
+      if (auto b = lib_.blobs().stat(n.sha256)) {
+        st.st_size = static_cast<off_t>(b->size);
+        st.st_blocks = static_cast<blkcnt_t>((b->size + 511) / 512);
+        set_times(st, b->created_ms * 1000000, b->created_ms * 1000000);
+      }
+      return st;
+    }
+    case Node::Kind::File:
+      break;
+  }
+  const Asset& a = *n.entry->asset;
+  st.st_ino = ino_of(a.id);
+  st.st_mode = S_IFREG | (a.mode & 07777);
+  st.st_nlink = 1 + n.entry->extra_links;
+  st.st_size = static_cast<off_t>(a.bytes);
+  st.st_blocks = lib_.blobs().has(a.sha256) ? static_cast<blkcnt_t>((a.bytes + 511) / 512) : 0;
+  set_times(st, a.mtime_ns, a.updated_ms * 1000000);
+  // A file being written shows its staged size and time.
+  std::shared_ptr<OpenFile> of;
+  {
+    std::lock_guard lock(files_mu_);
+    auto it = files_.find(a.id);
+    if (it != files_.end()) of = it->second;
+  }
+  if (of) {
+    std::lock_guard lock(of->mu);
+    st.st_size = static_cast<off_t>(of->size);
+    st.st_blocks = static_cast<blkcnt_t>((of->size + 511) / 512);
+    st.st_mode = S_IFREG | (of->mode & 07777);
+    set_times(st, of->mtime_ns, of->mtime_ns);
+  }
+  return st;
+}
+
+struct stat Vfs::pending_attr(OpenFile& of) {
+  struct stat st{};
+  std::lock_guard lock(of.mu);
+  st.st_uid = options_.uid;
+  st.st_gid = options_.gid;
+  st.st_blksize = kBlockSize;
+  st.st_nlink = 1;
+  st.st_ino = ino_of(of.asset_id);
+  st.st_mode = S_IFREG | (of.mode & 07777);
+  st.st_size = static_cast<off_t>(of.size);
+  st.st_blocks = static_cast<blkcnt_t>((of.size + 511) / 512);
+  set_times(st, of.mtime_ns, of.mtime_ns);
+  return st;
+}
+
+struct stat Vfs::getattr(std::string_view path) {
+  Resolved r = resolve(path);
+  return r.pending ? pending_attr(*r.pending) : node_attr(r.node);
+}
+
+void Vfs::readdir(std::string_view path,
+                  const std::function<bool(const std::string&, const struct stat&)>& fn) {
+  Resolved r = resolve(path);
+  if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
+  bool more = true;
+  tree_.list(r.node, [&](const std::string& name, const Node& child) {
+    more = fn(name, node_attr(child));
+    return more;
+  });
+  if (!more || r.node.kind != Node::Kind::Dir) return;
+  // New files not committed yet are listed too.
+  std::vector<std::shared_ptr<OpenFile>> pending;
+  {
+    std::lock_guard lock(files_mu_);
+    for (const auto& [key, id] : pending_)
+      if (std::get<0>(key) == r.node.place.work_id.value_or("") &&
+          std::get<1>(key) == r.node.place.folder)
+        if (auto it = files_.find(id); it != files_.end()) pending.push_back(it->second);
+  }
+  for (const auto& of : pending) {
+    std::string name;
+    {
+      std::lock_guard lock(of->mu);
+      name = of->name;
+    }
+    if (!fn(escape_name(name), pending_attr(*of))) return;
+  }
+}
+
+uint64_t Vfs::opendir(std::string_view path) {
+  Resolved r = resolve(path);
+  if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
+  std::lock_guard lock(files_mu_);
+  uint64_t id = next_handle_++;
+  dir_handles_[id] = std::string(path);
+  return id;
+}
+
+void Vfs::readdir(uint64_t dir_handle,
+                  const std::function<bool(const std::string&, const struct stat&)>& fn) {
+  std::string path;
+  {
+    std::lock_guard lock(files_mu_);
+    auto it = dir_handles_.find(dir_handle);
+    if (it == dir_handles_.end()) throw Error(EBADF, "no such directory handle");
+    path = it->second;
+  }
+  readdir(path, fn);
+}
+
+void Vfs::releasedir(uint64_t dir_handle) {
+  std::lock_guard lock(files_mu_);
+  dir_handles_.erase(dir_handle);
+}
+
+struct statvfs Vfs::statfs() {
+  struct statvfs sv{};
+  if (::statvfs(lib_.dir().c_str(), &sv) != 0) throw_last_errno("statfs");
+  sv.f_namemax = kMaxShown;
+  return sv;
+}
+
+// ---- directories -----------------------------------------------------------
+
+void Vfs::check_writable_dir(const Node& dir, bool for_file) {
+  switch (dir.kind) {
+    case Node::Kind::BlobsDir:
+      throw Error(EROFS, "blobs/ is read-only");
+    case Node::Kind::Root:
+      throw Error(EPERM, "the top of the library holds only works/, inbox/ and blobs/");
+    case Node::Kind::WorksDir:
+      if (for_file) throw Error(EPERM, "works/ holds works (folders), not files");
+      return;
+    case Node::Kind::File:
+    case Node::Kind::Blob:
+      throw Error(ENOTDIR, "not a directory");
+    case Node::Kind::Dir:
+      return;
+  }
+}
+
+void Vfs::mkdir(std::string_view path, mode_t mode) {
+  std::lock_guard ns(ns_mu_);
+  std::string leaf;
+  Resolved parent = resolve_parent(path, leaf);
+  check_writable_dir(parent.node, false);
+  if (tree_.child(parent.node, leaf) ||
+      (parent.node.kind == Node::Kind::Dir && find_pending(parent.node.place, unescape_name(leaf))))
+    throw Error(EEXIST, "exists: " + quote(path));
+  std::string raw = unescape_name(leaf);
+  if (parent.node.kind == Node::Kind::WorksDir)
+    lib_.catalog().create_work(raw, false, mode);
+  else
+    lib_.catalog().create_folder(parent.node.place, raw, is_scratch_name(raw), mode);
+}
+
+bool Vfs::has_pending_under(const Place& place) {
+  std::lock_guard lock(files_mu_);
+  for (const auto& [key, id] : pending_) {
+    if (std::get<0>(key) != place.work_id.value_or("")) continue;
+    const std::string& folder = std::get<1>(key);
+    if (place.folder.empty() || folder == place.folder || folder.starts_with(place.folder + "/"))
+      return true;
+  }
+  return false;
+}
+
+void Vfs::remove_dir_node(const Node& n) {
+  if (has_pending_under(n.place)) throw Error(ENOTEMPTY, "a new file inside is still open");
+  if (n.work)
+    lib_.catalog().delete_work(n.work->id);
+  else
+    lib_.catalog().delete_folder(n.folder->id);
+}
+
+void Vfs::rmdir(std::string_view path) {
+  std::lock_guard ns(ns_mu_);
+  Resolved r = resolve(path);
+  if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
+  if (r.node.kind != Node::Kind::Dir || r.node.is_inbox())
+    throw Error(EPERM, "works/, inbox/ and blobs/ cannot be removed");
+  remove_dir_node(r.node);
+}
+
+// ---- unlink, link, rename ------------------------------------------------
+
+void Vfs::unlink(std::string_view path) {
+  std::lock_guard ns(ns_mu_);
+  Resolved r = resolve(path);
+  if (r.node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(path));
+  if (r.node.kind == Node::Kind::Blob) throw Error(EROFS, "blobs/ is read-only");
+  if (r.pending) {
+    std::lock_guard lock(files_mu_);
+    std::lock_guard flock(r.pending->mu);
+    r.pending->unlinked = true;
+    pending_.erase(pending_key(r.pending->place, r.pending->name));
+    return;
+  }
+  const Asset& a = *r.node.entry->asset;
+  lib_.catalog().remove_name(*r.node.entry);
+  if (!lib_.catalog().get_asset(a.id)) {
+    // Its last name: an open writer must not bring it back.
+    std::shared_ptr<OpenFile> of;
+    {
+      std::lock_guard lock(files_mu_);
+      if (auto it = files_.find(a.id); it != files_.end()) of = it->second;
+    }
+    if (of) {
+      std::lock_guard flock(of->mu);
+      of->unlinked = true;
+    }
+    collect_blob(a.sha256);
+  }
+}
+
+void Vfs::collect_blob(const std::string& sha256) {
+  // The blob stays while any asset needs it; guest libraries hold no other copy.
+  if (sha256.empty() || !lib_.catalog().assets_with_blob(sha256).empty()) return;
+  {
+    std::lock_guard lock(files_mu_);
+    for (const auto& [id, of] : files_) {
+      std::lock_guard flock(of->mu);
+      if (of->sha256 == sha256) return;  // still open on that content
+    }
+  }
+  try {
+    lib_.blobs().remove(sha256);
+    lib_.catalog().set_device_blob(sha256, false, "healthy");
+  } catch (const Error&) {
+    // Already gone: nothing to free.
+  }
+}
+
+void Vfs::link(std::string_view from, std::string_view to) {
+  std::lock_guard ns(ns_mu_);
+  Resolved src = resolve(from);
+  if (src.node.is_dir()) throw Error(EPERM, "directories cannot be hard-linked");
+  std::string leaf;
+  Resolved parent = resolve_parent(to, leaf);
+  check_writable_dir(parent.node, true);
+  if (tree_.child(parent.node, leaf) || find_pending(parent.node.place, unescape_name(leaf)))
+    throw Error(EEXIST, "exists: " + quote(to));
+  std::string raw = unescape_name(leaf);
+  if (src.node.kind == Node::Kind::Blob) {
+    // ln blobs/<sha> inbox/name: a new asset for a blob already stored.
+    auto info = lib_.blobs().stat(src.node.sha256);
+    if (!info) throw Error(ENOENT, "blob " + src.node.sha256 + " is not on this device");
+    PutResult p{src.node.sha256, info->size, true, info->content};
+    NewAsset n;
+    n.place = parent.node.place;
+    n.filename = raw;
+    n.blob = blob_for(p, raw);
+    n.mode = 0444;
+    n.local_only = is_scratch_name(raw);
+    lib_.catalog().add_asset(n);
+    return;
+  }
+  if (src.pending) commit_if_pending(src.pending);
+  std::string asset_id = src.pending ? src.pending->asset_id : src.node.entry->asset->id;
+  lib_.catalog().link_asset(asset_id, parent.node.place, raw);
+}
+
+void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
+  if (flags & RENAME_EXCHANGE) throw Error(EINVAL, "RENAME_EXCHANGE is not supported");
+  std::lock_guard ns(ns_mu_);
+  Resolved src = resolve(from);
+  if (src.node.kind == Node::Kind::Blob) throw Error(EROFS, "blobs/ is read-only");
+  if (src.node.is_dir() && (src.node.kind != Node::Kind::Dir || src.node.is_inbox()))
+    throw Error(EPERM, "works/, inbox/ and blobs/ cannot be moved");
+  std::string leaf;
+  Resolved parent = resolve_parent(to, leaf);
+  check_writable_dir(parent.node, !src.node.is_dir());
+  std::string raw = unescape_name(leaf);
+  std::optional<Resolved> target;
+  if (auto n = tree_.child(parent.node, leaf)) {
+    target = Resolved{std::move(*n), nullptr};
+  } else if (parent.node.kind == Node::Kind::Dir) {
+    if (auto of = find_pending(parent.node.place, raw)) {
+      Resolved t;
+      t.node.kind = Node::Kind::File;
+      t.node.place = parent.node.place;
+      t.pending = of;
+      target = t;
+    }
+  }
+  if (target && (flags & RENAME_NOREPLACE)) throw Error(EEXIST, "exists: " + quote(to));
+
+  if (src.node.is_dir()) {
+    if (target && !target->node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(to));
+    rename_dir(src.node, parent.node, raw, target ? std::optional<Node>(target->node) : std::nullopt);
+    return;
+  }
+  if (target && target->node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(to));
+  if (src.pending) commit_if_pending(src.pending);
+  if (target && target->pending) commit_if_pending(target->pending);
+  // Re-read both after the commits.
+  src = resolve(from);
+  if (target) target = resolve(to);
+  const FolderEntry& se = *src.node.entry;
+  if (target) {
+    const FolderEntry& te = *target->node.entry;
+    if (te.id == se.id) return;                   // the same name
+    if (te.asset->id == se.asset->id) {           // two names of one file:
+      lib_.catalog().remove_name(se);             // POSIX leaves both; we drop
+      return;                                     // the source, as mv expects
+    }
+    // An atomic save: the target keeps its asset id and takes the content.
+    BlobMeta meta;
+    if (auto b = lib_.catalog().get_blob(se.asset->sha256)) meta = *b;
+    meta.sha256 = se.asset->sha256;
+    meta.size = se.asset->bytes;
+    meta.mime = se.asset->mime;
+    meta.page_count = se.asset->page_count;
+    std::string old_sha = te.asset->sha256;
+    lib_.catalog().batch([&] {
+      lib_.catalog().set_asset_content(te.asset->id, meta, se.asset->mtime_ns);
+      lib_.catalog().set_asset_attrs(te.asset->id, se.asset->mode, std::nullopt);
+      lib_.catalog().remove_name(se);
+    });
+    collect_blob(old_sha);
+    return;
+  }
+  bool local_only = is_scratch_name(raw);
+  if (se.kind == FolderEntry::Kind::Link)
+    lib_.catalog().move_link(se.edge->id, parent.node.place, raw);
+  else
+    lib_.catalog().move_asset(se.asset->id, parent.node.place, raw, local_only);
+}
+
+void Vfs::rename_dir(const Node& from, const Node& to_parent, const std::string& raw,
+                     std::optional<Node> target) {
+  Catalog& cat = lib_.catalog();
+  // The destination as a place: a work (under works/) or a sub-folder.
+  const bool to_work = to_parent.kind == Node::Kind::WorksDir;
+  Place dest_parent = to_parent.place;
+  if (!to_work && dest_parent.work_id == from.place.work_id &&
+      (from.work || dest_parent.folder == from.place.folder ||
+       dest_parent.folder.starts_with(from.place.folder + "/")))
+    throw Error(EINVAL, "cannot move a folder into itself");
+  if (target) {
+    if (target->kind != Node::Kind::Dir || target->is_inbox())
+      throw Error(EPERM, "cannot replace works/, inbox/ or blobs/");
+    if (target->place == from.place) return;  // same directory
+    remove_dir_node(*target);                 // ENOTEMPTY unless empty
+  }
+  if (has_pending_under(from.place))
+    throw Error(EBUSY, "a new file inside is still being written");
+  if (from.work && to_work) {
+    cat.rename_work(from.work->id, raw);
+    return;
+  }
+  if (from.folder && !to_work) {
+    cat.move_folder(from.folder->id, dest_parent, raw);
+    return;
+  }
+  // A work becoming a sub-folder, or a sub-folder becoming a work: make the
+  // new directory, move everything into it, drop the old one.
+  cat.batch([&] {
+    Place dest;
+    uint32_t mode = from.work ? from.work->mode : from.folder->mode;
+    if (to_work) {
+      Work w = cat.create_work(raw, false, mode);
+      dest = Place{w.id, ""};
+    } else {
+      Folder f = cat.create_folder(dest_parent, raw, false, mode);
+      dest = Place{f.work_id, f.path};
+    }
+    cat.move_contents(from.place, dest);
+    if (from.work)
+      cat.delete_work(from.work->id);
+    else
+      cat.delete_folder(from.folder->id);
+  });
+}
+
+// ---- attributes ------------------------------------------------------------
+
+void Vfs::chmod(std::string_view path, mode_t mode) {
+  std::lock_guard ns(ns_mu_);
+  Resolved r = resolve(path);
+  uint32_t m = mode & 07777;
+  if (r.pending) {
+    std::lock_guard lock(r.pending->mu);
+    r.pending->mode = m;
+    return;
+  }
+  switch (r.node.kind) {
+    case Node::Kind::Blob:
+      throw Error(EROFS, "blobs/ is read-only");
+    case Node::Kind::File:
+      lib_.catalog().set_asset_attrs(r.node.entry->asset->id, m, std::nullopt);
+      set_open_mode(r.node.entry->asset->id, m);
+      return;
+    case Node::Kind::Dir:
+      if (r.node.work) return lib_.catalog().set_work_attrs(r.node.work->id, m, std::nullopt);
+      if (r.node.folder) return lib_.catalog().set_folder_attrs(r.node.folder->id, m, std::nullopt);
+      [[fallthrough]];
+    default:
+      throw Error(EPERM, "the fixed folders keep their mode");
+  }
+}
+
+void Vfs::chown(std::string_view path, uid_t uid, gid_t gid) {
+  resolve(path);
+  // A library has one owner; "changing" to it (cp -a, rsync -a) succeeds.
+  if ((uid != static_cast<uid_t>(-1) && uid != options_.uid) ||
+      (gid != static_cast<gid_t>(-1) && gid != options_.gid))
+    throw Error(EPERM, "files in a library belong to its owner");
+}
+
+void Vfs::utimens(std::string_view path, std::optional<int64_t> mtime_ns) {
+  if (!mtime_ns) return;
+  std::lock_guard ns(ns_mu_);
+  Resolved r = resolve(path);
+  if (r.pending) {
+    std::lock_guard lock(r.pending->mu);
+    r.pending->mtime_ns = *mtime_ns;
+    return;
+  }
+  switch (r.node.kind) {
+    case Node::Kind::Blob:
+      throw Error(EROFS, "blobs/ is read-only");
+    case Node::Kind::File:
+      lib_.catalog().set_asset_attrs(r.node.entry->asset->id, std::nullopt, *mtime_ns);
+      set_open_mtime(r.node.entry->asset->id, *mtime_ns);
+      return;
+    case Node::Kind::Dir:
+      if (r.node.work) return lib_.catalog().set_work_attrs(r.node.work->id, std::nullopt, *mtime_ns);
+      if (r.node.folder)
+        return lib_.catalog().set_folder_attrs(r.node.folder->id, std::nullopt, *mtime_ns);
+      return;  // the inbox's time is not kept
+    default:
+      return;
+  }
+}
+
+void Vfs::set_open_mode(const std::string& asset_id, uint32_t mode) {
+  std::shared_ptr<OpenFile> of;
+  {
+    std::lock_guard lock(files_mu_);
+    if (auto it = files_.find(asset_id); it != files_.end()) of = it->second;
+  }
+  if (of) {
+    std::lock_guard lock(of->mu);
+    of->mode = mode;
+  }
+}
+
+void Vfs::set_open_mtime(const std::string& asset_id, int64_t mtime_ns) {
+  std::shared_ptr<OpenFile> of;
+  {
+    std::lock_guard lock(files_mu_);
+    if (auto it = files_.find(asset_id); it != files_.end()) of = it->second;
+  }
+  if (of) {
+    std::lock_guard lock(of->mu);
+    of->mtime_ns = mtime_ns;
+  }
+}
+
+// ---- extended attributes ---------------------------------------------------
+
+namespace {
+constexpr std::string_view kPrefix = "user.recall.";
+}
+
+std::vector<std::string> Vfs::listxattr(std::string_view path) {
+  Resolved r = resolve(path);
+  std::vector<std::string> names;
+  auto add = [&](const char* n) { names.push_back(std::string(kPrefix) + n); };
+  if (r.pending || r.node.kind == Node::Kind::File) {
+    for (const char* n : {"sha256", "asset_id", "work_id", "role", "local", "local_only"}) add(n);
+  } else if (r.node.kind == Node::Kind::Blob) {
+    for (const char* n : {"sha256", "local"}) add(n);
+  } else if (r.node.work) {
+    add("work_id");
+  }
+  return names;
+}
+
+std::string Vfs::getxattr(std::string_view path, std::string_view name) {
+  if (!name.starts_with(kPrefix)) throw Error(ENODATA, "no such attribute");
+  std::string_view key = name.substr(kPrefix.size());
+  Resolved r = resolve(path);
+  if (r.pending) {
+    std::lock_guard lock(r.pending->mu);
+    if (key == "asset_id") return r.pending->asset_id;
+    if (key == "work_id") return r.pending->place.work_id.value_or("");
+    if (key == "role") return "main";
+    if (key == "local") return "1";
+    if (key == "local_only") return is_scratch_name(r.pending->name) ? "1" : "0";
+    if (key == "sha256") return "";
+    throw Error(ENODATA, "no such attribute");
+  }
+  if (r.node.kind == Node::Kind::Blob) {
+    if (key == "sha256") return r.node.sha256;
+    if (key == "local") return lib_.blobs().has(r.node.sha256) ? "1" : "0";
+    throw Error(ENODATA, "no such attribute");
+  }
+  if (r.node.kind == Node::Kind::File) {
+    const Asset& a = *r.node.entry->asset;
+    if (key == "sha256") return a.sha256;
+    if (key == "asset_id") return a.id;
+    if (key == "work_id") return a.work_id.value_or("");
+    if (key == "role") return a.role;
+    if (key == "local") return lib_.blobs().has(a.sha256) ? "1" : "0";
+    if (key == "local_only") return a.local_only ? "1" : "0";
+  } else if (r.node.work && key == "work_id") {
+    return r.node.work->id;
+  }
+  throw Error(ENODATA, "no such attribute");
+}
+
+void Vfs::setxattr(std::string_view path, std::string_view name, std::string_view value) {
+  if (!name.starts_with(kPrefix)) throw Error(ENOTSUP, "only user.recall.role can be set");
+  std::string_view key = name.substr(kPrefix.size());
+  std::lock_guard ns(ns_mu_);
+  Resolved r = resolve(path);
+  if (key != "role") throw Error(EPERM, "user.recall." + std::string(key) + " is read-only");
+  if (r.node.kind != Node::Kind::File || r.pending)
+    throw Error(EPERM, "only a stored file has a role");
+  std::string role(value);
+  while (!role.empty() && (role.back() == '\n' || role.back() == '\0')) role.pop_back();
+  lib_.catalog().set_asset_role(r.node.entry->asset->id, role);
+}
+
+void Vfs::removexattr(std::string_view path, std::string_view name) {
+  resolve(path);
+  if (!name.starts_with(kPrefix)) throw Error(ENODATA, "no such attribute");
+  throw Error(EPERM, "user.recall attributes cannot be removed");
+}
+
+}  // namespace recall

@@ -1,0 +1,177 @@
+// Vfs — the mounted library as POSIX file operations, with no FUSE in it.
+//
+// The FUSE adapter (fuse_adapter.cpp) only translates calls to these methods
+// and recall::Error codes to -errno. Paths are relative to the mount's root
+// ("/works/T/a.pdf"); the tree is the one fs/tree.h describes.
+//
+// What each operation means in the library:
+//   mkdir works/X            creates work X; mkdir inside a work or the inbox
+//                            creates a sub-folder
+//   create + write + close   stores the bytes (CAS) and adds an asset; until
+//                            the first flush a new file exists only here, so a
+//                            crash never leaves a half-written file behind
+//   open for writing         edits go to a staging file; flush (close) or
+//                            fsync stores the new bytes as a new blob and the
+//                            asset keeps its id. close() returning 0 means the
+//                            bytes and the rows are durable
+//   rename over a file       the target keeps its asset id and takes the
+//                            source's content (an editor's atomic save)
+//   link                     links the asset into a second place (edges)
+//   unlink / rmdir           delete the asset (or one of its links) / an
+//                            empty work or folder
+//   blobs/                   read-only (EROFS); the top level holds no files
+//                            (EPERM); symlinks and device nodes: EPERM
+//
+// Thread-safe. Namespace changes are serialised by one mutex (ns_mu_); reads,
+// writes and lookups run in parallel. Lock order: ns_mu_, then files_mu_, then
+// an OpenFile's mu.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fs/library.h"
+#include "fs/tree.h"
+
+namespace recall {
+
+struct OpenFile;
+
+class Vfs {
+ public:
+  struct Options {
+    uid_t uid = 0;  // owner shown for every entry
+    gid_t gid = 0;
+  };
+  Vfs(Library& lib, const Options& options);
+  ~Vfs();
+  Vfs(const Vfs&) = delete;
+  Vfs& operator=(const Vfs&) = delete;
+
+  // ---- names
+  struct stat getattr(std::string_view path);
+  // Lists a directory with the attributes of each entry (for READDIRPLUS).
+  void readdir(std::string_view path,
+               const std::function<bool(const std::string& name, const struct stat&)>& fn);
+  // Directory handles: opendir checks the path is a directory and remembers it.
+  uint64_t opendir(std::string_view path);
+  void readdir(uint64_t dir_handle,
+               const std::function<bool(const std::string& name, const struct stat&)>& fn);
+  void releasedir(uint64_t dir_handle);
+  void mkdir(std::string_view path, mode_t mode);
+  void rmdir(std::string_view path);
+  void unlink(std::string_view path);
+  // flags: 0 or RENAME_NOREPLACE (RENAME_EXCHANGE: EINVAL).
+  void rename(std::string_view from, std::string_view to, unsigned flags);
+  void link(std::string_view from, std::string_view to);
+  void chmod(std::string_view path, mode_t mode);
+  void chown(std::string_view path, uid_t uid, gid_t gid);
+  // nullopt leaves the time as it is (UTIME_OMIT).
+  void utimens(std::string_view path, std::optional<int64_t> mtime_ns);
+  struct statvfs statfs();
+
+  // ---- extended attributes: user.recall.*
+  std::string getxattr(std::string_view path, std::string_view name);
+  std::vector<std::string> listxattr(std::string_view path);
+  void setxattr(std::string_view path, std::string_view name, std::string_view value);
+  void removexattr(std::string_view path, std::string_view name);
+
+  // ---- file handles
+  struct OpenResult {
+    uint64_t handle = 0;
+    bool keep_cache = false;  // the kernel may keep cached pages of this file
+  };
+  OpenResult open(std::string_view path, int flags);
+  OpenResult create(std::string_view path, mode_t mode, int flags);
+  size_t read(uint64_t handle, std::span<std::byte> buf, uint64_t offset);
+  // An fd to splice from (zero copy), valid until the handle is released, or
+  // -1 when the handle must be read with read() (its bytes may move).
+  int splice_fd(uint64_t handle);
+  struct stat fgetattr(uint64_t handle);
+  size_t write(uint64_t handle, std::span<const std::byte> data, uint64_t offset);
+  void truncate(std::string_view path, uint64_t size);
+  void ftruncate(uint64_t handle, uint64_t size);
+  void fchmod(uint64_t handle, mode_t mode);
+  void futimens(uint64_t handle, std::optional<int64_t> mtime_ns);
+  // close(): commits written bytes durably; its error is what close() returns.
+  void flush(uint64_t handle);
+  void fsync(uint64_t handle);
+  // The last close of a handle; commits what flush did not.
+  void release(uint64_t handle);
+
+  // Called after content or names change, with the paths whose kernel caches
+  // are stale (set by the FUSE adapter).
+  void set_invalidator(std::function<void(const std::string& path)> fn) {
+    invalidate_ = std::move(fn);
+  }
+
+  // Open handles (for tests and status).
+  size_t open_handles();
+
+ private:
+  struct Handle;
+  // A path resolved: a node of the tree, or a new file not committed yet.
+  struct Resolved {
+    Node node;
+    std::shared_ptr<OpenFile> pending;
+  };
+  Resolved resolve(std::string_view path);
+  Resolved resolve_parent(std::string_view path, std::string& leaf);
+  struct stat node_attr(const Node& n);
+  struct stat pending_attr(OpenFile& of);
+  std::shared_ptr<OpenFile> open_file_for(const Node& n);
+  std::shared_ptr<OpenFile> find_pending(const Place& place, const std::string& raw);
+  std::shared_ptr<Handle> handle(uint64_t h);
+  uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
+  void commit(OpenFile& of, bool last_writer);
+  // Gives `of` a staging file (with a copy of its bytes when `copy_content`).
+  void ensure_staging(OpenFile& of, bool copy_content);
+  void remove_dir_node(const Node& n);
+  void rename_dir(const Node& from, const Node& to_parent, const std::string& raw,
+                  std::optional<Node> target);
+  void commit_if_pending(const std::shared_ptr<OpenFile>& of);
+  bool has_pending_under(const Place& place);
+  // Removes a blob from this device when no asset needs it any more.
+  void collect_blob(const std::string& sha256);
+  void set_open_mode(const std::string& asset_id, uint32_t mode);
+  void set_open_mtime(const std::string& asset_id, int64_t mtime_ns);
+  void check_writable_dir(const Node& dir, bool for_file);
+  BlobMeta blob_for(const PutResult& put, const std::string& name);
+
+  Library& lib_;
+  Tree tree_;
+  Options options_;
+  std::filesystem::path staging_dir_;
+  int64_t started_ns_;  // times shown for the fixed folders
+  std::function<void(const std::string&)> invalidate_;
+
+  // Serialises namespace changes. Recursive: a rename commits a new file
+  // first, and the commit takes it too.
+  std::recursive_mutex ns_mu_;
+
+  std::mutex files_mu_;  // guards the maps below
+  // Open files by asset id (committed assets and pending new files alike).
+  std::unordered_map<std::string, std::shared_ptr<OpenFile>> files_;
+  // New files not yet committed: (work id or "", folder, raw name) -> asset id.
+  std::map<std::tuple<std::string, std::string, std::string>, std::string> pending_;
+  std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles_;
+  std::unordered_map<uint64_t, std::string> dir_handles_;  // handle -> path
+  uint64_t next_handle_ = 1;
+  // The content each asset had when last opened, to keep the kernel's cache
+  // only while it is unchanged.
+  std::unordered_map<std::string, std::string> last_opened_sha_;
+};
+
+}  // namespace recall

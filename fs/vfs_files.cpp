@@ -1,0 +1,534 @@
+// Vfs: file handles — open, create, read, write, truncate, flush, fsync,
+// release — and the commit that turns staged bytes into a blob and a row.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+
+#include "base/error.h"
+#include "base/file_io.h"
+#include "base/ids.h"
+#include "fs/names.h"
+#include "fs/open_file.h"
+#include "fs/vfs.h"
+#include "fs/vfs_internal.h"
+
+namespace recall {
+namespace fs = std::filesystem;
+using namespace vfs_detail;
+
+namespace {
+
+// Writeback of staged bytes starts every this many bytes, so that the fsync
+// at close finds most of them on disk already.
+constexpr uint64_t kWritebackBytes = 8ull << 20;
+constexpr size_t kCopyBuffer = 1 << 20;
+
+std::atomic<uint64_t> staging_counter{0};
+
+bool is_writable(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+
+}  // namespace
+
+struct Vfs::Handle {
+  std::shared_ptr<OpenFile> of;  // null: a read-only snapshot of one blob
+  UniqueFd blob_fd;              // the snapshot's bytes
+  std::string asset_id;          // the snapshot's asset ("" for blobs/)
+  struct stat snapshot_attr{};   // the snapshot's attributes at open
+  bool writable = false;
+};
+
+std::shared_ptr<Vfs::Handle> Vfs::handle(uint64_t h) {
+  std::lock_guard lock(files_mu_);
+  auto it = handles_.find(h);
+  if (it == handles_.end()) throw Error(EBADF, "no such file handle");
+  return it->second;
+}
+
+size_t Vfs::open_handles() {
+  std::lock_guard lock(files_mu_);
+  return handles_.size();
+}
+
+uint64_t Vfs::add_handle(std::shared_ptr<OpenFile> of, int flags) {
+  auto h = std::make_shared<Handle>();
+  h->writable = is_writable(flags);
+  {
+    std::lock_guard flock(of->mu);
+    of->handles++;
+    if (h->writable) of->writers++;
+  }
+  h->of = std::move(of);
+  std::lock_guard lock(files_mu_);
+  uint64_t id = next_handle_++;
+  handles_[id] = std::move(h);
+  return id;
+}
+
+BlobMeta Vfs::blob_for(const PutResult& put, const std::string& name) {
+  return Library::blob_meta(put, name);
+}
+
+// The shared state of a stored file, made on first use.
+std::shared_ptr<OpenFile> Vfs::open_file_for(const Node& n) {
+  const Asset& a = *n.entry->asset;
+  std::lock_guard lock(files_mu_);
+  auto it = files_.find(a.id);
+  if (it != files_.end()) return it->second;
+  auto of = std::make_shared<OpenFile>();
+  of->asset_id = a.id;
+  of->place = n.place;
+  of->name = n.entry->name;
+  of->mode = a.mode;
+  of->mtime_ns = a.mtime_ns;
+  of->sha256 = a.sha256;
+  of->size = a.bytes;
+  if (lib_.blobs().has(a.sha256))
+    of->fd = std::make_shared<UniqueFd>(lib_.blobs().open_object(a.sha256));
+  files_[a.id] = of;
+  return of;
+}
+
+// ---- open and create -------------------------------------------------------
+
+Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
+  Resolved r = resolve(path);
+  if (r.node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(path));
+  const bool writable = is_writable(flags) || (flags & O_TRUNC);
+  if (r.node.kind == Node::Kind::Blob) {
+    if (writable) throw Error(EROFS, "blobs/ is read-only");
+    auto h = std::make_shared<Handle>();
+    h->blob_fd = lib_.blobs().open_object(r.node.sha256);
+    std::lock_guard lock(files_mu_);
+    uint64_t id = next_handle_++;
+    handles_[id] = std::move(h);
+    return {id, true};  // a blob never changes
+  }
+  std::shared_ptr<OpenFile> of = r.pending;
+  if (!of) {
+    const Asset& a = *r.node.entry->asset;
+    if (!writable) {
+      {
+        std::lock_guard lock(files_mu_);
+        if (auto it = files_.find(a.id); it != files_.end()) of = it->second;
+      }
+      if (!of) {
+        // A read-only snapshot of the committed bytes: it stays consistent
+        // even if someone starts writing the file, and can be spliced.
+        auto h = std::make_shared<Handle>();
+        try {
+          h->blob_fd = lib_.blobs().open_object(a.sha256);
+        } catch (const Error& e) {
+          if (e.code() != ENOENT) throw;
+          std::fprintf(stderr, "recallfs: %s: its bytes (%s) are not on this device\n",
+                       quote(path).c_str(), a.sha256.c_str());
+          throw Error(EIO, "the bytes of " + quote(path) + " are not on this device");
+        }
+        h->asset_id = a.id;
+        h->snapshot_attr = node_attr(r.node);
+        std::lock_guard lock(files_mu_);
+        bool keep = last_opened_sha_[a.id] == a.sha256;
+        last_opened_sha_[a.id] = a.sha256;
+        uint64_t id = next_handle_++;
+        handles_[id] = std::move(h);
+        return {id, keep};
+      }
+    } else {
+      of = open_file_for(r.node);
+    }
+  }
+  uint64_t id = add_handle(of, flags);
+  if (flags & O_TRUNC) {
+    try {
+      ftruncate(id, 0);
+    } catch (...) {
+      release(id);
+      throw;
+    }
+  }
+  return {id, false};
+}
+
+Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
+  std::unique_lock ns(ns_mu_);
+  std::string leaf;
+  Resolved parent = resolve_parent(path, leaf);
+  check_writable_dir(parent.node, true);
+  std::string raw = unescape_name(leaf);
+  if (tree_.child(parent.node, leaf) || find_pending(parent.node.place, raw)) {
+    if (flags & O_EXCL) throw Error(EEXIST, "exists: " + quote(path));
+    ns.unlock();
+    return open(path, flags);
+  }
+  auto of = std::make_shared<OpenFile>();
+  of->asset_id = new_row_id();
+  of->pending = true;
+  of->place = parent.node.place;
+  of->name = raw;
+  of->mode = mode & 07777;
+  of->mtime_ns = now_ns();
+  {
+    std::lock_guard lock(of->mu);
+    ensure_staging(*of, false);
+    of->dirty = true;  // an empty new file is still a file
+  }
+  {
+    std::lock_guard lock(files_mu_);
+    files_[of->asset_id] = of;
+    pending_[pending_key(of->place, raw)] = of->asset_id;
+  }
+  return {add_handle(of, flags | O_RDWR), false};
+}
+
+// ---- staging ---------------------------------------------------------------
+
+void Vfs::ensure_staging(OpenFile& of, bool copy_content) {
+  if (!of.staging.empty()) return;
+  fs::path path = staging_dir_ / ("w-" + of.asset_id + "-" + std::to_string(++staging_counter));
+  auto fd = std::make_shared<UniqueFd>(open_file(path, O_RDWR | O_CREAT | O_EXCL, 0600));
+  of.hash = Sha256();
+  of.hashed = 0;
+  of.hash_ok = true;
+  of.written_back = 0;
+  if (copy_content && of.size > 0) {
+    if (!of.fd) {
+      ::unlink(path.c_str());
+      throw Error(EIO, "the bytes of this file are not on this device");
+    }
+    // Copy the committed bytes, hashing them on the way: appending to the
+    // file then needs no second read at commit.
+    std::vector<std::byte> buf(kCopyBuffer);
+    try {
+      for (uint64_t off = 0; off < of.size;) {
+        size_t n = pread_full(of.fd->get(),
+                              std::span(buf.data(), std::min<uint64_t>(buf.size(), of.size - off)), off);
+        if (n == 0) break;
+        write_full(fd->get(), std::span<const std::byte>(buf.data(), n));
+        of.hash.update(std::span<const std::byte>(buf.data(), n));
+        off += n;
+        of.hashed = off;
+      }
+    } catch (...) {
+      ::unlink(path.c_str());
+      throw;
+    }
+  } else {
+    of.size = 0;
+  }
+  of.fd = std::move(fd);
+  of.staging = path;
+}
+
+// Throws away staged bytes: the file shows its committed content again.
+static void discard_staging(OpenFile& of, BlobStore& blobs) {
+  if (!of.staging.empty()) ::unlink(of.staging.c_str());
+  of.staging.clear();
+  of.fd.reset();
+  of.dirty = false;
+  of.size = 0;
+  if (!of.sha256.empty() && blobs.has(of.sha256)) {
+    of.fd = std::make_shared<UniqueFd>(blobs.open_object(of.sha256));
+    of.size = static_cast<uint64_t>(stat_fd(of.fd->get(), "blob").st_size);
+  }
+}
+
+// ---- read and write --------------------------------------------------------
+
+size_t Vfs::read(uint64_t h, std::span<std::byte> buf, uint64_t offset) {
+  std::shared_ptr<Handle> hd = handle(h);
+  if (!hd->of) return pread_full(hd->blob_fd.get(), buf, offset);
+  std::shared_ptr<UniqueFd> fd;
+  {
+    std::lock_guard lock(hd->of->mu);
+    fd = hd->of->fd;
+  }
+  if (!fd) throw Error(EIO, "the bytes of this file are not on this device");
+  return pread_full(fd->get(), buf, offset);
+}
+
+int Vfs::splice_fd(uint64_t h) {
+  std::shared_ptr<Handle> hd = handle(h);
+  return hd->of ? -1 : hd->blob_fd.get();
+}
+
+size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset) {
+  std::shared_ptr<Handle> hd = handle(h);
+  if (!hd->writable) throw Error(EBADF, "not open for writing");
+  OpenFile& of = *hd->of;
+  std::lock_guard lock(of.mu);
+  if (of.failed) throw *of.failed;
+  try {
+    ensure_staging(of, true);
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::pwrite(of.fd->get(), data.data() + done, data.size() - done,
+                           static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_last_errno("write");
+      }
+      done += static_cast<size_t>(n);
+    }
+  } catch (const Error& e) {
+    // The staged bytes are now incomplete: they must never replace the file.
+    of.failed = e;
+    throw;
+  }
+  uint64_t end = offset + data.size();
+  if (of.hash_ok && offset == of.hashed) {
+    of.hash.update(data);
+    of.hashed = end;
+  } else {
+    of.hash_ok = false;
+  }
+  of.size = std::max(of.size, end);
+  of.dirty = true;
+  of.mtime_ns = now_ns();
+  if (end > of.written_back + kWritebackBytes) {
+    ::sync_file_range(of.fd->get(), static_cast<off_t>(of.written_back),
+                      static_cast<off_t>(end - of.written_back), SYNC_FILE_RANGE_WRITE);
+    of.written_back = end;
+  }
+  return data.size();
+}
+
+void Vfs::ftruncate(uint64_t h, uint64_t size) {
+  std::shared_ptr<Handle> hd = handle(h);
+  if (!hd->writable) throw Error(EBADF, "not open for writing");
+  OpenFile& of = *hd->of;
+  std::lock_guard lock(of.mu);
+  if (of.failed) throw *of.failed;
+  if (size == of.size && !of.staging.empty()) return;
+  ensure_staging(of, size > 0);
+  if (::ftruncate(of.fd->get(), static_cast<off_t>(size)) != 0) {
+    of.failed = Error(errno, std::string("truncate: ") + std::strerror(errno));
+    throw *of.failed;
+  }
+  if (size == 0) {
+    of.hash = Sha256();
+    of.hashed = 0;
+    of.hash_ok = true;
+  } else if (size != of.hashed) {
+    of.hash_ok = false;
+  }
+  of.size = size;
+  of.written_back = std::min(of.written_back, size);
+  of.dirty = true;
+  of.mtime_ns = now_ns();
+}
+
+void Vfs::truncate(std::string_view path, uint64_t size) {
+  OpenResult r = open(path, O_WRONLY);
+  try {
+    ftruncate(r.handle, size);
+    flush(r.handle);
+  } catch (...) {
+    release(r.handle);
+    throw;
+  }
+  release(r.handle);
+}
+
+struct stat Vfs::fgetattr(uint64_t h) {
+  std::shared_ptr<Handle> hd = handle(h);
+  if (!hd->of) {
+    if (hd->asset_id.empty()) {  // blobs/<sha>
+      struct stat st = stat_fd(hd->blob_fd.get(), "blob");
+      st.st_mode = S_IFREG | 0444;
+      st.st_uid = options_.uid;
+      st.st_gid = options_.gid;
+      st.st_blksize = kBlockSize;
+      return st;
+    }
+    if (auto a = lib_.catalog().get_asset(hd->asset_id)) {
+      struct stat st = hd->snapshot_attr;
+      st.st_mode = S_IFREG | (a->mode & 07777);
+      set_times(st, a->mtime_ns, a->updated_ms * 1000000);
+      return st;
+    }
+    return hd->snapshot_attr;  // deleted while open
+  }
+  OpenFile& of = *hd->of;
+  struct stat st{};
+  std::lock_guard lock(of.mu);
+  st.st_uid = options_.uid;
+  st.st_gid = options_.gid;
+  st.st_blksize = kBlockSize;
+  st.st_nlink = of.unlinked ? 0 : 1;
+  st.st_ino = ino_of(of.asset_id);
+  st.st_mode = S_IFREG | (of.mode & 07777);
+  st.st_size = static_cast<off_t>(of.size);
+  st.st_blocks = static_cast<blkcnt_t>((of.size + 511) / 512);
+  set_times(st, of.mtime_ns, of.mtime_ns);
+  return st;
+}
+
+void Vfs::fchmod(uint64_t h, mode_t mode) {
+  std::shared_ptr<Handle> hd = handle(h);
+  std::string id = hd->of ? hd->of->asset_id : hd->asset_id;
+  if (id.empty()) throw Error(EROFS, "blobs/ is read-only");
+  bool pending = false;
+  if (hd->of) {
+    std::lock_guard lock(hd->of->mu);
+    hd->of->mode = mode & 07777;
+    pending = hd->of->pending;
+  }
+  if (!pending) lib_.catalog().set_asset_attrs(id, mode & 07777, std::nullopt);
+}
+
+void Vfs::futimens(uint64_t h, std::optional<int64_t> mtime_ns) {
+  if (!mtime_ns) return;
+  std::shared_ptr<Handle> hd = handle(h);
+  std::string id = hd->of ? hd->of->asset_id : hd->asset_id;
+  if (id.empty()) throw Error(EROFS, "blobs/ is read-only");
+  bool pending = false;
+  if (hd->of) {
+    std::lock_guard lock(hd->of->mu);
+    hd->of->mtime_ns = *mtime_ns;
+    pending = hd->of->pending;
+  }
+  if (!pending) lib_.catalog().set_asset_attrs(id, std::nullopt, *mtime_ns);
+}
+
+// ---- commit ----------------------------------------------------------------
+
+void Vfs::commit(OpenFile& of, bool consume) {
+  // Phase 1, under the file's lock (writes wait): make the staged bytes a blob.
+  PutResult put;
+  bool pending;
+  Place place;
+  std::string name, old_sha;
+  uint32_t mode;
+  int64_t mtime;
+  {
+    std::lock_guard lock(of.mu);
+    if (of.failed) {
+      Error e = *of.failed;
+      of.failed.reset();
+      discard_staging(of, lib_.blobs());
+      throw e;
+    }
+    if (!of.dirty || of.unlinked || of.staging.empty()) return;
+    try {
+      fsync_fd(of.fd->get(), of.staging);
+      std::optional<std::string> sha;
+      if (of.hash_ok && of.hashed == of.size) sha = to_hex(of.hash.peek());
+      if (consume) {
+        put = lib_.blobs().adopt(of.staging, sha);
+        of.staging.clear();
+        of.fd = std::make_shared<UniqueFd>(lib_.blobs().open_object(put.sha256));
+      } else {
+        put = lib_.blobs().put_file(of.staging);
+      }
+    } catch (...) {
+      discard_staging(of, lib_.blobs());
+      if (of.pending) {
+        std::lock_guard flock(files_mu_);
+        of.unlinked = true;  // a new file that could not be stored: gone
+        pending_.erase(pending_key(of.place, of.name));
+      }
+      throw;
+    }
+    of.dirty = false;
+    old_sha = of.sha256;
+    of.sha256 = put.sha256;
+    pending = of.pending;
+    place = of.place;
+    name = of.name;
+    mode = of.mode;
+    mtime = of.mtime_ns;
+  }
+  // Phase 2, in the namespace's order: record it.
+  std::lock_guard ns(ns_mu_);
+  BlobMeta meta = blob_for(put, name);
+  if (pending) {
+    NewAsset n;
+    n.id = of.asset_id;
+    n.place = place;
+    n.filename = name;
+    n.blob = meta;
+    n.mode = mode;
+    n.mtime_ns = mtime;
+    n.local_only = is_scratch_name(name);
+    lib_.catalog().add_asset(n);
+    std::lock_guard lock(files_mu_);
+    std::lock_guard flock(of.mu);
+    of.pending = false;
+    pending_.erase(pending_key(place, name));
+    return;
+  }
+  try {
+    lib_.catalog().set_asset_content(of.asset_id, meta, mtime);
+  } catch (const Error& e) {
+    if (e.code() != ENOENT) throw;  // deleted meanwhile: nothing to record
+  }
+  if (old_sha != put.sha256) collect_blob(old_sha);
+}
+
+void Vfs::commit_if_pending(const std::shared_ptr<OpenFile>& of) {
+  bool pending;
+  {
+    std::lock_guard lock(of->mu);
+    pending = of->pending;
+  }
+  if (pending) commit(*of, false);
+}
+
+void Vfs::flush(uint64_t h) {
+  std::shared_ptr<Handle> hd = handle(h);
+  if (!hd->of || !hd->writable) return;
+  int writers;
+  {
+    std::lock_guard lock(hd->of->mu);
+    writers = hd->of->writers;
+  }
+  // The last writer's close moves the staged bytes into the store; with
+  // other writers still open they are copied, and staging goes on.
+  commit(*hd->of, writers <= 1);
+}
+
+void Vfs::fsync(uint64_t h) {
+  std::shared_ptr<Handle> hd = handle(h);
+  if (!hd->of || !hd->writable) return;
+  commit(*hd->of, false);
+}
+
+void Vfs::release(uint64_t h) {
+  std::shared_ptr<Handle> hd;
+  {
+    std::lock_guard lock(files_mu_);
+    auto it = handles_.find(h);
+    if (it == handles_.end()) return;
+    hd = std::move(it->second);
+    handles_.erase(it);
+  }
+  if (!hd->of) return;
+  OpenFile& of = *hd->of;
+  bool commit_now;
+  {
+    std::lock_guard lock(of.mu);
+    of.handles--;
+    if (hd->writable) of.writers--;
+    commit_now = hd->writable && of.writers == 0 && (of.dirty || of.failed) && !of.unlinked;
+  }
+  if (commit_now) {
+    try {
+      commit(of, true);
+    } catch (const Error& e) {
+      // release() cannot report errors; flush already did, when it could.
+      std::fprintf(stderr, "recallfs: could not store a closed file: %s\n", e.what());
+    }
+  }
+  std::lock_guard lock(files_mu_);
+  std::lock_guard flock(of.mu);
+  if (of.handles > 0) return;
+  if (!of.staging.empty()) ::unlink(of.staging.c_str());
+  of.staging.clear();
+  if (of.pending) pending_.erase(pending_key(of.place, of.name));
+  if (auto it = files_.find(of.asset_id); it != files_.end() && it->second.get() == &of)
+    files_.erase(it);
+}
+
+}  // namespace recall

@@ -1,0 +1,259 @@
+// recallfs mount | unmount, and mount.recallfs (for mount(8) and fstab).
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "base/error.h"
+#include "base/ids.h"
+#include "fs/fuse_adapter.h"
+#include "fs/vfs.h"
+#include "mount-helper/cli.h"
+#include "mount-helper/mount_state.h"
+
+extern char** environ;
+
+namespace recall::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct MountRequest {
+  fs::path data;
+  std::string mountpoint;
+  std::vector<std::string> options;  // -o, split at commas
+  bool foreground = false;
+  bool debug = false;
+};
+
+// Runs a program and returns its exit status and what it wrote to stderr.
+std::pair<int, std::string> run_program(const std::vector<std::string>& argv) {
+  int err[2];
+  if (::pipe2(err, O_CLOEXEC) != 0) throw_last_errno("pipe");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(err[1]);
+  if (rc != 0) {
+    ::close(err[0]);
+    throw Error(rc, "cannot run " + argv[0] + ": " + std::strerror(rc));
+  }
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(err[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  ::close(err[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 1, text};
+}
+
+// Options mount(8) and fstab use that are not FUSE's business.
+bool is_mount8_only(const std::string& o) {
+  return o.empty() || o == "defaults" || o == "auto" || o == "noauto" || o == "user" ||
+         o == "users" || o == "nouser" || o == "_netdev" || o == "nofail" || o == "owner" ||
+         o.starts_with("x-") || o.starts_with("comment=");
+}
+
+void check_fuse_device() {
+  int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    throw Error(errno == ENOENT ? ENODEV : errno,
+                std::string("FUSE is not available here: /dev/fuse: ") + std::strerror(errno) +
+                    " (load the fuse module, or give the container /dev/fuse)");
+  ::close(fd);
+}
+
+// A mount point whose daemon died answers ENOTCONN; clear it so we can mount.
+void clear_dead_mount(const std::string& mountpoint) {
+  struct stat st;
+  if (::stat(mountpoint.c_str(), &st) == 0 || errno != ENOTCONN) return;
+  std::cerr << "recallfs: " << mountpoint << " was left by a recallfs that stopped; unmounting it\n";
+  run_program({"fusermount3", "-u", "-z", mountpoint});
+}
+
+void check_mountpoint(const std::string& mountpoint, bool allow_nonempty) {
+  clear_dead_mount(mountpoint);
+  struct stat st;
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      throw Error(ENOENT, "mount point " + quote(mountpoint) + " does not exist (mkdir it first)");
+    throw_last_errno("mount point " + quote(mountpoint));
+  }
+  if (!S_ISDIR(st.st_mode)) throw Error(ENOTDIR, "mount point " + quote(mountpoint) + " is not a directory");
+  if (auto m = mount_at(mountpoint)) {
+    if (m->fstype == "fuse.recallfs")
+      throw Error(EBUSY, quote(mountpoint) + " is already mounted (recallfs); unmount it first");
+    throw Error(EBUSY, quote(mountpoint) + " is busy: " + m->fstype + " is mounted there");
+  }
+  if (!allow_nonempty && !fs::is_empty(mountpoint))
+    throw Error(EBUSY, "mount point " + quote(mountpoint) +
+                           " is not empty (use -o nonempty to mount over its files)");
+}
+
+int do_mount(const MountRequest& req) {
+  check_fuse_device();
+  bool nonempty = false;
+  std::vector<std::string> fuse_opts;
+  for (const std::string& o : req.options) {
+    if (o == "nonempty") nonempty = true;
+    else if (!is_mount8_only(o)) fuse_opts.push_back(o);
+  }
+  std::string mountpoint = fs::absolute(req.mountpoint).lexically_normal().string();
+  while (mountpoint.size() > 1 && mountpoint.back() == '/') mountpoint.pop_back();
+  check_mountpoint(mountpoint, nonempty);
+  fs::path data = req.data;
+  {
+    // Open it once here so that a missing or damaged library is reported to
+    // the user before anything is mounted; the daemon opens it again.
+    auto lib = Library::open(data, {.create = false});
+    UniqueFd probe = lock_for_mount(data);
+  }
+  MountOptions mo;
+  mo.mountpoint = mountpoint;
+  mo.fsname = "recallfs:" + data.string();
+  mo.fuse = fuse_opts;
+  mo.foreground = req.foreground;
+  mo.debug = req.debug;
+  mo.log_file = (data / "recallfs.log").string();
+  // What the daemon holds while it serves: the mount lock, the library and
+  // the Vfs over it, released together when the Vfs goes.
+  struct Served {
+    UniqueFd lock;
+    std::unique_ptr<Library> lib;
+    std::unique_ptr<Vfs> vfs;
+  };
+  return serve_mount(
+      mo,
+      [&]() -> std::shared_ptr<Vfs> {
+        auto s = std::make_shared<Served>();
+        s->lock = lock_for_mount(data);
+        s->lib = Library::open(data, {.create = false});
+        s->vfs = std::make_unique<Vfs>(*s->lib, Vfs::Options{::getuid(), ::getgid()});
+        Vfs* v = s->vfs.get();
+        return std::shared_ptr<Vfs>(std::move(s), v);
+      },
+      [&] {
+        write_mount_info(data, MountInfo{::getpid(), mountpoint, now_ms()});
+        std::fprintf(stderr, "recallfs: serving %s at %s\n", data.c_str(), mountpoint.c_str());
+      },
+      [&] {
+        remove_mount_info(data);
+        std::fprintf(stderr, "recallfs: unmounted %s\n", mountpoint.c_str());
+      });
+}
+
+int do_unmount(const std::string& mountpoint_arg) {
+  std::string mountpoint = fs::absolute(mountpoint_arg).lexically_normal().string();
+  while (mountpoint.size() > 1 && mountpoint.back() == '/') mountpoint.pop_back();
+  auto m = mount_at(mountpoint);
+  if (!m) throw Error(EINVAL, quote(mountpoint) + " is not mounted");
+  if (m->fstype != "fuse.recallfs")
+    throw Error(EINVAL, quote(mountpoint) + " is not a recallfs mount (" + m->fstype + ")");
+  // The daemon, to wait until it has closed the library.
+  std::optional<MountInfo> daemon;
+  if (m->source.starts_with("recallfs:")) daemon = current_mount(m->source.substr(9));
+  auto [rc, err] = run_program({"fusermount3", "-u", mountpoint});
+  if (rc != 0) {
+    if (err.find("busy") != std::string::npos)
+      throw Error(EBUSY, quote(mountpoint) + " is busy: files or folders in it are in use (see: lsof +D " +
+                             mountpoint + ")");
+    throw Error(EIO, "cannot unmount " + quote(mountpoint) + ": " + err);
+  }
+  if (daemon) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (::kill(daemon->pid, 0) == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll the pid
+  }
+  return 0;
+}
+
+// Splits "a,b,c" (the -o argument).
+std::vector<std::string> split_options(const std::vector<std::string>& opts) {
+  std::vector<std::string> out;
+  for (const std::string& o : opts) {
+    std::stringstream ss(o);
+    std::string item;
+    while (std::getline(ss, item, ',')) out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_mount_verbs(CLI::App& app, Common& common) {
+  auto req = std::make_shared<MountRequest>();
+  auto opts = std::make_shared<std::vector<std::string>>();
+  CLI::App* mount = app.add_subcommand("mount", "Mount the library as a folder (runs in the background unless -f)");
+  mount->add_option("MOUNTPOINT", req->mountpoint, "An empty directory to mount on")->required();
+  mount->add_option("--data", common.data, "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
+  mount->add_flag("-f,--foreground", req->foreground, "Stay in the foreground (messages on stderr)");
+  mount->add_flag("--debug", req->debug, "Log every FUSE request (implies -f)");
+  mount->add_option("-o", *opts, "Mount options, comma-separated (e.g. allow_other,ro,nonempty)");
+  mount->callback([&common, req, opts] {
+    // The default library is made on first use; others must exist.
+    auto lib = open_library(common);
+    req->data = lib->dir();
+    lib.reset();
+    req->options = split_options(*opts);
+    if (req->debug) req->foreground = true;
+    int rc = do_mount(*req);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+
+  auto where = std::make_shared<std::string>();
+  CLI::App* unmount = app.add_subcommand("unmount", "Unmount a mounted library (after its files are closed)");
+  unmount->alias("umount");
+  unmount->add_option("MOUNTPOINT", *where, "Where it is mounted")->required();
+  unmount->callback([where] { do_unmount(*where); });
+}
+
+// mount.recallfs DATA_DIR MOUNTPOINT [-o OPTIONS] [-n] [-s] [-f] [-v]: what
+// mount(8) runs for `mount -t fuse.recallfs` and for fstab lines.
+int mount_helper_main(int argc, char** argv) {
+  MountRequest req;
+  std::vector<std::string> positional, opts;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-o" && i + 1 < argc) opts.push_back(argv[++i]);
+    else if (a.starts_with("-o")) opts.push_back(a.substr(2));
+    else if (a == "-t" && i + 1 < argc) ++i;  // the type: ours
+    else if (a == "-N" && i + 1 < argc) ++i;  // a namespace: not supported, ignored
+    else if (a == "-f") req.foreground = true;
+    else if (a.starts_with("-")) continue;  // -n -s -v: nothing to do for FUSE
+    else positional.push_back(a);
+  }
+  if (positional.size() != 2) {
+    std::cerr << "usage: mount.recallfs DATA_DIR MOUNTPOINT [-o OPTIONS]\n";
+    return EX_USAGE;
+  }
+  try {
+    req.data = fs::absolute(positional[0]);
+    req.mountpoint = positional[1];
+    req.options = split_options(opts);
+    return do_mount(req);
+  } catch (const Error& e) {
+    std::cerr << "mount.recallfs: " << e.what() << "\n";
+    return exit_code_for(e.code());
+  } catch (const std::exception& e) {
+    std::cerr << "mount.recallfs: " << e.what() << "\n";
+    return EX_SOFTWARE;
+  }
+}
+
+}  // namespace recall::cli

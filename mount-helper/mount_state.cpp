@@ -1,0 +1,97 @@
+#include "mount-helper/mount_state.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "base/error.h"
+#include "base/file_io.h"
+
+namespace recall::cli {
+namespace fs = std::filesystem;
+
+namespace {
+// /proc/self/mountinfo escapes spaces and such as \040.
+std::string unescape_mountinfo(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::optional<MountEntry> mount_at(const fs::path& path) {
+  std::error_code ec;
+  fs::path want = fs::weakly_canonical(fs::absolute(path), ec);
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  std::optional<MountEntry> found;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string id, parent, dev, root, mnt;
+    ls >> id >> parent >> dev >> root >> mnt;
+    if (unescape_mountinfo(mnt) != want.string()) continue;
+    std::string field;
+    while (ls >> field && field != "-") {
+    }
+    MountEntry e;
+    ls >> e.fstype >> e.source;
+    e.source = unescape_mountinfo(e.source);
+    found = e;  // the last one mounted there wins
+  }
+  return found;
+}
+
+std::optional<MountInfo> current_mount(const fs::path& data_dir) {
+  fs::path file = data_dir / "mount.json";
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return std::nullopt;
+  MountInfo info;
+  try {
+    auto j = nlohmann::json::parse(read_small_file(file));
+    info.pid = j.at("pid").get<pid_t>();
+    info.mountpoint = j.at("mountpoint").get<std::string>();
+    info.started_ms = j.value("started_ms", int64_t{0});
+  } catch (...) {
+    return std::nullopt;
+  }
+  if (info.pid <= 0 || (::kill(info.pid, 0) != 0 && errno == ESRCH)) return std::nullopt;
+  auto m = mount_at(info.mountpoint);
+  if (!m || m->fstype != "fuse.recallfs") return std::nullopt;
+  return info;
+}
+
+void write_mount_info(const fs::path& data_dir, const MountInfo& info) {
+  nlohmann::json j = {{"pid", info.pid}, {"mountpoint", info.mountpoint}, {"started_ms", info.started_ms}};
+  write_small_file_durable(data_dir / "mount.json", j.dump() + "\n");
+}
+
+void remove_mount_info(const fs::path& data_dir) {
+  std::error_code ec;
+  fs::remove(data_dir / "mount.json", ec);
+}
+
+UniqueFd lock_for_mount(const fs::path& data_dir) {
+  UniqueFd fd = open_file(data_dir / "mount.lock", O_RDWR | O_CREAT, 0600);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      auto m = current_mount(data_dir);
+      throw Error(EBUSY, "the library in " + quote(data_dir.string()) + " is already mounted" +
+                             (m ? " at " + quote(m->mountpoint) : std::string()));
+    }
+    throw_last_errno("lock " + quote((data_dir / "mount.lock").string()));
+  }
+  return fd;
+}
+
+}  // namespace recall::cli

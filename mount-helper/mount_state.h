@@ -1,0 +1,38 @@
+// What a running mount leaves in its data directory, so that other commands
+// can find it: mount.json (pid, mount point) and mount.lock (held by the
+// daemon, so one library is mounted at most once).
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "base/fd.h"
+
+namespace recall::cli {
+
+struct MountInfo {
+  pid_t pid = 0;
+  std::string mountpoint;
+  int64_t started_ms = 0;
+};
+
+// The live mount of the library in `data_dir`, or nullopt (a stale
+// mount.json, whose daemon is gone, counts as none).
+std::optional<MountInfo> current_mount(const std::filesystem::path& data_dir);
+void write_mount_info(const std::filesystem::path& data_dir, const MountInfo& info);
+void remove_mount_info(const std::filesystem::path& data_dir);
+
+// Takes the library's mount lock; EBUSY when another daemon holds it.
+UniqueFd lock_for_mount(const std::filesystem::path& data_dir);
+
+struct MountEntry {
+  std::string fstype;  // "fuse.recallfs", "ext4"
+  std::string source;  // for recallfs: "recallfs:<data dir>"
+};
+// What is mounted at `path` (the last mount there), or nullopt.
+std::optional<MountEntry> mount_at(const std::filesystem::path& path);
+
+}  // namespace recall::cli
