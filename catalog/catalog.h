@@ -152,6 +152,8 @@ class Catalog {
   uint32_t link_count(const std::string& asset_id);
 
   // ---- links (edges)
+  // Every extra link of an asset, oldest first.
+  std::vector<Edge> links_of(const std::string& asset_id);
   Edge link_asset(const std::string& asset_id, const Place& place, const std::string& name);
   void move_link(const std::string& edge_id, const Place& to, const std::string& name);
   void delete_link(const std::string& edge_id);
@@ -173,6 +175,10 @@ class Catalog {
 
   // ---- blobs
   std::optional<BlobMeta> get_blob(const std::string& sha256);
+  // When no asset uses the blob any more: deletes its blobs_meta row and this
+  // device's device_blobs row, and returns true (the bytes may go). Returns
+  // false, changing nothing, while an asset still uses it.
+  bool forget_blob(const std::string& sha256);
   // Marks a blob present or absent on this device (device_blobs).
   void set_device_blob(const std::string& sha256, bool present, const std::string& health);
   std::optional<DeviceBlob> get_device_blob(const std::string& device_id,

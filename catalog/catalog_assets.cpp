@@ -200,6 +200,16 @@ std::vector<Asset> Catalog::assets_with_blob(const std::string& sha256) {
 
 // ---- links -----------------------------------------------------------------
 
+std::vector<Edge> Catalog::links_of(const std::string& asset_id) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(std::string("SELECT ") + kEdgeCols +
+                         " FROM edges WHERE to_id = ? ORDER BY created_ms, id");
+  s.bind(asset_id);
+  std::vector<Edge> out;
+  while (s.step()) out.push_back(edge_from(s));
+  return out;
+}
+
 Edge Catalog::link_asset(const std::string& asset_id, const Place& place, const std::string& name) {
   check_name(name, "a file name");
   WriteScope s(*this);
@@ -301,6 +311,16 @@ std::optional<BlobMeta> Catalog::get_blob(const std::string& sha256) {
   b.chunk_manifest = s.blob(9);
   b.created_ms = s.int64(10);
   return b;
+}
+
+bool Catalog::forget_blob(const std::string& sha256) {
+  WriteScope s(*this);
+  Db& db = s.db();
+  if (db.cached("SELECT 1 FROM assets WHERE sha256 = ? LIMIT 1").bind(sha256).step()) return false;
+  db.cached("DELETE FROM device_blobs WHERE sha256 = ? AND device_id = ?").bind(sha256, device_id_).run();
+  db.cached("DELETE FROM blobs_meta WHERE sha256 = ?").bind(sha256).run();
+  s.commit();
+  return true;
 }
 
 void Catalog::set_device_blob(const std::string& sha256, bool present, const std::string& health) {

@@ -8,7 +8,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "base/error.h"
@@ -19,6 +23,49 @@ namespace {
 
 struct MountState {
   std::shared_ptr<Vfs> vfs;
+};
+
+// Sends the kernel cache invalidations the Vfs asks for, from a thread of
+// its own: a notification written from inside a request handler could wait
+// on the very request being handled.
+class Invalidator {
+ public:
+  explicit Invalidator(struct fuse* f) : f_(f), thread_([this] { run(); }) {}
+  ~Invalidator() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void push(const std::string& path) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(path);
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      std::string path = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      fuse_invalidate_path(f_, path.c_str());  // -ENOENT: not cached, fine
+      lock.lock();
+    }
+  }
+  struct fuse* f_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 Vfs& vfs() { return *static_cast<MountState*>(fuse_get_context()->private_data)->vfs; }
@@ -328,6 +375,8 @@ int serve(const MountOptions& options, const std::function<std::shared_ptr<Vfs>(
     report("cannot install signal handlers");
     return 1;
   }
+  auto invalidator = std::make_unique<Invalidator>(f);
+  state.vfs->set_invalidator([inv = invalidator.get()](const std::string& p) { inv->push(p); });
   if (on_mounted) on_mounted();
   report("");
   fuse_loop_config* cfg = fuse_loop_cfg_create();
@@ -335,6 +384,8 @@ int serve(const MountOptions& options, const std::function<std::shared_ptr<Vfs>(
   int rc = fuse_loop_mt(f, cfg);
   fuse_loop_cfg_destroy(cfg);
   fuse_remove_signal_handlers(fuse_get_session(f));
+  state.vfs->set_invalidator(nullptr);
+  invalidator.reset();
   state.vfs.reset();  // closes the library before the mount goes away
   if (on_unmounted) on_unmounted();
   return rc == 0 ? 0 : 1;

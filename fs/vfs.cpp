@@ -320,18 +320,18 @@ void Vfs::unlink(std::string_view path) {
 }
 
 void Vfs::collect_blob(const std::string& sha256) {
-  // The blob stays while any asset needs it; guest libraries hold no other copy.
-  if (sha256.empty() || !lib_.catalog().assets_with_blob(sha256).empty()) return;
+  // The blob stays while any asset needs it or a file is open on it.
+  if (sha256.empty()) return;
   {
     std::lock_guard lock(files_mu_);
     for (const auto& [id, of] : files_) {
       std::lock_guard flock(of->mu);
-      if (of->sha256 == sha256) return;  // still open on that content
+      if (of->sha256 == sha256) return;
     }
   }
+  if (!lib_.catalog().forget_blob(sha256)) return;
   try {
     lib_.blobs().remove(sha256);
-    lib_.catalog().set_device_blob(sha256, false, "healthy");
   } catch (const Error&) {
     // Already gone: nothing to free.
   }
@@ -406,10 +406,8 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   if (target) {
     const FolderEntry& te = *target->node.entry;
     if (te.id == se.id) return;                   // the same name
-    if (te.asset->id == se.asset->id) {           // two names of one file:
-      lib_.catalog().remove_name(se);             // POSIX leaves both; we drop
-      return;                                     // the source, as mv expects
-    }
+    if (te.asset->id == se.asset->id) return;    // two names of one file: POSIX
+                                                  // leaves both as they are
     // An atomic save: the target keeps its asset id and takes the content.
     BlobMeta meta;
     if (auto b = lib_.catalog().get_blob(se.asset->sha256)) meta = *b;
@@ -423,6 +421,7 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
       lib_.catalog().set_asset_attrs(te.asset->id, se.asset->mode, std::nullopt);
       lib_.catalog().remove_name(se);
     });
+    content_changed(te.asset->id);
     collect_blob(old_sha);
     return;
   }
@@ -538,6 +537,29 @@ void Vfs::utimens(std::string_view path, std::optional<int64_t> mtime_ns) {
     default:
       return;
   }
+}
+
+std::string Vfs::place_path(const Place& place) {
+  std::string p;
+  if (place.work_id) {
+    auto w = lib_.catalog().get_work(*place.work_id);
+    p = "/works/" + escape_name(w ? w->title : "");
+  } else {
+    p = "/inbox";
+  }
+  if (!place.folder.empty()) p += "/" + place.folder;
+  return p;
+}
+
+void Vfs::content_changed(const std::string& asset_id) {
+  if (!invalidate_) return;
+  auto a = lib_.catalog().get_asset(asset_id);
+  if (!a) return;
+  // Collision suffixes are not worked out here: such names stay stale for
+  // the attribute timeout (1 s) at most.
+  invalidate_(place_path(Place{a->work_id, a->folder}) + "/" + escape_name(a->filename));
+  for (const Edge& e : lib_.catalog().links_of(asset_id))
+    invalidate_(place_path(Place{e.from_id, e.folder}) + "/" + escape_name(e.name));
 }
 
 void Vfs::set_open_mode(const std::string& asset_id, uint32_t mode) {

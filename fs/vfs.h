@@ -146,6 +146,10 @@ class Vfs {
   // Removes a blob from this device when no asset needs it any more.
   void collect_blob(const std::string& sha256);
   void set_open_mode(const std::string& asset_id, uint32_t mode);
+  // Tells the kernel (through invalidate_) that every name of an asset shows
+  // new content: with hard links each name is its own kernel inode.
+  void content_changed(const std::string& asset_id);
+  std::string place_path(const Place& place);
   void set_open_mtime(const std::string& asset_id, int64_t mtime_ns);
   void check_writable_dir(const Node& dir, bool for_file);
   BlobMeta blob_for(const PutResult& put, const std::string& name);

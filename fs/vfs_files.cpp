@@ -464,7 +464,10 @@ void Vfs::commit(OpenFile& of, bool consume) {
   } catch (const Error& e) {
     if (e.code() != ENOENT) throw;  // deleted meanwhile: nothing to record
   }
-  if (old_sha != put.sha256) collect_blob(old_sha);
+  if (old_sha != put.sha256) {
+    content_changed(of.asset_id);
+    collect_blob(old_sha);
+  }
 }
 
 void Vfs::commit_if_pending(const std::shared_ptr<OpenFile>& of) {

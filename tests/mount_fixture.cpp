@@ -1,0 +1,81 @@
+#include "tests/mount_fixture.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace recall::test {
+namespace fs = std::filesystem;
+
+bool fuse_available() {
+  int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+MountedLibrary::MountedLibrary() : MountedLibrary(fs::path()) {}
+
+MountedLibrary::MountedLibrary(const fs::path& data_dir) : tmp_("recallfs-mount") {
+  data_ = data_dir.empty() ? tmp_ / "data" : data_dir;
+  mnt_ = tmp_ / "mnt";
+  fs::create_directories(mnt_);
+  if (!fuse_available()) return;
+  RunResult init = recallfs({"init"});
+  if (init.exit_code != 0) throw std::runtime_error("recallfs init failed: " + init.err);
+  mount();
+}
+
+MountedLibrary::~MountedLibrary() {
+  if (mounted_) {
+    RunResult r = run({recallfs_binary(), "unmount", mnt_.string()});
+    if (r.exit_code != 0) run({"fusermount3", "-u", "-z", mnt_.string()});
+  }
+}
+
+void MountedLibrary::mount() {
+  RunResult r = recallfs({"mount", mnt_.string()});
+  if (r.exit_code != 0) throw std::runtime_error("recallfs mount failed: " + r.err);
+  mounted_ = true;
+}
+
+void MountedLibrary::unmount() {
+  RunResult r = run({recallfs_binary(), "unmount", mnt_.string()});
+  if (r.exit_code != 0) throw std::runtime_error("recallfs unmount failed: " + r.err);
+  mounted_ = false;
+}
+
+pid_t MountedLibrary::daemon_pid() {
+  auto j = nlohmann::json::parse(read_file(data_ / "mount.json"));
+  return j.at("pid").get<pid_t>();
+}
+
+void MountedLibrary::kill_daemon() {
+  pid_t pid = daemon_pid();
+  ::kill(pid, SIGKILL);
+  EXPECT_TRUE(eventually([&] { return ::kill(pid, 0) != 0; })) << "daemon survived SIGKILL";
+  run({"fusermount3", "-u", "-z", mnt_.string()});
+  mounted_ = false;
+}
+
+RunResult MountedLibrary::shell(const std::string& script) {
+  return run({"/bin/bash", "-c", "cd \"$MNT\" && " + script},
+             {"MNT=" + mnt_.string(), "DATA=" + data_.string(), "TMP=" + tmp_.path().string(),
+              "RECALLFS=" + recallfs_binary(), "LC_ALL=C.UTF-8"});
+}
+
+RunResult MountedLibrary::recallfs(std::vector<std::string> args) {
+  args.insert(args.begin(), recallfs_binary());
+  args.push_back("--data");
+  args.push_back(data_.string());
+  return run(args);
+}
+
+std::unique_ptr<Catalog> MountedLibrary::catalog() {
+  return Catalog::open(data_ / "catalog.db", {});
+}
+
+}  // namespace recall::test

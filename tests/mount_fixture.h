@@ -1,0 +1,58 @@
+// A library mounted for a test: a fresh data directory and mount point, the
+// real `recallfs mount` daemon, unmounted (or cleaned up after a kill) at the
+// end. Tests drive it with system calls and the shell tools users use.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "catalog/catalog.h"
+#include "tests/test_util.h"
+
+namespace recall::test {
+
+class MountedLibrary {
+ public:
+  // Skips the test when FUSE cannot be used here.
+  MountedLibrary();
+  // `data_dir` may be given to put the library somewhere special (a tmpfs).
+  explicit MountedLibrary(const std::filesystem::path& data_dir);
+  ~MountedLibrary();
+
+  void mount();
+  void unmount();
+  // SIGKILLs the daemon and clears the dead mount, as after a crash.
+  void kill_daemon();
+  bool mounted() const { return mounted_; }
+
+  const std::filesystem::path& mnt() const { return mnt_; }
+  const std::filesystem::path& data() const { return data_; }
+  std::filesystem::path operator/(const std::string& rel) const { return mnt_ / rel; }
+  // Runs a shell script with $MNT, $DATA and $TMP set, in the mount point.
+  RunResult shell(const std::string& script);
+  // Runs `recallfs ARGS --data DATA`.
+  RunResult recallfs(std::vector<std::string> args);
+  // The catalog, opened alongside the daemon (as another process would).
+  std::unique_ptr<Catalog> catalog();
+  pid_t daemon_pid();
+
+  const std::filesystem::path& tmp() const { return tmp_.path(); }
+
+ private:
+  TempDir tmp_;
+  std::filesystem::path data_, mnt_;
+  bool mounted_ = false;
+};
+
+// True when /dev/fuse works here; tests that need a mount skip otherwise.
+bool fuse_available();
+
+}  // namespace recall::test
+
+#define RECALL_REQUIRE_FUSE()                                                   \
+  do {                                                                          \
+    if (!::recall::test::fuse_available()) GTEST_SKIP() << "/dev/fuse is not usable here"; \
+  } while (0)
