@@ -329,8 +329,7 @@ void Catalog::move_contents(const Place& from, const Place& to) {
   require_place(db, to);
   // ?1 old work, ?2 old folder path ('' = the top), ?3 new work, ?4 new path.
   // A path p under ?2 becomes ?4 joined with what follows ?2 in p.
-  const char* under =
-      "(?2 = '' OR %1 = ?2 OR (%1 > ?2 || '/' AND %1 < ?2 || '0'))";
+  const char* under = "(?2 = '' OR %1 = ?2 OR (%1 > ?2 || '/' AND %1 < ?2 || '0'))";
   auto cond = [&](const char* col) {
     std::string c = under;
     for (size_t p; (p = c.find("%1")) != std::string::npos;) c.replace(p, 2, col);

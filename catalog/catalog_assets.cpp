@@ -317,7 +317,9 @@ bool Catalog::forget_blob(const std::string& sha256) {
   WriteScope s(*this);
   Db& db = s.db();
   if (db.cached("SELECT 1 FROM assets WHERE sha256 = ? LIMIT 1").bind(sha256).step()) return false;
-  db.cached("DELETE FROM device_blobs WHERE sha256 = ? AND device_id = ?").bind(sha256, device_id_).run();
+  db.cached("DELETE FROM device_blobs WHERE sha256 = ? AND device_id = ?")
+      .bind(sha256, device_id_)
+      .run();
   db.cached("DELETE FROM blobs_meta WHERE sha256 = ?").bind(sha256).run();
   s.commit();
   return true;

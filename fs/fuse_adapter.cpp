@@ -6,12 +6,14 @@
 #include <fuse.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -109,10 +111,39 @@ void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
   if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // writes must reach us in order, at once
+  // O_TRUNC arrives with open(), not as a separate truncate: it is staged
+  // with the writes, so a write that fails never leaves the file emptied.
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // The library keeps no ACLs; with this the kernel asks once per inode
+  // (ls -l asks for every file) and remembers the answer.
+  if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
   return fuse_get_context()->private_data;
 }
 
+// The high-level library looks up every entry it puts into a READDIRPLUS
+// reply, by path, right there in the filler. That entry's attributes are
+// the ones we just listed: the filler's thread answers from them.
+struct ListingInProgress {
+  const Vfs::DirListing* listing = nullptr;
+  size_t index = 0;
+};
+thread_local ListingInProgress tl_listing;
+
+bool attr_from_listing(const char* path, struct stat* st) {
+  const ListingInProgress& l = tl_listing;
+  if (!l.listing || l.index >= l.listing->entries.size()) return false;
+  const auto& [name, attr] = l.listing->entries[l.index];
+  std::string_view p(path), dir(l.listing->path);
+  if (dir == "/") dir = "";
+  if (p.size() != dir.size() + 1 + name.size() || !p.starts_with(dir) || p[dir.size()] != '/' ||
+      p.substr(dir.size() + 1) != name)
+    return false;
+  *st = attr;
+  return true;
+}
+
 int op_getattr(const char* path, struct stat* st, struct fuse_file_info* fi) {
+  if (!fi && attr_from_listing(path, st)) return 0;
   return guarded("getattr", [&] {
     *st = fi ? vfs().fgetattr(fi->fh) : vfs().getattr(path);
     return 0;
@@ -129,15 +160,24 @@ int op_releasedir(const char*, struct fuse_file_info* fi) {
   return guarded("releasedir", [&] { return vfs().releasedir(fi->fh), 0; });
 }
 
-int op_readdir(const char*, void* buf, fuse_fill_dir_t filler, off_t, struct fuse_file_info* fi,
-               enum fuse_readdir_flags flags) {
+// Offsets are positions in the handle's listing (1-based; 0 = from the
+// start), so the kernel can page through a directory of any size.
+int op_readdir(const char*, void* buf, fuse_fill_dir_t filler, off_t offset,
+               struct fuse_file_info* fi, enum fuse_readdir_flags flags) {
   return guarded("readdir", [&] {
     auto plus = (flags & FUSE_READDIR_PLUS) ? FUSE_FILL_DIR_PLUS : fuse_fill_dir_flags(0);
-    filler(buf, ".", nullptr, 0, fuse_fill_dir_flags(0));
-    filler(buf, "..", nullptr, 0, fuse_fill_dir_flags(0));
-    vfs().readdir(fi->fh, [&](const std::string& name, const struct stat& st) {
-      return filler(buf, name.c_str(), &st, 0, plus) == 0;
-    });
+    std::shared_ptr<const Vfs::DirListing> listing = vfs().read_dir(fi->fh, offset == 0);
+    struct Scope {
+      Scope(const Vfs::DirListing* l) { tl_listing = {l, 0}; }
+      ~Scope() { tl_listing = {}; }
+    } scope(listing.get());
+    const auto& entries = listing->entries;
+    for (size_t i = static_cast<size_t>(offset); i < entries.size(); ++i) {
+      tl_listing.index = i;
+      if (filler(buf, entries[i].first.c_str(), &entries[i].second, static_cast<off_t>(i + 1),
+                 plus))
+        break;  // the reply is full; the kernel asks again from i + 1
+    }
     return 0;
   });
 }
@@ -228,8 +268,9 @@ int op_read_buf(const char*, struct fuse_bufvec** bufp, size_t size, off_t off,
         throw Error(ENOMEM, "out of memory");
       }
       try {
-        bv->buf[0].size = vfs().read(fi->fh, std::as_writable_bytes(std::span(static_cast<char*>(mem), size)),
-                                     static_cast<uint64_t>(off));
+        bv->buf[0].size =
+            vfs().read(fi->fh, std::as_writable_bytes(std::span(static_cast<char*>(mem), size)),
+                       static_cast<uint64_t>(off));
       } catch (...) {
         std::free(mem);
         std::free(bv);
@@ -245,8 +286,8 @@ int op_read_buf(const char*, struct fuse_bufvec** bufp, size_t size, off_t off,
 
 int op_write(const char*, const char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
   return guarded("write", [&] {
-    return static_cast<int>(vfs().write(fi->fh, std::as_bytes(std::span(buf, size)),
-                                        static_cast<uint64_t>(off)));
+    return static_cast<int>(
+        vfs().write(fi->fh, std::as_bytes(std::span(buf, size)), static_cast<uint64_t>(off)));
   });
 }
 
@@ -267,9 +308,12 @@ int op_fsync(const char*, int, struct fuse_file_info* fi) {
 }
 
 int op_setxattr(const char* path, const char* name, const char* value, size_t size, int) {
-  return guarded("setxattr", [&] { return vfs().setxattr(path, name, std::string_view(value, size)), 0; });
+  return guarded("setxattr",
+                 [&] { return vfs().setxattr(path, name, std::string_view(value, size)), 0; });
 }
 int op_getxattr(const char* path, const char* name, char* value, size_t size) {
+  // ls asks every file for security.selinux and ACLs: answer without a lookup.
+  if (!Vfs::is_library_xattr(name)) return -ENODATA;
   return guarded("getxattr", [&] {
     std::string v = vfs().getxattr(path, name);
     if (size == 0) return static_cast<int>(v.size());
@@ -331,6 +375,26 @@ fuse_operations make_operations() {
 
 namespace {
 
+// The kernel reads ahead at most the mount's read_ahead_kb (128 KiB for a new
+// FUSE mount), whatever max_readahead says, so sequential reads arrive as
+// 128 KiB requests. Raising it to 1 MiB (the largest request FUSE sends)
+// makes each round trip carry eight times the bytes. Best effort: it needs
+// root, and the mount works without it. Found through /proc/self/mountinfo,
+// since stat() on the mount point would wait for this very daemon.
+void raise_readahead(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, bdi;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string id, parent, dev, root, mnt;
+    ls >> id >> parent >> dev >> root >> mnt;
+    if (mnt == mountpoint) bdi = dev;  // the last mount there is ours
+  }
+  if (bdi.empty()) return;
+  std::ofstream ra("/sys/class/bdi/" + bdi + "/read_ahead_kb");
+  ra << 1024;
+}
+
 // Mounts and serves in this process. `report` is called once: with "" when
 // the mount is ready, or with the error that stopped it.
 int serve(const MountOptions& options, const std::function<std::shared_ptr<Vfs>()>& make_vfs,
@@ -365,6 +429,7 @@ int serve(const MountOptions& options, const std::function<std::shared_ptr<Vfs>(
     struct fuse* f;
     ~Unmount() { fuse_unmount(f); }
   } unmount{f};
+  raise_readahead(options.mountpoint);
   try {
     state.vfs = make_vfs();
   } catch (const std::exception& e) {
@@ -413,8 +478,9 @@ int serve_mount(const MountOptions& options, const std::function<std::shared_ptr
     while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) msg.append(buf, static_cast<size_t>(n));
     ::close(pipefd[0]);
     if (msg == "ok") return 0;
-    throw Error(EIO, msg.empty() ? "the mount daemon stopped while starting; see " + options.log_file
-                                 : msg);
+    throw Error(EIO, msg.empty()
+                         ? "the mount daemon stopped while starting; see " + options.log_file
+                         : msg);
   }
   // The daemon.
   ::close(pipefd[0]);

@@ -33,9 +33,7 @@ struct MountOptions {
 // drops the Vfs, calls `on_unmounted` and exits.
 // In the foreground it does the same in this process and returns the exit
 // status once unmounted.
-int serve_mount(const MountOptions& options,
-                const std::function<std::shared_ptr<Vfs>()>& make_vfs,
-                const std::function<void()>& on_mounted,
-                const std::function<void()>& on_unmounted);
+int serve_mount(const MountOptions& options, const std::function<std::shared_ptr<Vfs>()>& make_vfs,
+                const std::function<void()>& on_mounted, const std::function<void()>& on_unmounted);
 
 }  // namespace recall

@@ -38,6 +38,11 @@ struct OpenFile {
   std::shared_ptr<UniqueFd> fd;
   std::filesystem::path staging;  // non-empty while staged
   bool dirty = false;             // staged bytes not yet committed
+  // Bytes were written (not only truncated) since the last commit. A close
+  // commits only then: a shell's `> file` opens with O_TRUNC and closes a
+  // duplicate fd before the first write, and that close must not replace the
+  // content with an empty file; the truncation alone is committed at release.
+  bool written = false;
 
   // Hash of staging bytes [0, hashed) while writes arrive in order.
   Sha256 hash;
@@ -45,8 +50,8 @@ struct OpenFile {
   bool hash_ok = false;
   uint64_t written_back = 0;  // staging bytes whose writeback was started
 
-  int handles = 0;  // open handles
-  int writers = 0;  // of which open for writing
+  int handles = 0;        // open handles
+  int writers = 0;        // of which open for writing
   bool unlinked = false;  // its last name was removed: never commit
   // A write failed: the staged bytes are incomplete and must not replace the
   // committed content. Reported by the next flush, then cleared.

@@ -50,7 +50,8 @@ Vfs::Resolved Vfs::resolve(std::string_view path) {
   if (path.empty() || path == "/") return Resolved{Tree::root(), nullptr};
   std::string leaf;
   Resolved parent = resolve_parent(path, leaf);
-  if (std::optional<Node> n = tree_.child(parent.node, leaf)) return Resolved{std::move(*n), nullptr};
+  if (std::optional<Node> n = tree_.child(parent.node, leaf))
+    return Resolved{std::move(*n), nullptr};
   if (parent.node.kind == Node::Kind::Dir) {
     if (auto of = find_pending(parent.node.place, unescape_name(leaf))) {
       Resolved r;
@@ -74,7 +75,7 @@ std::shared_ptr<OpenFile> Vfs::find_pending(const Place& place, const std::strin
 // ---- attributes ------------------------------------------------------------
 
 struct stat Vfs::node_attr(const Node& n) {
-  struct stat st{};
+  struct stat st {};
   st.st_uid = options_.uid;
   st.st_gid = options_.gid;
   st.st_blksize = kBlockSize;
@@ -145,7 +146,7 @@ struct stat Vfs::node_attr(const Node& n) {
 }
 
 struct stat Vfs::pending_attr(OpenFile& of) {
-  struct stat st{};
+  struct stat st {};
   std::lock_guard lock(of.mu);
   st.st_uid = options_.uid;
   st.st_gid = options_.gid;
@@ -196,22 +197,35 @@ void Vfs::readdir(std::string_view path,
 uint64_t Vfs::opendir(std::string_view path) {
   Resolved r = resolve(path);
   if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
+  auto listing = std::make_shared<DirListing>();
+  listing->path = std::string(path);
   std::lock_guard lock(files_mu_);
   uint64_t id = next_handle_++;
-  dir_handles_[id] = std::string(path);
+  dir_handles_[id] = std::move(listing);
   return id;
 }
 
-void Vfs::readdir(uint64_t dir_handle,
-                  const std::function<bool(const std::string&, const struct stat&)>& fn) {
-  std::string path;
+std::shared_ptr<const Vfs::DirListing> Vfs::read_dir(uint64_t dir_handle, bool from_start) {
+  std::shared_ptr<const DirListing> current;
   {
     std::lock_guard lock(files_mu_);
     auto it = dir_handles_.find(dir_handle);
     if (it == dir_handles_.end()) throw Error(EBADF, "no such directory handle");
-    path = it->second;
+    current = it->second;
   }
-  readdir(path, fn);
+  if (!from_start && !current->entries.empty()) return current;
+  auto fresh = std::make_shared<DirListing>();
+  fresh->path = current->path;
+  struct stat self = getattr(fresh->path);
+  fresh->entries.emplace_back(".", self);
+  fresh->entries.emplace_back("..", self);  // the kernel fills in the real parent
+  readdir(fresh->path, [&](const std::string& name, const struct stat& st) {
+    fresh->entries.emplace_back(name, st);
+    return true;
+  });
+  std::lock_guard lock(files_mu_);
+  dir_handles_[dir_handle] = fresh;
+  return fresh;
 }
 
 void Vfs::releasedir(uint64_t dir_handle) {
@@ -220,7 +234,7 @@ void Vfs::releasedir(uint64_t dir_handle) {
 }
 
 struct statvfs Vfs::statfs() {
-  struct statvfs sv{};
+  struct statvfs sv {};
   if (::statvfs(lib_.dir().c_str(), &sv) != 0) throw_last_errno("statfs");
   sv.f_namemax = kMaxShown;
   return sv;
@@ -393,7 +407,8 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
 
   if (src.node.is_dir()) {
     if (target && !target->node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(to));
-    rename_dir(src.node, parent.node, raw, target ? std::optional<Node>(target->node) : std::nullopt);
+    rename_dir(src.node, parent.node, raw,
+               target ? std::optional<Node>(target->node) : std::nullopt);
     return;
   }
   if (target && target->node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(to));
@@ -405,9 +420,10 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   const FolderEntry& se = *src.node.entry;
   if (target) {
     const FolderEntry& te = *target->node.entry;
-    if (te.id == se.id) return;                   // the same name
-    if (te.asset->id == se.asset->id) return;    // two names of one file: POSIX
-                                                  // leaves both as they are
+    if (te.id == se.id) return;  // the same name
+    if (te.asset->id == se.asset->id)
+      return;  // two names of one file: POSIX
+               // leaves both as they are
     // An atomic save: the target keeps its asset id and takes the content.
     BlobMeta meta;
     if (auto b = lib_.catalog().get_blob(se.asset->sha256)) meta = *b;
@@ -448,8 +464,7 @@ void Vfs::rename_dir(const Node& from, const Node& to_parent, const std::string&
     if (target->place == from.place) return;  // same directory
     remove_dir_node(*target);                 // ENOTEMPTY unless empty
   }
-  if (has_pending_under(from.place))
-    throw Error(EBUSY, "a new file inside is still being written");
+  if (has_pending_under(from.place)) throw Error(EBUSY, "a new file inside is still being written");
   if (from.work && to_work) {
     cat.rename_work(from.work->id, raw);
     return;
@@ -530,7 +545,8 @@ void Vfs::utimens(std::string_view path, std::optional<int64_t> mtime_ns) {
       set_open_mtime(r.node.entry->asset->id, *mtime_ns);
       return;
     case Node::Kind::Dir:
-      if (r.node.work) return lib_.catalog().set_work_attrs(r.node.work->id, std::nullopt, *mtime_ns);
+      if (r.node.work)
+        return lib_.catalog().set_work_attrs(r.node.work->id, std::nullopt, *mtime_ns);
       if (r.node.folder)
         return lib_.catalog().set_folder_attrs(r.node.folder->id, std::nullopt, *mtime_ns);
       return;  // the inbox's time is not kept

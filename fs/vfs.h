@@ -65,10 +65,15 @@ class Vfs {
   // Lists a directory with the attributes of each entry (for READDIRPLUS).
   void readdir(std::string_view path,
                const std::function<bool(const std::string& name, const struct stat&)>& fn);
-  // Directory handles: opendir checks the path is a directory and remembers it.
+  // Directory handles: opendir checks the path is a directory; the listing
+  // is read at the first read (and again at a read from offset 0, a
+  // rewinddir) and kept, so that the kernel can page through it by offset.
+  struct DirListing {
+    std::string path;
+    std::vector<std::pair<std::string, struct stat>> entries;
+  };
   uint64_t opendir(std::string_view path);
-  void readdir(uint64_t dir_handle,
-               const std::function<bool(const std::string& name, const struct stat&)>& fn);
+  std::shared_ptr<const DirListing> read_dir(uint64_t dir_handle, bool from_start);
   void releasedir(uint64_t dir_handle);
   void mkdir(std::string_view path, mode_t mode);
   void rmdir(std::string_view path);
@@ -83,6 +88,7 @@ class Vfs {
   struct statvfs statfs();
 
   // ---- extended attributes: user.recall.*
+  static bool is_library_xattr(std::string_view name) { return name.starts_with("user.recall."); }
   std::string getxattr(std::string_view path, std::string_view name);
   std::vector<std::string> listxattr(std::string_view path);
   void setxattr(std::string_view path, std::string_view name, std::string_view value);
@@ -171,7 +177,7 @@ class Vfs {
   // New files not yet committed: (work id or "", folder, raw name) -> asset id.
   std::map<std::tuple<std::string, std::string, std::string>, std::string> pending_;
   std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles_;
-  std::unordered_map<uint64_t, std::string> dir_handles_;  // handle -> path
+  std::unordered_map<uint64_t, std::shared_ptr<const DirListing>> dir_handles_;
   uint64_t next_handle_ = 1;
   // The content each asset had when last opened, to keep the kernel's cache
   // only while it is unchanged.

@@ -36,7 +36,7 @@ struct Vfs::Handle {
   std::shared_ptr<OpenFile> of;  // null: a read-only snapshot of one blob
   UniqueFd blob_fd;              // the snapshot's bytes
   std::string asset_id;          // the snapshot's asset ("" for blobs/)
-  struct stat snapshot_attr{};   // the snapshot's attributes at open
+  struct stat snapshot_attr {};  // the snapshot's attributes at open
   bool writable = false;
 };
 
@@ -120,6 +120,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
         auto h = std::make_shared<Handle>();
         try {
           h->blob_fd = lib_.blobs().open_object(a.sha256);
+          ::posix_fadvise(h->blob_fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
         } catch (const Error& e) {
           if (e.code() != ENOENT) throw;
           std::fprintf(stderr, "recallfs: %s: its bytes (%s) are not on this device\n",
@@ -202,8 +203,9 @@ void Vfs::ensure_staging(OpenFile& of, bool copy_content) {
     std::vector<std::byte> buf(kCopyBuffer);
     try {
       for (uint64_t off = 0; off < of.size;) {
-        size_t n = pread_full(of.fd->get(),
-                              std::span(buf.data(), std::min<uint64_t>(buf.size(), of.size - off)), off);
+        size_t n =
+            pread_full(of.fd->get(),
+                       std::span(buf.data(), std::min<uint64_t>(buf.size(), of.size - off)), off);
         if (n == 0) break;
         write_full(fd->get(), std::span<const std::byte>(buf.data(), n));
         of.hash.update(std::span<const std::byte>(buf.data(), n));
@@ -285,6 +287,7 @@ size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset) 
   }
   of.size = std::max(of.size, end);
   of.dirty = true;
+  of.written = true;
   of.mtime_ns = now_ns();
   if (end > of.written_back + kWritebackBytes) {
     ::sync_file_range(of.fd->get(), static_cast<off_t>(of.written_back),
@@ -351,7 +354,7 @@ struct stat Vfs::fgetattr(uint64_t h) {
     return hd->snapshot_attr;  // deleted while open
   }
   OpenFile& of = *hd->of;
-  struct stat st{};
+  struct stat st {};
   std::lock_guard lock(of.mu);
   st.st_uid = options_.uid;
   st.st_gid = options_.gid;
@@ -432,6 +435,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
       throw;
     }
     of.dirty = false;
+    of.written = false;
     old_sha = of.sha256;
     of.sha256 = put.sha256;
     pending = of.pending;
@@ -486,6 +490,8 @@ void Vfs::flush(uint64_t h) {
   {
     std::lock_guard lock(hd->of->mu);
     writers = hd->of->writers;
+    // Nothing written (maybe truncated): left for release, see OpenFile::written.
+    if (!hd->of->written && !hd->of->pending && !hd->of->failed) return;
   }
   // The last writer's close moves the staged bytes into the store; with
   // other writers still open they are copied, and staging goes on.

@@ -30,9 +30,11 @@ inline ino_t ino_of(std::string_view id) {
 }
 
 inline void set_times(struct stat& st, int64_t mtime_ns, int64_t ctime_ns) {
-  st.st_mtim = {static_cast<time_t>(mtime_ns / 1000000000), static_cast<long>(mtime_ns % 1000000000)};
+  st.st_mtim = {static_cast<time_t>(mtime_ns / 1000000000),
+                static_cast<long>(mtime_ns % 1000000000)};
   st.st_atim = st.st_mtim;
-  st.st_ctim = {static_cast<time_t>(ctime_ns / 1000000000), static_cast<long>(ctime_ns % 1000000000)};
+  st.st_ctim = {static_cast<time_t>(ctime_ns / 1000000000),
+                static_cast<long>(ctime_ns % 1000000000)};
 }
 
 inline std::tuple<std::string, std::string, std::string> pending_key(const Place& place,

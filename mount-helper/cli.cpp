@@ -78,6 +78,8 @@ int exit_code_for(int err) {
     case EBUSY:
     case EAGAIN:
       return EX_TEMPFAIL;  // 75
+    case ENODEV:
+      return EX_UNAVAILABLE;  // 69: no FUSE here
     case EINVAL:
     case EISDIR:
     case EEXIST:
@@ -99,7 +101,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "recallfs: a research library as an ordinary folder.\n"
       "Exit status: 0 ok, 1 verify found damage, 64 bad request, 65 corrupt database,\n"
-      "66 missing library or file, 74 I/O error or disk full, 75 busy, 77 permission denied.",
+      "66 missing library or file, 69 FUSE unavailable, 74 I/O error or disk full, 75 busy,\n"
+      "77 permission denied.",
       "recallfs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "recallfs 0.1.0");

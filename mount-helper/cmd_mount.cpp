@@ -83,7 +83,8 @@ void check_fuse_device() {
 void clear_dead_mount(const std::string& mountpoint) {
   struct stat st;
   if (::stat(mountpoint.c_str(), &st) == 0 || errno != ENOTCONN) return;
-  std::cerr << "recallfs: " << mountpoint << " was left by a recallfs that stopped; unmounting it\n";
+  std::cerr << "recallfs: " << mountpoint
+            << " was left by a recallfs that stopped; unmounting it\n";
   run_program({"fusermount3", "-u", "-z", mountpoint});
 }
 
@@ -95,7 +96,8 @@ void check_mountpoint(const std::string& mountpoint, bool allow_nonempty) {
       throw Error(ENOENT, "mount point " + quote(mountpoint) + " does not exist (mkdir it first)");
     throw_last_errno("mount point " + quote(mountpoint));
   }
-  if (!S_ISDIR(st.st_mode)) throw Error(ENOTDIR, "mount point " + quote(mountpoint) + " is not a directory");
+  if (!S_ISDIR(st.st_mode))
+    throw Error(ENOTDIR, "mount point " + quote(mountpoint) + " is not a directory");
   if (auto m = mount_at(mountpoint)) {
     if (m->fstype == "fuse.recallfs")
       throw Error(EBUSY, quote(mountpoint) + " is already mounted (recallfs); unmount it first");
@@ -111,8 +113,10 @@ int do_mount(const MountRequest& req) {
   bool nonempty = false;
   std::vector<std::string> fuse_opts;
   for (const std::string& o : req.options) {
-    if (o == "nonempty") nonempty = true;
-    else if (!is_mount8_only(o)) fuse_opts.push_back(o);
+    if (o == "nonempty")
+      nonempty = true;
+    else if (!is_mount8_only(o))
+      fuse_opts.push_back(o);
   }
   std::string mountpoint = fs::absolute(req.mountpoint).lexically_normal().string();
   while (mountpoint.size() > 1 && mountpoint.back() == '/') mountpoint.pop_back();
@@ -171,13 +175,14 @@ int do_unmount(const std::string& mountpoint_arg) {
   auto [rc, err] = run_program({"fusermount3", "-u", mountpoint});
   if (rc != 0) {
     if (err.find("busy") != std::string::npos)
-      throw Error(EBUSY, quote(mountpoint) + " is busy: files or folders in it are in use (see: lsof +D " +
+      throw Error(EBUSY, quote(mountpoint) +
+                             " is busy: files or folders in it are in use (see: lsof +D " +
                              mountpoint + ")");
     throw Error(EIO, "cannot unmount " + quote(mountpoint) + ": " + err);
   }
   if (daemon) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (::kill(daemon->pid, 0) == 0 && std::chrono::steady_clock::now() < deadline)
+    while (process_running(daemon->pid) && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll the pid
   }
   return 0;
@@ -199,10 +204,13 @@ std::vector<std::string> split_options(const std::vector<std::string>& opts) {
 void add_mount_verbs(CLI::App& app, Common& common) {
   auto req = std::make_shared<MountRequest>();
   auto opts = std::make_shared<std::vector<std::string>>();
-  CLI::App* mount = app.add_subcommand("mount", "Mount the library as a folder (runs in the background unless -f)");
+  CLI::App* mount = app.add_subcommand(
+      "mount", "Mount the library as a folder (runs in the background unless -f)");
   mount->add_option("MOUNTPOINT", req->mountpoint, "An empty directory to mount on")->required();
-  mount->add_option("--data", common.data, "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
-  mount->add_flag("-f,--foreground", req->foreground, "Stay in the foreground (messages on stderr)");
+  mount->add_option("--data", common.data,
+                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
+  mount->add_flag("-f,--foreground", req->foreground,
+                  "Stay in the foreground (messages on stderr)");
   mount->add_flag("--debug", req->debug, "Log every FUSE request (implies -f)");
   mount->add_option("-o", *opts, "Mount options, comma-separated (e.g. allow_other,ro,nonempty)");
   mount->callback([&common, req, opts] {
@@ -217,7 +225,8 @@ void add_mount_verbs(CLI::App& app, Common& common) {
   });
 
   auto where = std::make_shared<std::string>();
-  CLI::App* unmount = app.add_subcommand("unmount", "Unmount a mounted library (after its files are closed)");
+  CLI::App* unmount =
+      app.add_subcommand("unmount", "Unmount a mounted library (after its files are closed)");
   unmount->alias("umount");
   unmount->add_option("MOUNTPOINT", *where, "Where it is mounted")->required();
   unmount->callback([where] { do_unmount(*where); });
@@ -230,13 +239,20 @@ int mount_helper_main(int argc, char** argv) {
   std::vector<std::string> positional, opts;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "-o" && i + 1 < argc) opts.push_back(argv[++i]);
-    else if (a.starts_with("-o")) opts.push_back(a.substr(2));
-    else if (a == "-t" && i + 1 < argc) ++i;  // the type: ours
-    else if (a == "-N" && i + 1 < argc) ++i;  // a namespace: not supported, ignored
-    else if (a == "-f") req.foreground = true;
-    else if (a.starts_with("-")) continue;  // -n -s -v: nothing to do for FUSE
-    else positional.push_back(a);
+    if (a == "-o" && i + 1 < argc)
+      opts.push_back(argv[++i]);
+    else if (a.starts_with("-o"))
+      opts.push_back(a.substr(2));
+    else if (a == "-t" && i + 1 < argc)
+      ++i;  // the type: ours
+    else if (a == "-N" && i + 1 < argc)
+      ++i;  // a namespace: not supported, ignored
+    else if (a == "-f")
+      req.foreground = true;
+    else if (a.starts_with("-"))
+      continue;  // -n -s -v: nothing to do for FUSE
+    else
+      positional.push_back(a);
   }
   if (positional.size() != 2) {
     std::cerr << "usage: mount.recallfs DATA_DIR MOUNTPOINT [-o OPTIONS]\n";

@@ -52,6 +52,17 @@ std::optional<MountEntry> mount_at(const fs::path& path) {
   return found;
 }
 
+bool process_running(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  // pid (comm) state ...: comm may hold spaces and parentheses.
+  size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return false;
+  char state = line[close + 2];
+  return state != 'Z' && state != 'X';
+}
+
 std::optional<MountInfo> current_mount(const fs::path& data_dir) {
   fs::path file = data_dir / "mount.json";
   std::error_code ec;
@@ -65,14 +76,15 @@ std::optional<MountInfo> current_mount(const fs::path& data_dir) {
   } catch (...) {
     return std::nullopt;
   }
-  if (info.pid <= 0 || (::kill(info.pid, 0) != 0 && errno == ESRCH)) return std::nullopt;
+  if (info.pid <= 0 || !process_running(info.pid)) return std::nullopt;
   auto m = mount_at(info.mountpoint);
   if (!m || m->fstype != "fuse.recallfs") return std::nullopt;
   return info;
 }
 
 void write_mount_info(const fs::path& data_dir, const MountInfo& info) {
-  nlohmann::json j = {{"pid", info.pid}, {"mountpoint", info.mountpoint}, {"started_ms", info.started_ms}};
+  nlohmann::json j = {
+      {"pid", info.pid}, {"mountpoint", info.mountpoint}, {"started_ms", info.started_ms}};
   write_small_file_durable(data_dir / "mount.json", j.dump() + "\n");
 }
 

@@ -19,6 +19,9 @@ struct MountInfo {
   int64_t started_ms = 0;
 };
 
+// True while `pid` runs (a zombie, which has finished, counts as gone).
+bool process_running(pid_t pid);
+
 // The live mount of the library in `data_dir`, or nullopt (a stale
 // mount.json, whose daemon is gone, counts as none).
 std::optional<MountInfo> current_mount(const std::filesystem::path& data_dir);

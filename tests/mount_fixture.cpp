@@ -56,7 +56,11 @@ pid_t MountedLibrary::daemon_pid() {
 void MountedLibrary::kill_daemon() {
   pid_t pid = daemon_pid();
   ::kill(pid, SIGKILL);
-  EXPECT_TRUE(eventually([&] { return ::kill(pid, 0) != 0; })) << "daemon survived SIGKILL";
+  EXPECT_TRUE(eventually([&] {
+    std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    return !std::getline(st, line) || line.find(") Z") != std::string::npos;
+  })) << "daemon survived SIGKILL";
   run({"fusermount3", "-u", "-z", mnt_.string()});
   mounted_ = false;
 }

@@ -52,7 +52,7 @@ bool fuse_available();
 
 }  // namespace recall::test
 
-#define RECALL_REQUIRE_FUSE()                                                   \
-  do {                                                                          \
+#define RECALL_REQUIRE_FUSE()                                                              \
+  do {                                                                                     \
     if (!::recall::test::fuse_available()) GTEST_SKIP() << "/dev/fuse is not usable here"; \
   } while (0)

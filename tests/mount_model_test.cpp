@@ -7,17 +7,19 @@
 // file over another makes the target's asset take the source's content (an
 // editor's atomic save keeps the asset id), so names hard-linked to the
 // target show the new content too, and names linked to the source are no
-// longer linked to it. The model applies the same rule to the plain
-// directory after each such rename.
+// longer linked to it (they stay linked among themselves). The model applies
+// the same rule to the plain directory after each such rename.
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <iostream>
+#include <iterator>
 #include <map>
 #include <random>
-#include <iostream>
 #include <sstream>
 
 #include "tests/mount_fixture.h"
@@ -37,7 +39,8 @@ struct Outcome {
 };
 
 std::string describe(const Outcome& o) {
-  return "rc=" + std::to_string(o.rc) + (o.rc < 0 ? std::string(" errno=") + strerrorname_np(o.err) : "");
+  return "rc=" + std::to_string(o.rc) +
+         (o.rc < 0 ? std::string(" errno=") + strerrorname_np(o.err) : "");
 }
 
 Outcome call(long rc) { return {rc < 0 ? -1 : rc, rc < 0 ? errno : 0}; }
@@ -71,7 +74,8 @@ std::vector<std::string> snapshot(const fs::path& root) {
   std::vector<std::string> out;
   std::map<ino_t, std::string> first_name;
   std::vector<std::pair<std::string, ino_t>> files;
-  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
     std::string rel = fs::relative(it->path(), root).string();
     if (it->is_directory()) {
       out.push_back("d " + rel + "/");
@@ -113,23 +117,27 @@ class Model {
       case 0:
       case 1: {
         std::string data = test::random_bytes(rng_, rng_() % 3 == 0 ? 0 : rng_() % 70000);
-        compare("create " + a, write_file_at(r(a), data, 0, true), write_file_at(p(a), data, 0, true));
+        compare("create " + a, write_file_at(r(a), data, 0, true),
+                write_file_at(p(a), data, 0, true));
         return "create " + a;
       }
       case 2: {
         std::string data = test::random_bytes(rng_, 1 + rng_() % 5000);
         off_t off = static_cast<off_t>(rng_() % 80000);
-        compare("write " + a, write_file_at(r(a), data, off, false), write_file_at(p(a), data, off, false));
+        compare("write " + a, write_file_at(r(a), data, off, false),
+                write_file_at(p(a), data, off, false));
         return "write " + a + " at " + std::to_string(off);
       }
       case 3: {
         off_t len = static_cast<off_t>(rng_() % 90000);
-        compare("truncate " + a, call(::truncate(r(a).c_str(), len)), call(::truncate(p(a).c_str(), len)));
+        compare("truncate " + a, call(::truncate(r(a).c_str(), len)),
+                call(::truncate(p(a).c_str(), len)));
         return "truncate " + a;
       }
       case 4:
       case 5: {
-        std::vector<fs::path> t_links = other_links(plain_, p(b)), s_links = other_links(plain_, p(a));
+        std::vector<fs::path> t_links = other_links(plain_, p(b)),
+                              s_links = other_links(plain_, p(a));
         // The library's rule applies when a file replaces another file.
         struct stat sa, sb;
         bool file_over_file = ::lstat(p(a).c_str(), &sa) == 0 && S_ISREG(sa.st_mode) &&
@@ -149,7 +157,8 @@ class Model {
         return "unlink " + a;
       case 8:
         if (rng_() % 2)
-          compare("mkdir " + a, call(::mkdir(r(a).c_str(), 0755)), call(::mkdir(p(a).c_str(), 0755)));
+          compare("mkdir " + a, call(::mkdir(r(a).c_str(), 0755)),
+                  call(::mkdir(p(a).c_str(), 0755)));
         else
           compare("rmdir " + a, call(::rmdir(r(a).c_str())), call(::rmdir(p(a).c_str())));
         return "mkdir/rmdir " + a;
@@ -164,7 +173,20 @@ class Model {
     }
   }
 
-  void compare_trees() { EXPECT_EQ(snapshot(real_), snapshot(plain_)); }
+  void compare_trees() {
+    std::vector<std::string> real = snapshot(real_), plain = snapshot(plain_);
+    if (real == plain) return;
+    std::vector<std::string> only_real, only_plain;
+    std::set_difference(real.begin(), real.end(), plain.begin(), plain.end(),
+                        std::back_inserter(only_real));
+    std::set_difference(plain.begin(), plain.end(), real.begin(), real.end(),
+                        std::back_inserter(only_plain));
+    std::string msg = "trees differ\nonly on the mount:\n";
+    for (const auto& l : only_real) msg += "  " + l + "\n";
+    msg += "only in the plain directory:\n";
+    for (const auto& l : only_plain) msg += "  " + l + "\n";
+    ADD_FAILURE() << msg;
+  }
 
   // Which names share a file, on both sides: for failure messages.
   std::string links_report() {
@@ -202,11 +224,18 @@ class Model {
   void apply_library_rename(const std::string& target, const std::vector<fs::path>& t_links,
                             const std::vector<fs::path>& s_links) {
     fs::path t = p(target);
-    for (const fs::path& q : s_links) {
-      if (q == t) continue;
-      std::string content = *slurp(q.string());
-      fs::remove(q);
-      test::write_file(q, content);
+    // The source's other names keep the source's file among themselves.
+    std::vector<fs::path> rest;
+    for (const fs::path& q : s_links)
+      if (q != t) rest.push_back(q);
+    if (!rest.empty()) {
+      std::string content = *slurp(rest[0].string());
+      fs::remove(rest[0]);
+      test::write_file(rest[0], content);
+      for (size_t i = 1; i < rest.size(); ++i) {
+        fs::remove(rest[i]);
+        fs::create_hard_link(rest[0], rest[i]);
+      }
     }
     for (const fs::path& o : t_links) {
       fs::remove(o);
@@ -221,13 +250,16 @@ class Model {
 TEST(MountModel, RandomOperationsAgreeWithAPlainDirectory) {
   RECALL_REQUIRE_FUSE();
   MountedLibrary m;
-  const uint64_t seed = std::getenv("RECALL_MODEL_SEED") ? std::stoull(std::getenv("RECALL_MODEL_SEED")) : 20261121;
-  const int steps = std::getenv("RECALL_MODEL_STEPS") ? std::stoi(std::getenv("RECALL_MODEL_STEPS")) : 3000;
+  const uint64_t seed =
+      std::getenv("RECALL_MODEL_SEED") ? std::stoull(std::getenv("RECALL_MODEL_SEED")) : 20261121;
+  const int steps =
+      std::getenv("RECALL_MODEL_STEPS") ? std::stoi(std::getenv("RECALL_MODEL_STEPS")) : 3000;
   ASSERT_EQ(::mkdir((m / "works/Model").c_str(), 0755), 0);
   fs::path plain = m.tmp() / "plain";
   fs::create_directories(plain);
-  const int check_every =
-      std::getenv("RECALL_MODEL_CHECK_EVERY") ? std::stoi(std::getenv("RECALL_MODEL_CHECK_EVERY")) : 100;
+  const int check_every = std::getenv("RECALL_MODEL_CHECK_EVERY")
+                              ? std::stoi(std::getenv("RECALL_MODEL_CHECK_EVERY"))
+                              : 100;
   Model model(m / "works/Model", plain, seed);
   std::vector<std::string> history;
   for (int i = 1; i <= steps; ++i) {
@@ -237,16 +269,16 @@ TEST(MountModel, RandomOperationsAgreeWithAPlainDirectory) {
     if (::testing::Test::HasFailure()) {
       std::string h;
       for (const auto& line : history) h += "  " + line + "\n";
-      FAIL() << "seed " << seed << ", step " << i << ": " << what << "\nlast steps:\n" << h
-             << model.links_report();
+      FAIL() << "seed " << seed << ", step " << i << ": " << what << "\nlast steps:\n"
+             << h << model.links_report();
     }
     if (i % check_every == 0) {
       model.compare_trees();
       if (::testing::Test::HasFailure()) {
         std::string h;
         for (const auto& line : history) h += "  " + line + "\n";
-        FAIL() << "seed " << seed << ", trees differ after step " << i << "\nlast steps:\n" << h
-               << model.links_report();
+        FAIL() << "seed " << seed << ", trees differ after step " << i << "\nlast steps:\n"
+               << h << model.links_report();
       }
     }
     if (i % 1000 == 0) {  // the library must come back the same

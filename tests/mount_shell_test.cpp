@@ -22,7 +22,8 @@ void make_source_tree(const fs::path& root) {
     fs::path dir = root / ("d" + std::to_string(i % 5));
     if (i % 7 == 0) dir /= "deeper";
     fs::create_directories(dir);
-    std::string content = i % 50 == 49 ? "duplicate content\n" : test::random_bytes(rng, rng() % 20000);
+    std::string content =
+        i % 50 == 49 ? "duplicate content\n" : test::random_bytes(rng, rng() % 20000);
     char name[32];
     std::snprintf(name, sizeof name, "f%03d.txt", i);
     test::write_file(dir / name, content);
@@ -117,11 +118,21 @@ TEST(MountShell, ShellToolsDriveTheLibraryAndTheCatalogAgrees) {
     s.step();
     return s.int64(0);
   };
-  EXPECT_EQ(count("SELECT count(*) FROM assets a WHERE NOT EXISTS (SELECT 1 FROM blobs_meta b WHERE b.sha256 = a.sha256)"), 0);
-  EXPECT_EQ(count("SELECT count(*) FROM assets a WHERE NOT EXISTS (SELECT 1 FROM device_blobs d WHERE d.sha256 = a.sha256 AND d.present = 1)"), 0);
-  EXPECT_EQ(count("SELECT count(*) FROM edges e WHERE NOT EXISTS (SELECT 1 FROM assets a WHERE a.id = e.to_id)"), 0);
-  EXPECT_EQ(count("SELECT count(*) FROM blobs_meta b WHERE NOT EXISTS (SELECT 1 FROM assets a WHERE a.sha256 = b.sha256)"), 0);
-  EXPECT_EQ(count("SELECT count(*) FROM folders f WHERE f.work_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM works w WHERE w.id = f.work_id)"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM assets a WHERE NOT EXISTS (SELECT 1 FROM blobs_meta b "
+                  "WHERE b.sha256 = a.sha256)"),
+            0);
+  EXPECT_EQ(count("SELECT count(*) FROM assets a WHERE NOT EXISTS (SELECT 1 FROM device_blobs d "
+                  "WHERE d.sha256 = a.sha256 AND d.present = 1)"),
+            0);
+  EXPECT_EQ(count("SELECT count(*) FROM edges e WHERE NOT EXISTS (SELECT 1 FROM assets a WHERE "
+                  "a.id = e.to_id)"),
+            0);
+  EXPECT_EQ(count("SELECT count(*) FROM blobs_meta b WHERE NOT EXISTS (SELECT 1 FROM assets a "
+                  "WHERE a.sha256 = b.sha256)"),
+            0);
+  EXPECT_EQ(count("SELECT count(*) FROM folders f WHERE f.work_id IS NOT NULL AND NOT EXISTS "
+                  "(SELECT 1 FROM works w WHERE w.id = f.work_id)"),
+            0);
   // And every stored blob is one an asset uses (the edited file's old bytes went).
   Stmt shas = db.prepare("SELECT DISTINCT sha256 FROM assets");
   size_t distinct = 0;

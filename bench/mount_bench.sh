@@ -1,0 +1,88 @@
+#!/bin/bash
+# Benchmarks of the mounted library, each as a ratio against a baseline run
+# in the same invocation on the same disk:
+#   * sequential read of a 1 GiB file, page cache dropped: recallfs vs
+#     libfuse's passthrough_fh example reading the same object, and native;
+#   * re-read of the same file: recallfs vs native page-cache reads;
+#   * cp of a 1 GiB file into inbox/ vs cp into a passthrough_fh mount;
+#   * ls -lR and find over 100k assets in 5k works vs the same tree on disk;
+#   * the daemon's RSS with those 100k assets mounted and listed.
+#
+#   bench/mount_bench.sh [DIR]     (root: it drops the page cache)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+R="$here/build/recallfs"
+DIR=$(realpath -m "${1:-bench-data}")/mount
+rm -rf "$DIR"; mkdir -p "$DIR"
+cleanup() {
+  for m in "$DIR"/mnt "$DIR"/pt "$DIR"/mnt100k; do fusermount3 -u -z "$m" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+report() { printf '%-44s %s\n' "$1" "$2"; }
+
+# passthrough_fh from libfuse's examples (no lock manager).
+gcc -O2 -Wall -D_FILE_OFFSET_BITS=64 /usr/share/doc/libfuse3-dev/examples/passthrough_fh.c \
+  $(pkg-config fuse3 --cflags --libs) -o "$DIR/passthrough_fh"
+mkdir -p "$DIR/mnt" "$DIR/pt" "$DIR/mnt100k"
+"$DIR/passthrough_fh" "$DIR/pt"
+
+"$R" init --data "$DIR/lib" > /dev/null
+"$R" mount "$DIR/mnt" --data "$DIR/lib"
+
+head -c 1G /dev/urandom > "$DIR/src.bin"
+cat "$DIR/src.bin" > /dev/null
+
+# ---- copy-in: cp to inbox/ (hash, fsync, catalog rows) vs cp through passthrough_fh
+t_ours=$(secs cp "$DIR/src.bin" "$DIR/mnt/inbox/big.bin")
+t_pt=$(secs cp "$DIR/src.bin" "$DIR/pt$DIR/pt-copy.bin")
+rm -f "$DIR/pt-copy.bin"
+report "copy-in 1 GiB: recallfs / passthrough_fh" "$(ratio "$t_pt" "$t_ours") (recallfs ${t_ours}s incl. fsync, passthrough_fh ${t_pt}s; target >= 0.8)"
+
+sha=$(getfattr --only-values -n user.recall.sha256 "$DIR/mnt/inbox/big.bin")
+obj="$DIR/lib/cas/objects/${sha:0:2}/$sha"
+
+# ---- cold sequential read of the same object: recallfs, passthrough_fh, native
+drop; t_ours=$(secs dd if="$DIR/mnt/inbox/big.bin" of=/dev/null bs=1M)
+drop; t_pt=$(secs dd if="$DIR/pt$obj" of=/dev/null bs=1M)
+drop; t_nat=$(secs dd if="$obj" of=/dev/null bs=1M)
+report "cold read 1 GiB: recallfs / passthrough_fh" "$(ratio "$t_pt" "$t_ours") (recallfs ${t_ours}s, passthrough_fh ${t_pt}s; target >= 1.0)"
+report "cold read 1 GiB: recallfs / native" "$(ratio "$t_nat" "$t_ours") (native ${t_nat}s)"
+
+# ---- re-read from the page cache
+dd if="$DIR/mnt/inbox/big.bin" of=/dev/null bs=1M status=none
+t_ours=$(secs dd if="$DIR/mnt/inbox/big.bin" of=/dev/null bs=1M)
+cat "$obj" > /dev/null
+t_nat=$(secs dd if="$obj" of=/dev/null bs=1M)
+report "re-read 1 GiB: recallfs / native page cache" "$(ratio "$t_nat" "$t_ours") (recallfs ${t_ours}s, native ${t_nat}s; target >= 0.9)"
+"$R" unmount "$DIR/mnt"
+fusermount3 -u "$DIR/pt"
+
+# ---- 100k assets in 5k works: ls -lR and find, vs the same tree on disk
+"$here/build/bench/bench_populate" "$DIR/lib100k" 5000 20 > /dev/null
+mkdir -p "$DIR/native"
+python3 - "$DIR/native" <<'PY'
+import os, sys
+root = sys.argv[1]
+blob = os.urandom(4096)
+for w in range(5000):
+    d = os.path.join(root, "Work %d" % w)
+    os.mkdir(d)
+    for a in range(20):
+        with open(os.path.join(d, "file-%d.pdf" % a), "wb") as f:
+            f.write(blob)
+PY
+"$R" mount "$DIR/mnt100k" --data "$DIR/lib100k"
+drop; t_ours=$(secs ls -lR "$DIR/mnt100k/works")
+drop; t_nat=$(secs ls -lR "$DIR/native")
+report "ls -lR 100k assets: recallfs / native" "$(ratio "$t_ours" "$t_nat")x the time (recallfs ${t_ours}s, native ${t_nat}s; target <= 2)"
+drop; t_ours=$(secs sh -c "find '$DIR/mnt100k/works' -type f | wc -l")
+drop; t_nat=$(secs sh -c "find '$DIR/native' -type f | wc -l")
+report "find -type f 100k assets: recallfs / native" "$(ratio "$t_ours" "$t_nat")x the time (recallfs ${t_ours}s, native ${t_nat}s; target <= 2)"
+pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pid'])" "$DIR/lib100k/mount.json")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+report "daemon RSS, 100k assets mounted and listed" "$((rss / 1024)) MiB (target <= 100)"
+"$R" unmount "$DIR/mnt100k"

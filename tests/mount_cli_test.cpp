@@ -1,0 +1,119 @@
+// recallfs mount / unmount / status and mount.recallfs: the messages and
+// exit codes a user gets, and mount(8).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "tests/mount_fixture.h"
+
+namespace recall {
+namespace {
+namespace fs = std::filesystem;
+using test::MountedLibrary;
+using test::run;
+
+TEST(MountCli, StatusShowsTheMount) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  auto s = m.recallfs({"status", "--json"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find("\"mounted\": true"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find(m.mnt().string()), std::string::npos) << s.out;
+  m.unmount();
+  s = m.recallfs({"status", "--json"});
+  EXPECT_NE(s.out.find("\"mounted\": false"), std::string::npos) << s.out;
+}
+
+TEST(MountCli, ClearMessagesForBadMountPoints) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  auto missing = m.recallfs({"mount", (m.tmp() / "nowhere").string()});
+  EXPECT_EQ(missing.exit_code, 66);
+  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+
+  test::write_file(m.tmp() / "afile", "x");
+  auto file = m.recallfs({"mount", (m.tmp() / "afile").string()});
+  EXPECT_EQ(file.exit_code, 66);
+  EXPECT_NE(file.err.find("not a directory"), std::string::npos) << file.err;
+
+  fs::create_directories(m.tmp() / "full");
+  test::write_file(m.tmp() / "full/something", "x");
+  auto full = m.recallfs({"mount", (m.tmp() / "full").string()});
+  EXPECT_EQ(full.exit_code, 75);
+  EXPECT_NE(full.err.find("not empty"), std::string::npos) << full.err;
+
+  auto again = m.recallfs({"mount", m.mnt().string()});
+  EXPECT_EQ(again.exit_code, 75);
+  EXPECT_NE(again.err.find("already mounted"), std::string::npos) << again.err;
+
+  fs::create_directories(m.tmp() / "second");
+  auto twice = m.recallfs({"mount", (m.tmp() / "second").string()});
+  EXPECT_EQ(twice.exit_code, 75);
+  EXPECT_NE(twice.err.find("already mounted at"), std::string::npos) << twice.err;
+}
+
+TEST(MountCli, NoFuseDeviceIsAClearError) {
+  RECALL_REQUIRE_FUSE();
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to hide /dev/fuse in a mount namespace";
+  test::TempDir dir;
+  ASSERT_EQ(run({test::recallfs_binary(), "init", "--data", (dir / "data").string()}).exit_code, 0);
+  fs::create_directories(dir / "mnt");
+  // In a private mount namespace with an empty /dev.
+  auto r = run({"unshare", "-m", "sh", "-c",
+                "mount -t tmpfs none /dev && exec \"$0\" mount \"$1\" --data \"$2\"",
+                test::recallfs_binary(), (dir / "mnt").string(), (dir / "data").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("FUSE is not available"), std::string::npos) << r.err;
+}
+
+TEST(MountCli, UnmountRefusesWhileBusyAndRemountsAfterACrash) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  test::write_file(m / "inbox/open.txt", "held open");
+  {
+    std::ifstream held(m / "inbox/open.txt");
+    auto busy = run({test::recallfs_binary(), "unmount", m.mnt().string()});
+    EXPECT_EQ(busy.exit_code, 75);
+    EXPECT_NE(busy.err.find("busy"), std::string::npos) << busy.err;
+  }
+  m.kill_daemon();
+  // The mount point of a dead daemon is cleared and mounted again.
+  auto again = m.recallfs({"mount", m.mnt().string()});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(test::read_file(m / "inbox/open.txt"), "held open");
+  m.unmount();
+  auto not_mounted = run({test::recallfs_binary(), "unmount", m.mnt().string()});
+  EXPECT_NE(not_mounted.exit_code, 0);
+  EXPECT_NE(not_mounted.err.find("not mounted"), std::string::npos) << not_mounted.err;
+  m.mount();  // for the fixture's own unmount
+}
+
+TEST(MountCli, MountEightAndFstabWork) {
+  RECALL_REQUIRE_FUSE();
+  if (::geteuid() != 0) GTEST_SKIP() << "mount(8) needs root";
+  std::error_code ec;
+  fs::path helper = "/sbin/mount.fuse.recallfs";
+  if (!fs::exists(helper, ec))
+    GTEST_SKIP() << helper << " is not installed (scripts/setup.sh installs it)";
+  MountedLibrary m;
+  test::write_file(m / "inbox/hello.txt", "via mount(8)");
+  m.unmount();
+  auto r = run({"mount", "-t", "fuse.recallfs", m.data().string(), m.mnt().string(), "-o",
+                "defaults,_netdev"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(test::read_file(m / "inbox/hello.txt"), "via mount(8)");
+  EXPECT_EQ(run({"umount", m.mnt().string()}).exit_code, 0);
+  // An fstab line, through a private fstab file.
+  fs::path fstab = m.tmp() / "fstab";
+  test::write_file(
+      fstab, m.data().string() + " " + m.mnt().string() + " fuse.recallfs defaults,nofail 0 0\n");
+  r = run({"mount", "--fstab", fstab.string(), m.mnt().string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(test::read_file(m / "inbox/hello.txt"), "via mount(8)");
+  EXPECT_EQ(run({test::recallfs_binary(), "unmount", m.mnt().string()}).exit_code, 0);
+  m.mount();
+}
+
+}  // namespace
+}  // namespace recall

@@ -1,0 +1,160 @@
+// Names on the mount: odd file names, colliding names, names that cannot be
+// file names, editors' scratch files; and the errors a shell user expects.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+
+#include "base/sqlite.h"
+#include "tests/mount_fixture.h"
+
+namespace recall {
+namespace {
+namespace fs = std::filesystem;
+using test::MountedLibrary;
+
+std::set<std::string> listing(const fs::path& dir) {
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
+  return out;
+}
+
+int errno_of(int rc) { return rc < 0 ? errno : 0; }
+
+TEST(MountNames, OddNamesWork) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  const std::vector<std::string> names = {"with space.pdf",
+                                          "new\nline.txt",
+                                          "-leading-dash.txt",
+                                          "caf\xc3\xa9.txt" /* NFC */,
+                                          "cafe\xcc\x81.txt" /* NFD: a different name */,
+                                          std::string(251, 'x') + ".pdf" /* 255 bytes */,
+                                          "\xf0\x9f\x93\x9a books",
+                                          "100% sure",
+                                          "a%2Fb literal"};
+  for (const auto& n : names) test::write_file(m / ("inbox/" + n), "content of " + n);
+  EXPECT_EQ(listing(m / "inbox"), std::set<std::string>(names.begin(), names.end()));
+  m.unmount();
+  m.mount();
+  for (const auto& n : names)
+    EXPECT_EQ(test::read_file(m / ("inbox/" + n)), "content of " + n) << n;
+  // A name one byte too long is refused as a local file system refuses it.
+  int fd = ::open((m / ("inbox/" + std::string(256, 'y'))).c_str(), O_CREAT | O_WRONLY, 0644);
+  EXPECT_EQ(fd, -1);
+  EXPECT_EQ(errno, ENAMETOOLONG);
+}
+
+TEST(MountNames, CollidingNamesAreToldApartAndBothReachable) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  // Two assets with one name arrive from outside the mount (the command
+  // line here; sync later).
+  fs::create_directories(m.tmp() / "a");
+  fs::create_directories(m.tmp() / "b");
+  test::write_file(m.tmp() / "a/paper.pdf", "first paper");
+  test::write_file(m.tmp() / "b/paper.pdf", "second paper");
+  ASSERT_EQ(m.recallfs({"add", (m.tmp() / "a/paper.pdf").string()}).exit_code, 0);
+  ASSERT_EQ(m.recallfs({"add", (m.tmp() / "b/paper.pdf").string()}).exit_code, 0);
+  ASSERT_EQ(
+      m.recallfs({"add", "--work", "Input/Output", (m.tmp() / "a/paper.pdf").string()}).exit_code,
+      0);
+  ASSERT_EQ(m.recallfs({"add", "--work", "..", (m.tmp() / "a/paper.pdf").string()}).exit_code, 0);
+  EXPECT_TRUE(test::eventually([&] {
+    return listing(m / "inbox") == std::set<std::string>{"paper.pdf", "paper (2).pdf"};
+  })) << "inbox shows the two papers apart";
+  EXPECT_EQ(
+      test::read_file(m / "inbox/paper.pdf") + "|" + test::read_file(m / "inbox/paper (2).pdf"),
+      "first paper|second paper");
+  EXPECT_EQ(listing(m / "works"), (std::set<std::string>{"Input%2FOutput", "%2E%2E"}));
+  EXPECT_EQ(test::read_file(m / "works/Input%2FOutput/paper.pdf"), "first paper");
+  EXPECT_EQ(test::read_file(m / "works/%2E%2E/paper.pdf"), "first paper");
+  // mv of the second one to a name of its own ends the collision.
+  ASSERT_EQ(::rename((m / "inbox/paper (2).pdf").c_str(), (m / "inbox/paper-b.pdf").c_str()), 0);
+  EXPECT_EQ(listing(m / "inbox"), (std::set<std::string>{"paper.pdf", "paper-b.pdf"}));
+}
+
+TEST(MountNames, ScratchFilesWorkButNeverSync) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  const std::vector<std::string> scratch = {".paper.pdf.swp", "~$report.docx", ".~lock.report.odt#",
+                                            ".DS_Store",      "._paper.pdf",   "lu12345.tmp"};
+  for (const auto& n : scratch) {
+    test::write_file(m / ("inbox/" + n), "scratch");
+    EXPECT_EQ(test::read_file(m / ("inbox/" + n)), "scratch");
+    auto r = m.shell("getfattr --only-values -n user.recall.local_only 'inbox/" + n + "'");
+    EXPECT_EQ(r.out, "1") << n;
+  }
+  // A temp file renamed to a real name (how LibreOffice saves) starts syncing.
+  ASSERT_EQ(::rename((m / "inbox/lu12345.tmp").c_str(), (m / "inbox/report.odt").c_str()), 0);
+  Db db = Db::open(m.data() / "catalog.db", {.read_only = true});
+  Stmt s = db.prepare(
+      "SELECT count(*) FROM outbox WHERE tbl = 'assets' AND op = 'upsert' AND "
+      "json_extract(payload, '$.filename') = ?");
+  for (const auto& n : scratch) {
+    s.bind(n);
+    s.step();
+    EXPECT_EQ(s.int64(0), 0) << n << " was queued for sync";
+    s = db.prepare(
+        "SELECT count(*) FROM outbox WHERE tbl = 'assets' AND op = 'upsert' AND "
+        "json_extract(payload, '$.filename') = ?");
+  }
+  s.bind("report.odt");
+  s.step();
+  EXPECT_EQ(s.int64(0), 1);
+}
+
+TEST(MountNames, ErrorsAShellUserUnderstands) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  test::write_file(m / "inbox/f.txt", "x");
+  std::string sha = m.shell("getfattr --only-values -n user.recall.sha256 inbox/f.txt").out;
+  // blobs/ is read-only.
+  EXPECT_EQ(errno_of(::open((m / "blobs/new").c_str(), O_CREAT | O_WRONLY, 0644)), EROFS);
+  EXPECT_EQ(errno_of(::unlink((m / ("blobs/" + sha)).c_str())), EROFS);
+  EXPECT_EQ(errno_of(::open((m / ("blobs/" + sha)).c_str(), O_WRONLY)), EROFS);
+  EXPECT_EQ(test::read_file(m / ("blobs/" + sha)), "x");
+  // The top level holds only the three folders.
+  EXPECT_EQ(errno_of(::open((m / "file").c_str(), O_CREAT | O_WRONLY, 0644)), EPERM);
+  EXPECT_EQ(errno_of(::mkdir((m / "dir").c_str(), 0755)), EPERM);
+  EXPECT_EQ(errno_of(::rmdir((m / "inbox").c_str())), EPERM);
+  EXPECT_EQ(errno_of(::open((m / "works/file").c_str(), O_CREAT | O_WRONLY, 0644)), EPERM);
+  // A library holds files: no symlinks, fifos or devices.
+  EXPECT_EQ(errno_of(::symlink("f.txt", (m / "inbox/link").c_str())), EPERM);
+  EXPECT_EQ(errno_of(::mkfifo((m / "inbox/fifo").c_str(), 0644)), EPERM);
+  // The usual ones, as a local file system gives them.
+  EXPECT_EQ(errno_of(::mkdir((m / "works/W").c_str(), 0755)), 0);
+  EXPECT_EQ(errno_of(::mkdir((m / "works/W").c_str(), 0755)), EEXIST);
+  EXPECT_EQ(errno_of(::unlink((m / "works/W").c_str())), EISDIR);
+  EXPECT_EQ(errno_of(::open((m / "inbox/f.txt/x").c_str(), O_RDONLY)), ENOTDIR);
+  EXPECT_EQ(errno_of(::open((m / "inbox/none").c_str(), O_RDONLY)), ENOENT);
+  test::write_file(m / "works/W/a", "a");
+  EXPECT_EQ(errno_of(::rmdir((m / "works/W").c_str())), ENOTEMPTY);
+  EXPECT_EQ(errno_of(::rename((m / "works/W").c_str(), (m / "works/W/a/b").c_str())), ENOTDIR);
+  EXPECT_EQ(errno_of(::link((m / "works/W").c_str(), (m / "inbox/w").c_str())), EPERM);
+}
+
+TEST(MountNames, StatShowsSizeTimesAndLocalBlocks) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  test::write_file(m / "inbox/f.bin", std::string(10000, 'z'));
+  struct timespec times[2] = {{0, UTIME_OMIT}, {1700000000, 123456789}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (m / "inbox/f.bin").c_str(), times, 0), 0);
+  ASSERT_EQ(::chmod((m / "inbox/f.bin").c_str(), 0600), 0);
+  m.unmount();
+  m.mount();
+  struct stat st;
+  ASSERT_EQ(::stat((m / "inbox/f.bin").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 10000);
+  EXPECT_EQ(st.st_blocks, (10000 + 511) / 512);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1700000000);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 123456789);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_nlink, 1u);
+}
+
+}  // namespace
+}  // namespace recall

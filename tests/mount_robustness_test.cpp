@@ -1,0 +1,223 @@
+// What apps and accidents do to a mounted library: the daemon killed during
+// a copy, a full disk, many files open at once, readers and writers in
+// parallel.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "tests/mount_fixture.h"
+
+namespace recall {
+namespace {
+namespace fs = std::filesystem;
+using test::MountedLibrary;
+
+std::vector<std::string> lines_of(const fs::path& p) {
+  std::vector<std::string> out;
+  std::ifstream in(p);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// kill -9 of the daemon while `cp` copies many files: after a remount every
+// file whose copy finished is there and complete, and no file is half there.
+TEST(MountRobustness, KillingTheDaemonMidCopyLosesNoFinishedFileAndLeavesNoHalfFile) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  fs::path src = m.tmp() / "src";
+  fs::create_directories(src);
+  std::mt19937_64 rng(9);
+  std::map<std::string, std::string> sources;
+  for (int i = 0; i < 300; ++i) {
+    std::string name = "file" + std::to_string(i) + ".bin";
+    sources[name] = test::random_bytes(rng, 50000 + rng() % 400000);
+    test::write_file(src / name, sources[name]);
+  }
+  // Each line of done.log names a file whose cp returned 0.
+  pid_t pid;
+  std::string script =
+      "cd \"$MNT\" && for f in \"$TMP\"/src/*; do cp \"$f\" inbox/ 2>/dev/null && "
+      "basename \"$f\" >> \"$TMP/done.log\"; done";
+  std::string env_mnt = "MNT=" + m.mnt().string(), env_tmp = "TMP=" + m.tmp().string();
+  const char* argv[] = {"/bin/bash", "-c", script.c_str(), nullptr};
+  const char* envp[] = {env_mnt.c_str(), env_tmp.c_str(), "PATH=/usr/bin:/bin", nullptr};
+  ASSERT_EQ(posix_spawn(&pid, "/bin/bash", nullptr, nullptr, const_cast<char**>(argv),
+                        const_cast<char**>(envp)),
+            0);
+  ASSERT_TRUE(test::eventually([&] { return lines_of(m.tmp() / "done.log").size() >= 60; },
+                               std::chrono::seconds(60)))
+      << "the copy did not get going";
+  m.kill_daemon();
+  int status;
+  ::waitpid(pid, &status, 0);
+
+  std::vector<std::string> done = lines_of(m.tmp() / "done.log");
+  ASSERT_GE(done.size(), 60u);
+  m.mount();
+  std::set<std::string> present;
+  for (const fs::path& p : test::files_under(m / "inbox")) {
+    std::string name = p.filename().string();
+    present.insert(name);
+    ASSERT_TRUE(sources.count(name)) << "unexpected file " << name;
+    EXPECT_TRUE(test::read_file(p) == sources[name]) << name << " is present but not complete";
+  }
+  for (const std::string& name : done)
+    EXPECT_TRUE(present.count(name)) << name << " was copied but is gone";
+  EXPECT_LE(present.size(), done.size() + 1) << "files whose copy never finished are present";
+  // And the store agrees with its bytes.
+  auto verify = m.recallfs({"verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
+  RECALL_REQUIRE_FUSE();
+  test::TempDir outer("recallfs-small");
+  fs::path small = outer / "disk";
+  fs::create_directories(small);
+  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=40m") != 0)
+    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root): " << std::strerror(errno);
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{small};
+  {
+    MountedLibrary m(small / "data");
+    std::mt19937_64 rng(1);
+    std::string keep = test::random_bytes(rng, 1 << 20);
+    test::write_file(m / "inbox/keep.bin", keep);
+    test::write_file(m.tmp() / "big.bin", test::random_bytes(rng, 64 << 20));
+
+    // cp of a file bigger than the disk: a clear error, and no half file.
+    auto cp = m.shell("cp \"$TMP/big.bin\" inbox/big.bin");
+    EXPECT_NE(cp.exit_code, 0);
+    EXPECT_NE(cp.err.find("No space left on device"), std::string::npos) << cp.err;
+    EXPECT_FALSE(fs::exists(m / "inbox/big.bin")) << "a failed copy left a file behind";
+
+    // Overwriting a file with too much: the write or close fails, and the
+    // file keeps its previous content.
+    auto over = m.shell("cat \"$TMP/big.bin\" > inbox/keep.bin");
+    EXPECT_NE(over.exit_code, 0);
+    EXPECT_NE(over.err.find("No space left on device"), std::string::npos) << over.err;
+    EXPECT_TRUE(test::read_file(m / "inbox/keep.bin") == keep)
+        << "the failed write lost the old content";
+
+    // The space came back: small files still work.
+    test::write_file(m / "inbox/after.txt", "still works\n");
+    EXPECT_EQ(test::read_file(m / "inbox/after.txt"), "still works\n");
+    // Staged bytes of the failed writes are gone once the handles are released.
+    EXPECT_TRUE(test::eventually([&] { return test::files_under(small / "data/staging").empty(); }))
+        << test::files_under(small / "data/staging").front();
+  }
+}
+
+TEST(MountRobustness, ManyFilesOpenAtOnce) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  ASSERT_EQ(::mkdir((m / "works/Many").c_str(), 0755), 0);
+  std::vector<int> fds;
+  for (int i = 0; i < 400; ++i) {
+    int fd = ::open((m / ("works/Many/f" + std::to_string(i))).c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0) << "file " << i << ": " << std::strerror(errno);
+    fds.push_back(fd);
+  }
+  for (int i = 0; i < 400; ++i) {
+    std::string s = "content of " + std::to_string(i);
+    ASSERT_EQ(::write(fds[i], s.data(), s.size()), static_cast<ssize_t>(s.size()));
+  }
+  for (int fd : fds) EXPECT_EQ(::close(fd), 0);
+  for (int i = 0; i < 400; i += 37)
+    EXPECT_EQ(test::read_file(m / ("works/Many/f" + std::to_string(i))),
+              "content of " + std::to_string(i));
+  EXPECT_EQ(test::files_under(m / "works/Many").size(), 400u);
+}
+
+TEST(MountRobustness, ReadersAndWritersInParallel) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  std::mt19937_64 rng(5);
+  std::string big = test::random_bytes(rng, 24 << 20);
+  test::write_file(m / "inbox/big.bin", big);
+  std::atomic<int> failures{0};
+  std::vector<std::jthread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round)
+        if (test::read_file(m / "inbox/big.bin") != big) failures++;
+      (void)t;
+    });
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      std::mt19937_64 r(100 + static_cast<uint64_t>(t));
+      for (int i = 0; i < 20; ++i) {
+        std::string name = "inbox/w" + std::to_string(t) + "-" + std::to_string(i);
+        std::string data = test::random_bytes(r, r() % 300000);
+        test::write_file(m / name, data);
+        if (test::read_file(m / name) != data) failures++;
+      }
+    });
+  threads.clear();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(test::files_under(m / "inbox").size(), 81u);
+}
+
+TEST(MountRobustness, AReaderKeepsAConsistentVersionWhileAnotherProcessWrites) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  std::string v1(3 << 20, 'a'), v2(3 << 20, 'b');
+  test::write_file(m / "inbox/doc.bin", v1);
+  int rfd = ::open((m / "inbox/doc.bin").c_str(), O_RDONLY);
+  ASSERT_GE(rfd, 0);
+  char head[4096];
+  ASSERT_EQ(::pread(rfd, head, sizeof head, 0), 4096);
+  // Someone rewrites the file while the reader has it open.
+  test::write_file(m / "inbox/doc.bin", v2);
+  std::string seen;
+  char buf[65536];
+  for (off_t off = 0;;) {
+    ssize_t n = ::pread(rfd, buf, sizeof buf, off);
+    if (n <= 0) break;
+    seen.append(buf, static_cast<size_t>(n));
+    off += n;
+  }
+  ::close(rfd);
+  EXPECT_TRUE(seen == v1 || seen == v2) << "the reader saw a mix of two versions";
+  EXPECT_TRUE(test::read_file(m / "inbox/doc.bin") == v2);
+}
+
+TEST(MountRobustness, SharedWritableMmapAndFsync) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  test::write_file(m / "inbox/mapped.bin", std::string(1 << 20, '.'));
+  auto r = m.shell(R"sh(python3 - <<'EOF'
+import mmap, os
+fd = os.open("inbox/mapped.bin", os.O_RDWR)
+mm = mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+mm[0:5] = b"hello"
+mm[500000:500005] = b"world"
+mm.flush()
+os.fsync(fd)
+mm.close()
+os.close(fd)
+EOF)sh");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string back = test::read_file(m / "inbox/mapped.bin");
+  EXPECT_EQ(back.substr(0, 5), "hello");
+  EXPECT_EQ(back.substr(500000, 5), "world");
+  m.unmount();
+  m.mount();
+  back = test::read_file(m / "inbox/mapped.bin");
+  EXPECT_EQ(back.substr(500000, 5), "world") << "mmap writes were not stored";
+}
+
+}  // namespace
+}  // namespace recall
