@@ -20,7 +20,16 @@ cleanup() {
 trap cleanup EXIT
 
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+# Best of three runs, each from a dropped page cache: disks here are noisy.
+cold3() {
+  local best="" t
+  for _ in 1 2 3; do
+    drop; t=$(secs "$@")
+    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+  done
+  echo "$best"
+}
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 report() { printf '%-44s %s\n' "$1" "$2"; }
 
@@ -42,24 +51,30 @@ t_pt=$(secs cp "$DIR/src.bin" "$DIR/pt$DIR/pt-copy.bin")
 rm -f "$DIR/pt-copy.bin"
 report "copy-in 1 GiB: recallfs / passthrough_fh" "$(ratio "$t_pt" "$t_ours") (recallfs ${t_ours}s incl. fsync, passthrough_fh ${t_pt}s; target >= 0.8)"
 
-sha=$(getfattr --only-values -n user.recall.sha256 "$DIR/mnt/inbox/big.bin")
+sha=$(getfattr --only-values -n user.recall.sha256 "$DIR/mnt/inbox/big.bin" 2>/dev/null)
 obj="$DIR/lib/cas/objects/${sha:0:2}/$sha"
 
 # ---- cold sequential read of the same object: recallfs, passthrough_fh, native
-drop; t_ours=$(secs dd if="$DIR/mnt/inbox/big.bin" of=/dev/null bs=1M)
-drop; t_pt=$(secs dd if="$DIR/pt$obj" of=/dev/null bs=1M)
-drop; t_nat=$(secs dd if="$obj" of=/dev/null bs=1M)
+t_ours=$(cold3 dd if="$DIR/mnt/inbox/big.bin" of=/dev/null bs=1M)
+t_pt=$(cold3 dd if="$DIR/pt$obj" of=/dev/null bs=1M)
+t_nat=$(cold3 dd if="$obj" of=/dev/null bs=1M)
 report "cold read 1 GiB: recallfs / passthrough_fh" "$(ratio "$t_pt" "$t_ours") (recallfs ${t_ours}s, passthrough_fh ${t_pt}s; target >= 1.0)"
 report "cold read 1 GiB: recallfs / native" "$(ratio "$t_nat" "$t_ours") (native ${t_nat}s)"
 
-# ---- re-read from the page cache
-dd if="$DIR/mnt/inbox/big.bin" of=/dev/null bs=1M status=none
-t_ours=$(secs dd if="$DIR/mnt/inbox/big.bin" of=/dev/null bs=1M)
-cat "$obj" > /dev/null
-t_nat=$(secs dd if="$obj" of=/dev/null bs=1M)
+# ---- re-read from the page cache (best of three, after one warming read)
+warm3() {
+  local best="" t
+  "$@" > /dev/null 2>&1
+  for _ in 1 2 3; do
+    t=$(secs "$@")
+    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+  done
+  echo "$best"
+}
+t_ours=$(warm3 dd if="$DIR/mnt/inbox/big.bin" of=/dev/null bs=1M)
+t_nat=$(warm3 dd if="$obj" of=/dev/null bs=1M)
 report "re-read 1 GiB: recallfs / native page cache" "$(ratio "$t_nat" "$t_ours") (recallfs ${t_ours}s, native ${t_nat}s; target >= 0.9)"
 "$R" unmount "$DIR/mnt"
-fusermount3 -u "$DIR/pt"
 
 # ---- 100k assets in 5k works: ls -lR and find, vs the same tree on disk
 "$here/build/bench/bench_populate" "$DIR/lib100k" 5000 20 > /dev/null
@@ -76,13 +91,17 @@ for w in range(5000):
             f.write(blob)
 PY
 "$R" mount "$DIR/mnt100k" --data "$DIR/lib100k"
+# passthrough_fh over the native tree shows what FUSE round trips cost here.
 drop; t_ours=$(secs ls -lR "$DIR/mnt100k/works")
 drop; t_nat=$(secs ls -lR "$DIR/native")
-report "ls -lR 100k assets: recallfs / native" "$(ratio "$t_ours" "$t_nat")x the time (recallfs ${t_ours}s, native ${t_nat}s; target <= 2)"
+drop; t_pt=$(secs ls -lR "$DIR/pt$DIR/native")
+report "ls -lR 100k assets: recallfs / native" "$(ratio "$t_ours" "$t_nat")x the time (recallfs ${t_ours}s, native ${t_nat}s, passthrough_fh ${t_pt}s; target <= 2)"
 drop; t_ours=$(secs sh -c "find '$DIR/mnt100k/works' -type f | wc -l")
 drop; t_nat=$(secs sh -c "find '$DIR/native' -type f | wc -l")
-report "find -type f 100k assets: recallfs / native" "$(ratio "$t_ours" "$t_nat")x the time (recallfs ${t_ours}s, native ${t_nat}s; target <= 2)"
+drop; t_pt=$(secs sh -c "find '$DIR/pt$DIR/native' -type f | wc -l")
+report "find -type f 100k assets: recallfs / native" "$(ratio "$t_ours" "$t_nat")x the time (recallfs ${t_ours}s, native ${t_nat}s, passthrough_fh ${t_pt}s; target <= 2)"
 pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pid'])" "$DIR/lib100k/mount.json")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 report "daemon RSS, 100k assets mounted and listed" "$((rss / 1024)) MiB (target <= 100)"
 "$R" unmount "$DIR/mnt100k"
+fusermount3 -u "$DIR/pt"

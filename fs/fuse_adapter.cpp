@@ -117,6 +117,9 @@ void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
   // The library keeps no ACLs; with this the kernel asks once per inode
   // (ls -l asks for every file) and remembers the answer.
   if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+  // Content changes are invalidated explicitly (and a blob never changes), so
+  // the kernel need not re-check attributes on every read of cached pages.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   return fuse_get_context()->private_data;
 }
 
