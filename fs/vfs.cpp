@@ -169,6 +169,11 @@ void Vfs::readdir(std::string_view path,
                   const std::function<bool(const std::string&, const struct stat&)>& fn) {
   Resolved r = resolve(path);
   if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
+  list_node(r, fn);
+}
+
+void Vfs::list_node(const Resolved& r,
+                    const std::function<bool(const std::string&, const struct stat&)>& fn) {
   bool more = true;
   tree_.list(r.node, [&](const std::string& name, const Node& child) {
     more = fn(name, node_attr(child));
@@ -199,6 +204,7 @@ uint64_t Vfs::opendir(std::string_view path) {
   if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
   auto listing = std::make_shared<DirListing>();
   listing->path = std::string(path);
+  listing->node = std::move(r.node);
   std::lock_guard lock(files_mu_);
   uint64_t id = next_handle_++;
   dir_handles_[id] = std::move(listing);
@@ -216,10 +222,11 @@ std::shared_ptr<const Vfs::DirListing> Vfs::read_dir(uint64_t dir_handle, bool f
   if (!from_start && !current->entries.empty()) return current;
   auto fresh = std::make_shared<DirListing>();
   fresh->path = current->path;
-  struct stat self = getattr(fresh->path);
+  fresh->node = current->node;  // resolved once, at opendir
+  struct stat self = node_attr(fresh->node);
   fresh->entries.emplace_back(".", self);
   fresh->entries.emplace_back("..", self);  // the kernel fills in the real parent
-  readdir(fresh->path, [&](const std::string& name, const struct stat& st) {
+  list_node(Resolved{fresh->node, nullptr}, [&](const std::string& name, const struct stat& st) {
     fresh->entries.emplace_back(name, st);
     return true;
   });

@@ -70,6 +70,7 @@ class Vfs {
   // rewinddir) and kept, so that the kernel can page through it by offset.
   struct DirListing {
     std::string path;
+    Node node;
     std::vector<std::pair<std::string, struct stat>> entries;
   };
   uint64_t opendir(std::string_view path);
@@ -134,6 +135,8 @@ class Vfs {
     std::shared_ptr<OpenFile> pending;
   };
   Resolved resolve(std::string_view path);
+  void list_node(const Resolved& dir,
+                 const std::function<bool(const std::string&, const struct stat&)>& fn);
   Resolved resolve_parent(std::string_view path, std::string& leaf);
   struct stat node_attr(const Node& n);
   struct stat pending_attr(OpenFile& of);
