@@ -129,13 +129,7 @@ struct stat Vfs::node_attr(const Node& n) {
   st.st_blocks = lib_.blobs().has(a.sha256) ? static_cast<blkcnt_t>((a.bytes + 511) / 512) : 0;
   set_times(st, a.mtime_ns, a.updated_ms * 1000000);
   // A file being written shows its staged size and time.
-  std::shared_ptr<OpenFile> of;
-  {
-    std::lock_guard lock(files_mu_);
-    auto it = files_.find(a.id);
-    if (it != files_.end()) of = it->second;
-  }
-  if (of) {
+  if (std::shared_ptr<OpenFile> of = find_open(a.id)) {
     std::lock_guard lock(of->mu);
     st.st_size = static_cast<off_t>(of->size);
     st.st_blocks = static_cast<blkcnt_t>((of->size + 511) / 512);
@@ -145,13 +139,13 @@ struct stat Vfs::node_attr(const Node& n) {
   return st;
 }
 
-struct stat Vfs::pending_attr(OpenFile& of) {
+struct stat Vfs::open_file_attr(OpenFile& of) {
   struct stat st {};
   std::lock_guard lock(of.mu);
   st.st_uid = options_.uid;
   st.st_gid = options_.gid;
   st.st_blksize = kBlockSize;
-  st.st_nlink = 1;
+  st.st_nlink = of.unlinked ? 0 : 1;
   st.st_ino = ino_of(of.asset_id);
   st.st_mode = S_IFREG | (of.mode & 07777);
   st.st_size = static_cast<off_t>(of.size);
@@ -162,7 +156,7 @@ struct stat Vfs::pending_attr(OpenFile& of) {
 
 struct stat Vfs::getattr(std::string_view path) {
   Resolved r = resolve(path);
-  return r.pending ? pending_attr(*r.pending) : node_attr(r.node);
+  return r.pending ? open_file_attr(*r.pending) : node_attr(r.node);
 }
 
 void Vfs::readdir(std::string_view path,
@@ -195,7 +189,7 @@ void Vfs::list_node(const Resolved& r,
       std::lock_guard lock(of->mu);
       name = of->name;
     }
-    if (!fn(escape_name(name), pending_attr(*of))) return;
+    if (!fn(escape_name(name), open_file_attr(*of))) return;
   }
 }
 
@@ -327,12 +321,7 @@ void Vfs::unlink(std::string_view path) {
   lib_.catalog().remove_name(*r.node.entry);
   if (!lib_.catalog().get_asset(a.id)) {
     // Its last name: an open writer must not bring it back.
-    std::shared_ptr<OpenFile> of;
-    {
-      std::lock_guard lock(files_mu_);
-      if (auto it = files_.find(a.id); it != files_.end()) of = it->second;
-    }
-    if (of) {
+    if (std::shared_ptr<OpenFile> of = find_open(a.id)) {
       std::lock_guard flock(of->mu);
       of->unlinked = true;
     }
@@ -506,18 +495,12 @@ void Vfs::chmod(std::string_view path, mode_t mode) {
   std::lock_guard ns(ns_mu_);
   Resolved r = resolve(path);
   uint32_t m = mode & 07777;
-  if (r.pending) {
-    std::lock_guard lock(r.pending->mu);
-    r.pending->mode = m;
-    return;
-  }
+  if (r.pending) return set_file_attrs(r.pending->asset_id, m, std::nullopt);
   switch (r.node.kind) {
     case Node::Kind::Blob:
       throw Error(EROFS, "blobs/ is read-only");
     case Node::Kind::File:
-      lib_.catalog().set_asset_attrs(r.node.entry->asset->id, m, std::nullopt);
-      set_open_mode(r.node.entry->asset->id, m);
-      return;
+      return set_file_attrs(r.node.entry->asset->id, m, std::nullopt);
     case Node::Kind::Dir:
       if (r.node.work) return lib_.catalog().set_work_attrs(r.node.work->id, m, std::nullopt);
       if (r.node.folder) return lib_.catalog().set_folder_attrs(r.node.folder->id, m, std::nullopt);
@@ -539,18 +522,12 @@ void Vfs::utimens(std::string_view path, std::optional<int64_t> mtime_ns) {
   if (!mtime_ns) return;
   std::lock_guard ns(ns_mu_);
   Resolved r = resolve(path);
-  if (r.pending) {
-    std::lock_guard lock(r.pending->mu);
-    r.pending->mtime_ns = *mtime_ns;
-    return;
-  }
+  if (r.pending) return set_file_attrs(r.pending->asset_id, std::nullopt, mtime_ns);
   switch (r.node.kind) {
     case Node::Kind::Blob:
       throw Error(EROFS, "blobs/ is read-only");
     case Node::Kind::File:
-      lib_.catalog().set_asset_attrs(r.node.entry->asset->id, std::nullopt, *mtime_ns);
-      set_open_mtime(r.node.entry->asset->id, *mtime_ns);
-      return;
+      return set_file_attrs(r.node.entry->asset->id, std::nullopt, mtime_ns);
     case Node::Kind::Dir:
       if (r.node.work)
         return lib_.catalog().set_work_attrs(r.node.work->id, std::nullopt, *mtime_ns);
@@ -585,28 +562,23 @@ void Vfs::content_changed(const std::string& asset_id) {
     invalidate_(place_path(Place{e.from_id, e.folder}) + "/" + escape_name(e.name));
 }
 
-void Vfs::set_open_mode(const std::string& asset_id, uint32_t mode) {
-  std::shared_ptr<OpenFile> of;
-  {
-    std::lock_guard lock(files_mu_);
-    if (auto it = files_.find(asset_id); it != files_.end()) of = it->second;
-  }
-  if (of) {
-    std::lock_guard lock(of->mu);
-    of->mode = mode;
-  }
+std::shared_ptr<OpenFile> Vfs::find_open(const std::string& asset_id) {
+  std::lock_guard lock(files_mu_);
+  auto it = files_.find(asset_id);
+  return it == files_.end() ? nullptr : it->second;
 }
 
-void Vfs::set_open_mtime(const std::string& asset_id, int64_t mtime_ns) {
-  std::shared_ptr<OpenFile> of;
-  {
-    std::lock_guard lock(files_mu_);
-    if (auto it = files_.find(asset_id); it != files_.end()) of = it->second;
-  }
-  if (of) {
+void Vfs::set_file_attrs(const std::string& asset_id, std::optional<uint32_t> mode,
+                         std::optional<int64_t> mtime_ns) {
+  bool pending = false;
+  if (auto of = find_open(asset_id)) {
     std::lock_guard lock(of->mu);
-    of->mtime_ns = mtime_ns;
+    if (mode) of->mode = *mode;
+    if (mtime_ns) of->mtime_ns = *mtime_ns;
+    pending = of->pending;
   }
+  // A new file gets them with its first commit.
+  if (!pending) lib_.catalog().set_asset_attrs(asset_id, mode, mtime_ns);
 }
 
 // ---- extended attributes ---------------------------------------------------

@@ -139,7 +139,11 @@ class Vfs {
                  const std::function<bool(const std::string&, const struct stat&)>& fn);
   Resolved resolve_parent(std::string_view path, std::string& leaf);
   struct stat node_attr(const Node& n);
-  struct stat pending_attr(OpenFile& of);
+  struct stat open_file_attr(OpenFile& of);
+  std::shared_ptr<OpenFile> find_open(const std::string& asset_id);
+  // chmod/utimens of a file: its row, and its open state when it is open.
+  void set_file_attrs(const std::string& asset_id, std::optional<uint32_t> mode,
+                      std::optional<int64_t> mtime_ns);
   std::shared_ptr<OpenFile> open_file_for(const Node& n);
   std::shared_ptr<OpenFile> find_pending(const Place& place, const std::string& raw);
   std::shared_ptr<Handle> handle(uint64_t h);
@@ -154,12 +158,10 @@ class Vfs {
   bool has_pending_under(const Place& place);
   // Removes a blob from this device when no asset needs it any more.
   void collect_blob(const std::string& sha256);
-  void set_open_mode(const std::string& asset_id, uint32_t mode);
   // Tells the kernel (through invalidate_) that every name of an asset shows
   // new content: with hard links each name is its own kernel inode.
   void content_changed(const std::string& asset_id);
   std::string place_path(const Place& place);
-  void set_open_mtime(const std::string& asset_id, int64_t mtime_ns);
   void check_writable_dir(const Node& dir, bool for_file);
   BlobMeta blob_for(const PutResult& put, const std::string& name);
 

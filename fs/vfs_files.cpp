@@ -75,8 +75,7 @@ BlobMeta Vfs::blob_for(const PutResult& put, const std::string& name) {
 std::shared_ptr<OpenFile> Vfs::open_file_for(const Node& n) {
   const Asset& a = *n.entry->asset;
   std::lock_guard lock(files_mu_);
-  auto it = files_.find(a.id);
-  if (it != files_.end()) return it->second;
+  if (auto it = files_.find(a.id); it != files_.end()) return it->second;
   auto of = std::make_shared<OpenFile>();
   of->asset_id = a.id;
   of->place = n.place;
@@ -110,10 +109,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
   if (!of) {
     const Asset& a = *r.node.entry->asset;
     if (!writable) {
-      {
-        std::lock_guard lock(files_mu_);
-        if (auto it = files_.find(a.id); it != files_.end()) of = it->second;
-      }
+      of = find_open(a.id);
       if (!of) {
         // A read-only snapshot of the committed bytes: it stays consistent
         // even if someone starts writing the file, and can be spliced.
@@ -353,32 +349,14 @@ struct stat Vfs::fgetattr(uint64_t h) {
     }
     return hd->snapshot_attr;  // deleted while open
   }
-  OpenFile& of = *hd->of;
-  struct stat st {};
-  std::lock_guard lock(of.mu);
-  st.st_uid = options_.uid;
-  st.st_gid = options_.gid;
-  st.st_blksize = kBlockSize;
-  st.st_nlink = of.unlinked ? 0 : 1;
-  st.st_ino = ino_of(of.asset_id);
-  st.st_mode = S_IFREG | (of.mode & 07777);
-  st.st_size = static_cast<off_t>(of.size);
-  st.st_blocks = static_cast<blkcnt_t>((of.size + 511) / 512);
-  set_times(st, of.mtime_ns, of.mtime_ns);
-  return st;
+  return open_file_attr(*hd->of);
 }
 
 void Vfs::fchmod(uint64_t h, mode_t mode) {
   std::shared_ptr<Handle> hd = handle(h);
   std::string id = hd->of ? hd->of->asset_id : hd->asset_id;
   if (id.empty()) throw Error(EROFS, "blobs/ is read-only");
-  bool pending = false;
-  if (hd->of) {
-    std::lock_guard lock(hd->of->mu);
-    hd->of->mode = mode & 07777;
-    pending = hd->of->pending;
-  }
-  if (!pending) lib_.catalog().set_asset_attrs(id, mode & 07777, std::nullopt);
+  set_file_attrs(id, mode & 07777, std::nullopt);
 }
 
 void Vfs::futimens(uint64_t h, std::optional<int64_t> mtime_ns) {
@@ -386,13 +364,7 @@ void Vfs::futimens(uint64_t h, std::optional<int64_t> mtime_ns) {
   std::shared_ptr<Handle> hd = handle(h);
   std::string id = hd->of ? hd->of->asset_id : hd->asset_id;
   if (id.empty()) throw Error(EROFS, "blobs/ is read-only");
-  bool pending = false;
-  if (hd->of) {
-    std::lock_guard lock(hd->of->mu);
-    hd->of->mtime_ns = *mtime_ns;
-    pending = hd->of->pending;
-  }
-  if (!pending) lib_.catalog().set_asset_attrs(id, std::nullopt, *mtime_ns);
+  set_file_attrs(id, std::nullopt, mtime_ns);
 }
 
 // ---- commit ----------------------------------------------------------------

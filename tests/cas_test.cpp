@@ -198,13 +198,14 @@ TEST(BlobStore, SigkillDuringPutsLeavesAConsistentStore) {
     posix_spawn_file_actions_destroy(&fa);
     ::close(out[1]);
     // Let it finish a random number of puts, then kill it a random few
-    // hundred microseconds into the next one (fault injection, not a wait).
+    // hundred microseconds into the next one.
     int lines_wanted = static_cast<int>(rng() % 40);
     int lines = 0;
     char c;
     while (lines < lines_wanted && ::read(out[0], &c, 1) == 1)
       if (c == '\n') ++lines;
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(rng() % 3000));  // fault injection: not waiting until anything
     ::kill(pid, SIGKILL);
     int status;
     ::waitpid(pid, &status, 0);
