@@ -204,8 +204,8 @@ TEST(BlobStore, SigkillDuringPutsLeavesAConsistentStore) {
     char c;
     while (lines < lines_wanted && ::read(out[0], &c, 1) == 1)
       if (c == '\n') ++lines;
-    std::this_thread::sleep_for(
-        std::chrono::microseconds(rng() % 3000));  // fault injection: not waiting until anything
+    auto fault_delay = std::chrono::microseconds(rng() % 3000);  // not waiting until anything
+    std::this_thread::sleep_for(fault_delay);  // fault injection: kill at a random moment, not until;  // fault injection: not waiting until anything
     ::kill(pid, SIGKILL);
     int status;
     ::waitpid(pid, &status, 0);
