@@ -204,8 +204,9 @@ TEST(BlobStore, SigkillDuringPutsLeavesAConsistentStore) {
     char c;
     while (lines < lines_wanted && ::read(out[0], &c, 1) == 1)
       if (c == '\n') ++lines;
-    auto fault_delay = std::chrono::microseconds(rng() % 3000);  // not waiting until anything
-    std::this_thread::sleep_for(fault_delay);  // fault injection: kill at a random moment, not until;  // fault injection: not waiting until anything
+    // Fault injection: the kill lands at a random moment; nothing waits until anything.
+    auto fault_delay = std::chrono::microseconds(rng() % 3000);
+    std::this_thread::sleep_for(fault_delay);  // fault injection, not waiting until a state
     ::kill(pid, SIGKILL);
     int status;
     ::waitpid(pid, &status, 0);
