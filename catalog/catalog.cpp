@@ -243,9 +243,9 @@ Folder Catalog::create_folder(const Place& parent, const std::string& name, bool
   require_place(s.db(), parent);
   s.db()
       .cached(
-          "INSERT INTO folders(id, work_id, path, mode, mtime_ns, local_only, created_ms) "
-          "VALUES(?,?,?,?,?,?,?)")
-      .bind(f.id, f.work_id, f.path, f.mode, f.mtime_ns, f.local_only, f.created_ms)
+          "INSERT INTO folders(id, work_id, path, mode, mtime_ns, local_only, created_ms, "
+          "updated_ms) VALUES(?,?,?,?,?,?,?,?)")
+      .bind(f.id, f.work_id, f.path, f.mode, f.mtime_ns, f.local_only, f.created_ms, f.created_ms)
       .run();
   s.commit();
   return f;
@@ -302,10 +302,11 @@ void Catalog::move_folder(const std::string& id, const Place& new_parent,
   };
   int64_t now = now_ms();
   db.cached(
-        "UPDATE folders SET work_id = ?3, path = ?4 || substr(path, length(?2) + 1) "
+        "UPDATE folders SET work_id = ?3, path = ?4 || substr(path, length(?2) + 1), updated_ms = "
+        "?5 "
         "WHERE work_id IS ?1 AND " +
         cond("path"))
-      .bind(f.work_id, f.path, new_parent.work_id, to)
+      .bind(f.work_id, f.path, new_parent.work_id, to, now)
       .run();
   db.cached(
         "UPDATE assets SET work_id = ?3, folder = ?4 || substr(folder, length(?2) + 1), "
@@ -314,10 +315,11 @@ void Catalog::move_folder(const std::string& id, const Place& new_parent,
       .bind(f.work_id, f.path, new_parent.work_id, to, now)
       .run();
   db.cached(
-        "UPDATE edges SET from_id = ?3, folder = ?4 || substr(folder, length(?2) + 1) "
+        "UPDATE edges SET from_id = ?3, folder = ?4 || substr(folder, length(?2) + 1), updated_ms "
+        "= ?5 "
         "WHERE from_id IS ?1 AND " +
         cond("folder"))
-      .bind(f.work_id, f.path, new_parent.work_id, to)
+      .bind(f.work_id, f.path, new_parent.work_id, to, now)
       .run();
   s.commit();
 }
@@ -343,17 +345,17 @@ void Catalog::move_contents(const Place& from, const Place& to) {
            ", length(?2) + 1) END) END";
   };
   int64_t now = now_ms();
-  db.cached("UPDATE folders SET work_id = ?3, path = " + moved("path") +
+  db.cached("UPDATE folders SET work_id = ?3, updated_ms = ?5, path = " + moved("path") +
             " WHERE work_id IS ?1 AND path <> ?2 AND " + cond("path"))
-      .bind(from.work_id, from.folder, to.work_id, to.folder)
+      .bind(from.work_id, from.folder, to.work_id, to.folder, now)
       .run();
   db.cached("UPDATE assets SET work_id = ?3, folder = " + moved("folder") +
             ", updated_ms = ?5 WHERE work_id IS ?1 AND " + cond("folder"))
       .bind(from.work_id, from.folder, to.work_id, to.folder, now)
       .run();
-  db.cached("UPDATE edges SET from_id = ?3, folder = " + moved("folder") +
+  db.cached("UPDATE edges SET from_id = ?3, updated_ms = ?5, folder = " + moved("folder") +
             " WHERE from_id IS ?1 AND " + cond("folder"))
-      .bind(from.work_id, from.folder, to.work_id, to.folder)
+      .bind(from.work_id, from.folder, to.work_id, to.folder, now)
       .run();
   s.commit();
 }
@@ -363,10 +365,11 @@ void Catalog::set_folder_attrs(const std::string& id, std::optional<uint32_t> mo
   WriteScope s(*this);
   Db& db = s.db();
   db.cached(
-        "UPDATE folders SET mode = coalesce(?2, mode), mtime_ns = coalesce(?3, mtime_ns) "
+        "UPDATE folders SET mode = coalesce(?2, mode), mtime_ns = coalesce(?3, mtime_ns), "
+        "updated_ms = ?4 "
         "WHERE id = ?1 AND (mode IS NOT coalesce(?2, mode) OR "
         "mtime_ns IS NOT coalesce(?3, mtime_ns))")
-      .bind(id, mode, mtime_ns)
+      .bind(id, mode, mtime_ns, now_ms())
       .run();
   if (db.changes() == 0 && !db.cached("SELECT 1 FROM folders WHERE id = ?").bind(id).step())
     throw Error(ENOENT, "no folder with id " + id);

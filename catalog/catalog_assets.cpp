@@ -224,9 +224,10 @@ Edge Catalog::link_asset(const std::string& asset_id, const Place& place, const 
   e.name = name;
   e.created_ms = now_ms();
   db.cached(
-        "INSERT INTO edges(id, from_id, to_id, relation, folder, name, local_only, created_ms) "
-        "VALUES(?,?,?,?,?,?,?,?)")
-      .bind(e.id, e.from_id, e.to_id, e.relation, e.folder, e.name, a.local_only, e.created_ms)
+        "INSERT INTO edges(id, from_id, to_id, relation, folder, name, local_only, created_ms, "
+        "updated_ms) VALUES(?,?,?,?,?,?,?,?,?)")
+      .bind(e.id, e.from_id, e.to_id, e.relation, e.folder, e.name, a.local_only, e.created_ms,
+            e.created_ms)
       .run();
   s.commit();
   return e;
@@ -239,9 +240,9 @@ void Catalog::move_link(const std::string& edge_id, const Place& to, const std::
   require_edge(db, edge_id);
   require_place(db, to);
   db.cached(
-        "UPDATE edges SET from_id = ?2, folder = ?3, name = ?4 WHERE id = ?1 AND "
+        "UPDATE edges SET from_id = ?2, folder = ?3, name = ?4, updated_ms = ?5 WHERE id = ?1 AND "
         "(from_id IS NOT ?2 OR folder IS NOT ?3 OR name IS NOT ?4)")
-      .bind(edge_id, to.work_id, to.folder, name)
+      .bind(edge_id, to.work_id, to.folder, name, now_ms())
       .run();
   s.commit();
 }

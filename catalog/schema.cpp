@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "catalog/synced_tables.h"
 
 namespace recall {
 namespace {
@@ -17,133 +18,65 @@ namespace {
 // local_only are never queued; a row that becomes local_only is queued as a
 // delete, one that stops being local_only as an upsert.
 
-struct Column {
-  const char* name;
-  const char* json;  // expression for the payload; "" = NEW.<name>
-};
-
-struct SyncedTable {
-  const char* name;
-  const char* key;
-  std::vector<Column> columns;
-};
-
 const char* const kNowMs = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
 
-std::string outbox_triggers(const SyncedTable& t) {
+// A column of the NEW or OLD row as it goes into a JSON payload.
+std::string json_value(const SyncedColumn& c, const char* row) {
+  std::string ref = std::string(row) + "." + c.name;
+  switch (c.type) {
+    case SyncedColumn::Type::Json:
+      return "json(" + ref + ")";
+    case SyncedColumn::Type::Blob:
+      return "lower(hex(" + ref + "))";
+    default:
+      return ref;
+  }
+}
+
+std::string payload_of(const SyncedTable& t, const char* row) {
   std::string payload = "json_object(";
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    if (i) payload += ", ";
+    payload += std::string("'") + t.columns[i].name + "', " + json_value(t.columns[i], row);
+  }
+  return payload + ")";
+}
+
+std::string outbox_triggers(const SyncedTable& t) {
   std::string changed;
   for (size_t i = 0; i < t.columns.size(); ++i) {
-    const Column& c = t.columns[i];
-    if (i) {
-      payload += ", ";
-      changed += " OR ";
-    }
-    payload +=
-        std::string("'") + c.name + "', " + (*c.json ? c.json : std::string("NEW.") + c.name);
-    changed += std::string("OLD.") + c.name + " IS NOT NEW." + c.name;
+    if (i) changed += " OR ";
+    changed += std::string("OLD.") + t.columns[i].name + " IS NOT NEW." + t.columns[i].name;
   }
-  payload += ")";
   std::string n = t.name, k = t.key;
+  // Rows written by the sync itself (pulled from the server) are not changes
+  // of this device: sync_apply.active is 1 only inside such a transaction.
+  const std::string local = " AND (SELECT active FROM sync_apply) = 0";
   auto insert = [&](const std::string& row, const std::string& op, const std::string& body) {
     return "INSERT INTO outbox(tbl, row_id, op, payload, created_ms) VALUES('" + n + "', " + row +
            ", '" + op + "', " + body + ", " + kNowMs + ");";
   };
+  // A delete carries the row as it was: the server deletes it only if
+  // nobody changed it meanwhile (an edit elsewhere wins over a delete).
   std::string sql;
   sql += "CREATE TRIGGER " + n + "_outbox_insert AFTER INSERT ON " + n +
-         " WHEN NEW.local_only = 0 BEGIN " + insert("NEW." + k, "upsert", payload) + " END;\n";
+         " WHEN NEW.local_only = 0" + local + " BEGIN " +
+         insert("NEW." + k, "upsert", payload_of(t, "NEW")) + " END;\n";
   sql += "CREATE TRIGGER " + n + "_outbox_update AFTER UPDATE ON " + n +
-         " WHEN NEW.local_only = 0 AND (" + changed + ") BEGIN " +
+         " WHEN NEW.local_only = 0" + local + " AND (OLD.local_only = 1 OR " + changed +
+         ") BEGIN " +
          // A changed key is a delete of the old row and an insert of the new.
          "INSERT INTO outbox(tbl, row_id, op, payload, created_ms) SELECT '" + n + "', OLD." + k +
-         ", 'delete', NULL, " + kNowMs + " WHERE OLD." + k + " IS NOT NEW." + k +
-         " AND OLD.local_only = 0; " + insert("NEW." + k, "upsert", payload) + " END;\n";
+         ", 'delete', " + payload_of(t, "OLD") + ", " + kNowMs + " WHERE OLD." + k +
+         " IS NOT NEW." + k + " AND OLD.local_only = 0; " +
+         insert("NEW." + k, "upsert", payload_of(t, "NEW")) + " END;\n";
   sql += "CREATE TRIGGER " + n + "_outbox_hide AFTER UPDATE ON " + n +
-         " WHEN OLD.local_only = 0 AND NEW.local_only = 1 BEGIN " +
-         insert("OLD." + k, "delete", "NULL") + " END;\n";
+         " WHEN OLD.local_only = 0 AND NEW.local_only = 1" + local + " BEGIN " +
+         insert("OLD." + k, "delete", payload_of(t, "OLD")) + " END;\n";
   sql += "CREATE TRIGGER " + n + "_outbox_delete AFTER DELETE ON " + n +
-         " WHEN OLD.local_only = 0 BEGIN " + insert("OLD." + k, "delete", "NULL") + " END;\n";
+         " WHEN OLD.local_only = 0" + local + " BEGIN " +
+         insert("OLD." + k, "delete", payload_of(t, "OLD")) + " END;\n";
   return sql;
-}
-
-const std::vector<SyncedTable>& synced_tables() {
-  static const std::vector<SyncedTable> tables = {
-      {"works",
-       "id",
-       {{"id", ""},
-        {"title", ""},
-        {"subtitle", ""},
-        {"work_type", ""},
-        {"authors", "json(NEW.authors)"},
-        {"year", ""},
-        {"doi", ""},
-        {"arxiv_id", ""},
-        {"mode", ""},
-        {"mtime_ns", ""},
-        {"local_only", ""},
-        {"created_ms", ""},
-        {"updated_ms", ""}}},
-      {"folders",
-       "id",
-       {{"id", ""},
-        {"work_id", ""},
-        {"path", ""},
-        {"mode", ""},
-        {"mtime_ns", ""},
-        {"local_only", ""},
-        {"created_ms", ""}}},
-      {"assets",
-       "id",
-       {{"id", ""},
-        {"work_id", ""},
-        {"folder", ""},
-        {"filename", ""},
-        {"sha256", ""},
-        {"role", ""},
-        {"mime", ""},
-        {"bytes", ""},
-        {"page_count", ""},
-        {"mode", ""},
-        {"mtime_ns", ""},
-        {"local_only", ""},
-        {"created_ms", ""},
-        {"updated_ms", ""}}},
-      {"edges",
-       "id",
-       {{"id", ""},
-        {"from_id", ""},
-        {"to_id", ""},
-        {"relation", ""},
-        {"folder", ""},
-        {"name", ""},
-        {"local_only", ""},
-        {"created_ms", ""}}},
-      {"blobs_meta",
-       "sha256",
-       {{"sha256", ""},
-        {"size", ""},
-        {"mime", ""},
-        {"filename", ""},
-        {"page_count", ""},
-        {"image_width", ""},
-        {"image_height", ""},
-        {"pdf_metadata", "json(NEW.pdf_metadata)"},
-        {"chunk_size", ""},
-        {"chunk_manifest", "lower(hex(NEW.chunk_manifest))"},
-        {"local_only", ""},
-        {"created_ms", ""}}},
-      {"device_blobs",
-       "id",
-       {{"id", ""},
-        {"device_id", ""},
-        {"sha256", ""},
-        {"present", ""},
-        {"health", ""},
-        {"local_path", ""},
-        {"mtime_ms", ""},
-        {"local_only", ""}}},
-  };
-  return tables;
 }
 
 std::string schema_v1() {
@@ -185,7 +118,8 @@ CREATE TABLE folders(
   mode       INTEGER NOT NULL DEFAULT 493,
   mtime_ns   INTEGER NOT NULL DEFAULT 0,
   local_only INTEGER NOT NULL DEFAULT 0 CHECK (local_only IN (0, 1)),
-  created_ms INTEGER NOT NULL
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX folders_by_place ON folders(work_id, path);
 
@@ -217,7 +151,8 @@ CREATE TABLE edges(
   folder     TEXT NOT NULL DEFAULT '',
   name       TEXT NOT NULL CHECK (name <> ''),
   local_only INTEGER NOT NULL DEFAULT 0 CHECK (local_only IN (0, 1)),
-  created_ms INTEGER NOT NULL
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
 );
 CREATE INDEX edges_by_place ON edges(from_id, folder, name, created_ms, id);
 CREATE INDEX edges_by_target ON edges(to_id);
@@ -269,6 +204,11 @@ CREATE TABLE replication_jobs(
 );
 CREATE INDEX replication_jobs_by_status ON replication_jobs(status, priority DESC, created_ms);
 
+-- 1 only inside a transaction that applies rows pulled from the server.
+CREATE TABLE sync_apply(active INTEGER NOT NULL);
+INSERT INTO sync_apply VALUES (0);
+
+-- The outbox: changes of this device waiting to be pushed, oldest first.
 CREATE TABLE outbox(
   seq        INTEGER PRIMARY KEY AUTOINCREMENT,
   tbl        TEXT NOT NULL,

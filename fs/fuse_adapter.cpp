@@ -233,6 +233,7 @@ int op_open(const char* path, struct fuse_file_info* fi) {
     Vfs::OpenResult r = vfs().open(path, fi->flags);
     fi->fh = r.handle;
     fi->keep_cache = r.keep_cache;
+    fi->direct_io = r.direct_io;
     return 0;
   });
 }

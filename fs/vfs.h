@@ -99,6 +99,9 @@ class Vfs {
   struct OpenResult {
     uint64_t handle = 0;
     bool keep_cache = false;  // the kernel may keep cached pages of this file
+    // Bypass the page cache: a writer of a file that others are reading
+    // from a snapshot, so their cached pages stay those of their version.
+    bool direct_io = false;
   };
   OpenResult open(std::string_view path, int flags);
   OpenResult create(std::string_view path, mode_t mode, int flags);
@@ -187,6 +190,8 @@ class Vfs {
   // The content each asset had when last opened, to keep the kernel's cache
   // only while it is unchanged.
   std::unordered_map<std::string, std::string> last_opened_sha_;
+  // Read-only snapshot handles open, per asset.
+  std::unordered_map<std::string, int> snapshot_readers_;
 };
 
 }  // namespace recall

@@ -128,6 +128,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
         std::lock_guard lock(files_mu_);
         bool keep = last_opened_sha_[a.id] == a.sha256;
         last_opened_sha_[a.id] = a.sha256;
+        snapshot_readers_[a.id]++;
         uint64_t id = next_handle_++;
         handles_[id] = std::move(h);
         return {id, keep};
@@ -137,6 +138,12 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
     }
   }
   uint64_t id = add_handle(of, flags);
+  bool direct = false;
+  if (writable) {
+    std::lock_guard lock(files_mu_);
+    auto it = snapshot_readers_.find(of->asset_id);
+    direct = it != snapshot_readers_.end() && it->second > 0;
+  }
   if (flags & O_TRUNC) {
     try {
       ftruncate(id, 0);
@@ -145,7 +152,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
       throw;
     }
   }
-  return {id, false};
+  return {id, false, direct};
 }
 
 Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
@@ -484,6 +491,10 @@ void Vfs::release(uint64_t h) {
     if (it == handles_.end()) return;
     hd = std::move(it->second);
     handles_.erase(it);
+    if (!hd->of && !hd->asset_id.empty()) {
+      auto r = snapshot_readers_.find(hd->asset_id);
+      if (r != snapshot_readers_.end() && --r->second <= 0) snapshot_readers_.erase(r);
+    }
   }
   if (!hd->of) return;
   OpenFile& of = *hd->of;

@@ -145,8 +145,9 @@ TEST_F(CatalogTest, OutboxRowsMatchChangesExactly) {
   ASSERT_EQ(rows.size(), 2u);  // the link and the asset, both as deletes
   for (const auto& r : rows) {
     EXPECT_EQ(r.op, "delete");
-    EXPECT_FALSE(r.payload);
+    ASSERT_TRUE(r.payload);  // the row as it was: the server deletes only that version
   }
+  EXPECT_EQ(nlohmann::json::parse(*rows[1].payload)["sha256"], a.sha256);
   EXPECT_EQ(rows[0].row_id, e.id);
   EXPECT_EQ(rows[1].row_id, a.id);
 }
