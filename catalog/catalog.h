@@ -191,6 +191,44 @@ class Catalog {
   CatalogCounts counts();
   const std::filesystem::path& path() const { return path_; }
 
+  // ---- sync (used by sync/; see catalog_sync.cpp)
+  // Small named values kept in the catalog (sync cursors, last push time).
+  std::optional<std::string> meta(const std::string& key);
+  void set_meta(const std::string& key, const std::string& value);
+  void erase_meta(const std::string& key);
+  // Removes outbox rows up to and including `seq`, once they are pushed.
+  void drop_outbox_through(int64_t seq);
+
+  // A row pulled from the server: `payload` holds its synced columns as a
+  // JSON object (catalog/synced_tables.h).
+  struct RemoteRow {
+    std::string table;
+    std::string key;
+    bool deleted = false;
+    std::string payload;
+  };
+  struct ApplyReport {
+    size_t applied = 0;
+    size_t pending = 0;  // skipped: this device changed the row and will push it
+    size_t kept = 0;     // deletes not applied: the work still holds content here
+    std::vector<std::string> changed_assets;
+  };
+  // Applies pulled rows in one transaction, without queueing them for push.
+  // A row this device has changed but not pushed yet is left alone (its push
+  // will decide); a deleted work that still holds content here is kept and
+  // queued again; deleting an asset deletes its links.
+  ApplyReport apply_remote(const std::vector<RemoteRow>& rows);
+  bool has_row(const std::string& table, const std::string& key);
+  // Records another device of the account (from the server's devices).
+  void upsert_device(const std::string& id, const std::string& name,
+                     const std::optional<std::string>& peer_address,
+                     std::optional<int64_t> last_seen_ms);
+  // Every asset, streamed in id order.
+  void for_each_asset(const std::function<bool(const Asset&)>& fn);
+  // Moves every link of asset `from` to asset `to` and deletes `from`:
+  // merging a duplicate found at sign-in.
+  void merge_asset(const std::string& from, const std::string& to);
+
  private:
   class WriteScope;
   class ReadLease;

@@ -554,7 +554,7 @@ std::string Vfs::place_path(const Place& place) {
 void Vfs::content_changed(const std::string& asset_id) {
   if (!invalidate_) return;
   auto a = lib_.catalog().get_asset(asset_id);
-  if (!a) return;
+  if (!a) return;  // deleted: its names are gone, and the kernel forgets them in 1 s
   // Collision suffixes are not worked out here: such names stay stale for
   // the attribute timeout (1 s) at most.
   invalidate_(place_path(Place{a->work_id, a->folder}) + "/" + escape_name(a->filename));

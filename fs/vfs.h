@@ -130,6 +130,11 @@ class Vfs {
   // Open handles (for tests and status).
   size_t open_handles();
 
+  // Tells the kernel (through the invalidator) that every name of an asset
+  // shows new content or is gone: each name of a hard-linked file is its own
+  // kernel inode. Called after commits and after pulls.
+  void content_changed(const std::string& asset_id);
+
  private:
   struct Handle;
   // A path resolved: a node of the tree, or a new file not committed yet.
@@ -161,9 +166,6 @@ class Vfs {
   bool has_pending_under(const Place& place);
   // Removes a blob from this device when no asset needs it any more.
   void collect_blob(const std::string& sha256);
-  // Tells the kernel (through invalidate_) that every name of an asset shows
-  // new content: with hard links each name is its own kernel inode.
-  void content_changed(const std::string& asset_id);
   std::string place_path(const Place& place);
   void check_writable_dir(const Node& dir, bool for_file);
   BlobMeta blob_for(const PutResult& put, const std::string& name);

@@ -60,6 +60,20 @@ std::string human_bytes(uint64_t n) {
 
 bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
 
+ProgressLine::ProgressLine() : on_(stderr_is_tty()) {}
+
+void ProgressLine::show(const std::string& text) {
+  if (!on_) return;
+  std::fprintf(stderr, "\r\033[K%s", text.c_str());
+  std::fflush(stderr);
+  shown_ = true;
+}
+
+void ProgressLine::done() {
+  if (shown_) std::fprintf(stderr, "\r\033[K");
+  shown_ = false;
+}
+
 int exit_code_for(int err) {
   switch (err) {
     case ENOENT:
@@ -110,6 +124,7 @@ int main(int argc, char** argv) {
   add_library_verbs(app, common);
   add_store_verbs(app, common);
   add_mount_verbs(app, common);
+  add_sync_verbs(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -26,6 +26,19 @@ bool is_default_data_dir(const Common& c);
 // Opens the library; creates it only when it is the default one.
 std::unique_ptr<Library> open_library(const Common& c);
 
+// A progress line on stderr, redrawn in place; shown only on a terminal.
+class ProgressLine {
+ public:
+  ProgressLine();
+  ~ProgressLine() { done(); }
+  void show(const std::string& text);
+  void done();
+
+ private:
+  bool on_;
+  bool shown_ = false;
+};
+
 // "1.5 GiB"
 std::string human_bytes(uint64_t n);
 // True when stderr is a terminal (progress lines are shown only then).
@@ -37,6 +50,7 @@ int exit_code_for(int err);
 void add_library_verbs(CLI::App& app, Common& common);  // init, add, ls, cat
 void add_store_verbs(CLI::App& app, Common& common);    // verify, scan, status
 void add_mount_verbs(CLI::App& app, Common& common);    // mount, unmount
+void add_sync_verbs(CLI::App& app, Common& common);     // signin, signout, sync, server
 // mount.recallfs DATA_DIR MOUNTPOINT [-o OPTIONS], as mount(8) runs it.
 int mount_helper_main(int argc, char** argv);
 

@@ -19,6 +19,7 @@
 #include "fs/vfs.h"
 #include "mount-helper/cli.h"
 #include "mount-helper/mount_state.h"
+#include "sync/sync_worker.h"
 
 extern char** environ;
 
@@ -141,6 +142,7 @@ int do_mount(const MountRequest& req) {
     UniqueFd lock;
     std::unique_ptr<Library> lib;
     std::unique_ptr<Vfs> vfs;
+    std::unique_ptr<SyncWorker> sync;  // last: stopped first
   };
   return serve_mount(
       mo,
@@ -150,6 +152,11 @@ int do_mount(const MountRequest& req) {
         s->lib = Library::open(data, {.create = false});
         s->vfs = std::make_unique<Vfs>(*s->lib, Vfs::Options{::getuid(), ::getgid()});
         Vfs* v = s->vfs.get();
+        s->sync = std::make_unique<SyncWorker>(*s->lib, SyncWorker::Options{},
+                                               [v](const std::vector<std::string>& assets) {
+                                                 for (const std::string& id : assets)
+                                                   v->content_changed(id);
+                                               });
         return std::shared_ptr<Vfs>(std::move(s), v);
       },
       [&] {

@@ -6,35 +6,14 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/ids.h"
 #include "mount-helper/cli.h"
 #include "mount-helper/mount_state.h"
+#include "sync/credentials.h"
+#include "sync/pg.h"
+#include "sync/sync_engine.h"
 
 namespace recall::cli {
-
-namespace {
-
-// A progress line on stderr, redrawn in place; only on a terminal.
-class ProgressLine {
- public:
-  ProgressLine() : on_(stderr_is_tty()) {}
-  ~ProgressLine() { done(); }
-  void show(const std::string& text) {
-    if (!on_) return;
-    std::fprintf(stderr, "\r\033[K%s", text.c_str());
-    std::fflush(stderr);
-    shown_ = true;
-  }
-  void done() {
-    if (shown_) std::fprintf(stderr, "\r\033[K");
-    shown_ = false;
-  }
-
- private:
-  bool on_;
-  bool shown_ = false;
-};
-
-}  // namespace
 
 void add_store_verbs(CLI::App& app, Common& common) {
   auto data_opt = [&](CLI::App* sub) {
@@ -111,12 +90,29 @@ void add_store_verbs(CLI::App& app, Common& common) {
     BlobTotals t = lib->blobs().totals();
     auto health = [&](Health h) { return t.by_health.count(h) ? t.by_health.at(h) : 0; };
     std::optional<MountInfo> mount = current_mount(lib->dir());
+    std::optional<Credentials> creds = load_credentials(lib->dir());
+    Catalog& cat = lib->catalog();
+    auto meta_ms = [&](const char* key) -> nlohmann::json {
+      auto v = cat.meta(key);
+      return v ? nlohmann::json(std::stoll(*v)) : nlohmann::json(nullptr);
+    };
+    auto meta_text = [&](const char* key) -> nlohmann::json {
+      auto v = cat.meta(key);
+      return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+    };
     if (common.json) {
       nlohmann::json j = {
           {"data_dir", lib->dir().string()},
           {"device_id", lib->catalog().device_id()},
-          {"account", nullptr},
-          {"mode", "guest"},
+          {"account", creds ? nlohmann::json(creds->account_name) : nlohmann::json(nullptr)},
+          {"account_id", creds ? nlohmann::json(creds->account_id) : nlohmann::json(nullptr)},
+          {"server",
+           creds ? nlohmann::json(redact_conninfo(creds->server)) : nlohmann::json(nullptr)},
+          {"device_name", creds ? nlohmann::json(creds->device_name) : nlohmann::json(nullptr)},
+          {"mode", creds ? "signed-in" : "guest"},
+          {"last_push_ms", meta_ms(kMetaLastPush)},
+          {"last_pull_ms", meta_ms(kMetaLastPull)},
+          {"last_error", meta_text(kMetaLastError)},
           {"works", c.works},
           {"folders", c.folders},
           {"assets", c.assets},
@@ -140,9 +136,22 @@ void add_store_verbs(CLI::App& app, Common& common) {
       std::cout << j.dump(2) << "\n";
       return;
     }
-    std::cout << "library   " << lib->dir().string() << "\n"
-              << "mode      guest (no account: nothing leaves this device)\n"
-              << "device    " << lib->catalog().device_id() << "\n"
+    auto ago = [&](const char* key) {
+      auto v = cat.meta(key);
+      if (!v) return std::string("never");
+      return std::to_string((now_ms() - std::stoll(*v)) / 1000) + " s ago";
+    };
+    std::cout << "library   " << lib->dir().string() << "\n";
+    if (creds) {
+      std::cout << "account   " << creds->account_name << " (" << creds->account_id << ")\n"
+                << "server    " << redact_conninfo(creds->server) << "\n"
+                << "sync      last push " << ago(kMetaLastPush) << ", last pull "
+                << ago(kMetaLastPull) << "\n";
+      if (auto err = cat.meta(kMetaLastError)) std::cout << "error     " << *err << "\n";
+    } else {
+      std::cout << "mode      guest (no account: nothing leaves this device)\n";
+    }
+    std::cout << "device    " << lib->catalog().device_id() << "\n"
               << "mounted   "
               << (mount ? "at " + mount->mountpoint + " (pid " + std::to_string(mount->pid) + ")"
                         : std::string("no"))
@@ -155,7 +164,8 @@ void add_store_verbs(CLI::App& app, Common& common) {
               << "health    " << health(Health::Healthy) << " healthy, " << health(Health::Missing)
               << " missing, " << health(Health::Modified) << " modified, "
               << health(Health::Relocated) << " relocated\n"
-              << "outbox    " << c.outbox << " changes waiting for sync (sign in to sync)\n";
+              << "outbox    " << c.outbox << " changes waiting for sync"
+              << (creds ? "\n" : " (sign in to sync)\n");
   });
 }
 

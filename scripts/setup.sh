@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential cmake ninja-build pkg-config git openssl
   libsqlite3-dev libssl-dev libmagic-dev libpoppler-cpp-dev libstb-dev
   libcli11-dev nlohmann-json3-dev uuid-dev zlib1g-dev libgtest-dev
-  libfuse3-dev fuse3 attr rsync python3 bc"
+  libfuse3-dev fuse3 attr rsync python3 bc
+  libpq-dev postgresql postgresql-client strace util-linux"
 
 missing=""
 for p in $PACKAGES; do

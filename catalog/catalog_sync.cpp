@@ -1,0 +1,231 @@
+// Catalog: what sync needs — named values, outbox consumption, applying
+// pulled rows without echoing them into the outbox, merging duplicates.
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/ids.h"
+#include "catalog/catalog.h"
+#include "catalog/catalog_internal.h"
+#include "catalog/synced_tables.h"
+
+namespace recall {
+
+std::optional<std::string> Catalog::meta(const std::string& key) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached("SELECT value FROM meta WHERE key = ?");
+  s.bind(key);
+  if (!s.step()) return std::nullopt;
+  return s.text(0);
+}
+
+void Catalog::set_meta(const std::string& key, const std::string& value) {
+  WriteScope s(*this);
+  s.db()
+      .cached(
+          "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+          "excluded.value")
+      .bind(key, value)
+      .run();
+  s.commit();
+}
+
+void Catalog::erase_meta(const std::string& key) {
+  WriteScope s(*this);
+  s.db().cached("DELETE FROM meta WHERE key = ?").bind(key).run();
+  s.commit();
+}
+
+void Catalog::drop_outbox_through(int64_t seq) {
+  WriteScope s(*this);
+  s.db().cached("DELETE FROM outbox WHERE seq <= ?").bind(seq).run();
+  s.commit();
+}
+
+bool Catalog::has_row(const std::string& table, const std::string& key) {
+  const SyncedTable& t = synced_table(table);
+  ReadLease r(*this);
+  return r.db()
+      .cached(std::string("SELECT 1 FROM ") + t.name + " WHERE " + t.key + " = ?")
+      .bind(key)
+      .step();
+}
+
+namespace {
+
+// Binds one JSON value to a parameter as the column's local type.
+void bind_json(Stmt& s, int i, const SyncedColumn& c, const nlohmann::json& v) {
+  if (v.is_null()) {
+    s.bind_one(i, std::nullopt);
+    return;
+  }
+  switch (c.type) {
+    case SyncedColumn::Type::Int:
+      s.bind_one(i, v.is_boolean() ? int64_t{v.get<bool>()} : v.get<int64_t>());
+      return;
+    case SyncedColumn::Type::Json:
+      s.bind_one(i, v.dump());
+      return;
+    case SyncedColumn::Type::Blob: {
+      std::string hex = v.get<std::string>();
+      std::vector<unsigned char> bytes(hex.size() / 2);
+      for (size_t k = 0; k < bytes.size(); ++k)
+        bytes[k] = static_cast<unsigned char>(std::stoi(hex.substr(2 * k, 2), nullptr, 16));
+      s.bind_one(i, std::span<const unsigned char>(bytes));
+      return;
+    }
+    default:
+      s.bind_one(i, v.get<std::string>());
+  }
+}
+
+std::string upsert_sql(const SyncedTable& t) {
+  std::string cols, params, sets;
+  int i = 1;
+  for (const SyncedColumn& c : t.columns) {
+    if (i > 1) {
+      cols += ", ";
+      params += ", ";
+    }
+    cols += c.name;
+    params += "?" + std::to_string(i++);
+    if (std::string(c.name) == t.key) continue;
+    if (!sets.empty()) sets += ", ";
+    // blobs_meta rows only gain what they lacked; others take the server's.
+    sets += std::string(c.name) + " = " +
+            (t.version ? std::string("excluded.") + c.name
+                       : std::string("coalesce(") + c.name + ", excluded." + c.name + ")");
+  }
+  return std::string("INSERT INTO ") + t.name + "(" + cols + ", local_only) VALUES(" + params +
+         ", 0) ON CONFLICT(" + t.key + ") DO UPDATE SET " + sets;
+}
+
+}  // namespace
+
+Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
+  ApplyReport report;
+  WriteScope s(*this);
+  Db& db = s.db();
+  db.exec("UPDATE sync_apply SET active = 1");
+  auto pending = [&](const RemoteRow& r) {
+    return db.cached("SELECT 1 FROM outbox WHERE tbl = ? AND row_id = ? LIMIT 1")
+        .bind(r.table, r.key)
+        .step();
+  };
+  const auto& tables = synced_tables();
+  // Upserts from the outside in (works first), deletes from the inside out.
+  for (const SyncedTable& t : tables) {
+    std::string sql = upsert_sql(t);
+    for (const RemoteRow& r : rows) {
+      if (r.deleted || r.table != t.name) continue;
+      if (pending(r)) {
+        report.pending++;
+        continue;
+      }
+      nlohmann::json j = nlohmann::json::parse(r.payload);
+      Stmt st = db.cached(sql);
+      int i = 1;
+      for (const SyncedColumn& c : t.columns)
+        bind_json(st, i++, c, j.value(c.name, nlohmann::json()));
+      st.run();
+      if (db.changes() > 0) {
+        report.applied++;
+        if (r.table == "assets") report.changed_assets.push_back(r.key);
+      }
+    }
+  }
+  for (auto t = tables.rbegin(); t != tables.rend(); ++t) {
+    for (const RemoteRow& r : rows) {
+      if (!r.deleted || r.table != t->name) continue;
+      if (pending(r)) {
+        report.pending++;
+        continue;
+      }
+      std::string table = t->name;
+      if (table == "works" || table == "folders") {
+        // A container that still holds content here stays, and is queued
+        // again so that the server brings it back too.
+        bool used = false;
+        if (table == "works") {
+          Stmt u = db.cached(
+              "SELECT EXISTS(SELECT 1 FROM assets WHERE work_id = ?1) OR "
+              "EXISTS(SELECT 1 FROM edges WHERE from_id = ?1) OR "
+              "EXISTS(SELECT 1 FROM folders WHERE work_id = ?1)");
+          u.bind(r.key);
+          u.step();
+          used = u.int64(0) != 0;
+        } else {
+          Stmt f = db.cached("SELECT work_id, path FROM folders WHERE id = ?");
+          f.bind(r.key);
+          if (f.step()) {
+            auto work = f.opt_text(0);
+            std::string path = f.text(1);
+            f = Stmt();
+            Stmt u = db.cached(
+                "SELECT EXISTS(SELECT 1 FROM assets WHERE work_id IS ?1 AND "
+                "(folder = ?2 OR substr(folder, 1, length(?2) + 1) = ?2 || '/')) OR "
+                "EXISTS(SELECT 1 FROM folders WHERE work_id IS ?1 AND "
+                "substr(path, 1, length(?2) + 1) = ?2 || '/')");
+            u.bind(work, path);
+            u.step();
+            used = u.int64(0) != 0;
+          }
+        }
+        if (used) {
+          db.exec("UPDATE sync_apply SET active = 0");
+          db.cached(std::string("UPDATE ") + table + " SET updated_ms = ? WHERE id = ?")
+              .bind(now_ms(), r.key)
+              .run();
+          db.exec("UPDATE sync_apply SET active = 1");
+          report.kept++;
+          continue;
+        }
+      }
+      if (table == "assets") db.cached("DELETE FROM edges WHERE to_id = ?").bind(r.key).run();
+      db.cached(std::string("DELETE FROM ") + table + " WHERE " + t->key + " = ?")
+          .bind(r.key)
+          .run();
+      if (db.changes() > 0) {
+        report.applied++;
+        if (table == "assets") report.changed_assets.push_back(r.key);
+      }
+    }
+  }
+  db.exec("UPDATE sync_apply SET active = 0");
+  s.commit();
+  return report;
+}
+
+void Catalog::upsert_device(const std::string& id, const std::string& name,
+                            const std::optional<std::string>& peer_address,
+                            std::optional<int64_t> last_seen_ms) {
+  WriteScope s(*this);
+  s.db()
+      .cached(
+          "INSERT INTO devices(id, name, peer_address, last_seen_ms, created_ms) VALUES(?,?,?,?,?) "
+          "ON CONFLICT(id) DO UPDATE SET name = excluded.name, peer_address = "
+          "excluded.peer_address, "
+          "last_seen_ms = excluded.last_seen_ms")
+      .bind(id, name, peer_address, last_seen_ms, now_ms())
+      .run();
+  s.commit();
+}
+
+void Catalog::for_each_asset(const std::function<bool(const Asset&)>& fn) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(std::string("SELECT ") + catalog_detail::kAssetCols +
+                         " FROM assets ORDER BY id");
+  while (s.step())
+    if (!fn(catalog_detail::asset_from(s))) return;
+}
+
+void Catalog::merge_asset(const std::string& from, const std::string& to) {
+  WriteScope s(*this);
+  Db& db = s.db();
+  db.cached("UPDATE edges SET to_id = ?2, updated_ms = ?3 WHERE to_id = ?1")
+      .bind(from, to, now_ms())
+      .run();
+  db.cached("DELETE FROM assets WHERE id = ?").bind(from).run();
+  s.commit();
+}
+
+}  // namespace recall

@@ -1,0 +1,117 @@
+#include "sync/pg.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/error.h"
+
+namespace recall {
+
+int pg_errno(const char* sqlstate, bool connection_bad) {
+  if (connection_bad) return ENOTCONN;
+  if (!sqlstate) return EIO;
+  std::string s(sqlstate);
+  if (s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03") return ENOTCONN;
+  if (s.starts_with("28") || s == "42501") return EACCES;
+  if (s == "23505") return EEXIST;
+  return EIO;
+}
+
+std::string redact_conninfo(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (!opts) {
+    PQfreemem(err);
+    return "(unparsable connection string)";
+  }
+  std::string out;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (!o->val || !*o->val || std::strcmp(o->keyword, "password") == 0) continue;
+    if (!out.empty()) out += " ";
+    out += std::string(o->keyword) + "=" + o->val;
+  }
+  PQconninfoFree(opts);
+  return out;
+}
+
+namespace {
+// libpq messages end with a newline; trim it.
+std::string trimmed(const char* msg) {
+  std::string s = msg ? msg : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+}  // namespace
+
+PgConn PgConn::connect(const std::string& conninfo, std::chrono::seconds timeout) {
+  // Keywords given this way override the string's own and never leak into it.
+  std::string to = std::to_string(std::max<int64_t>(1, timeout.count()));
+  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  const char* vals[] = {conninfo.c_str(), to.c_str(), "recallfs", nullptr};
+  PgConn c;
+  c.c_.reset(PQconnectdbParams(keys, vals, 1));
+  if (!c.c_) throw Error(ENOMEM, "cannot allocate a PostgreSQL connection");
+  if (PQstatus(c.c_.get()) != CONNECTION_OK) {
+    std::string msg = trimmed(PQerrorMessage(c.c_.get()));
+    int code = msg.find("password authentication failed") != std::string::npos ||
+                       msg.find("no pg_hba.conf entry") != std::string::npos
+                   ? EACCES
+                   : ENOTCONN;
+    throw Error(code, "cannot connect to the server (" + redact_conninfo(conninfo) + "): " + msg);
+  }
+  // Server notices ("already exists, skipping") are not for the user.
+  PQsetNoticeProcessor(
+      c.c_.get(), [](void*, const char*) {}, nullptr);
+  return c;
+}
+
+void PgConn::exec(const std::string& sql) {
+  PgResult r(PQexec(c_.get(), sql.c_str()));
+  ExecStatusType st = PQresultStatus(r.get());
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    bool bad = PQstatus(c_.get()) != CONNECTION_OK;
+    throw Error(pg_errno(PQresultErrorField(r.get(), PG_DIAG_SQLSTATE), bad),
+                "server: " + trimmed(PQerrorMessage(c_.get())));
+  }
+}
+
+PgResult PgConn::query(const std::string& sql, const PgParams& params) {
+  std::vector<const char*> values;
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PgResult r(PQexecParams(c_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
+                          values.data(), nullptr, nullptr, 0));
+  ExecStatusType st = PQresultStatus(r.get());
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    bool bad = PQstatus(c_.get()) != CONNECTION_OK;
+    throw Error(pg_errno(PQresultErrorField(r.get(), PG_DIAG_SQLSTATE), bad),
+                "server: " + trimmed(PQerrorMessage(c_.get())));
+  }
+  return r;
+}
+
+std::vector<std::string> PgConn::notifications() {
+  std::vector<std::string> out;
+  if (!PQconsumeInput(c_.get()))
+    throw Error(ENOTCONN, "server: " + trimmed(PQerrorMessage(c_.get())));
+  while (PGnotify* n = PQnotifies(c_.get())) {
+    out.emplace_back(n->relname);
+    PQfreemem(n);
+  }
+  return out;
+}
+
+PgTx::PgTx(PgConn& c, const char* begin) : c_(c) { c_.exec(begin); }
+PgTx::~PgTx() {
+  if (!done_ && c_.ok()) {
+    try {
+      c_.exec("ROLLBACK");
+    } catch (...) {
+    }
+  }
+}
+void PgTx::commit() {
+  c_.exec("COMMIT");
+  done_ = true;
+}
+
+}  // namespace recall

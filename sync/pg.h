@@ -1,0 +1,91 @@
+// Thin RAII layer over libpq: PgConn (a connection) and PgResult (a result).
+//
+// Every failure throws recall::Error with an errno chosen from the SQLSTATE
+// or the connection state (see pg_errno()):
+//   ENOTCONN     the server cannot be reached or the connection broke
+//   EACCES       refused: authentication, privileges, row-level security
+//   EEXIST       a unique constraint
+//   EIO          anything else
+// Messages never contain the connection string (it may hold a password).
+//
+// Not thread-safe: a PgConn belongs to one thread at a time.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace recall {
+
+class PgResult {
+ public:
+  PgResult() = default;
+  explicit PgResult(PGresult* r) : r_(r) {}
+  PGresult* get() const { return r_.get(); }
+  int rows() const { return PQntuples(r_.get()); }
+  bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col); }
+  std::string text(int row, int col) const { return PQgetvalue(r_.get(), row, col); }
+  std::optional<std::string> opt_text(int row, int col) const {
+    if (is_null(row, col)) return std::nullopt;
+    return text(row, col);
+  }
+  int64_t int64(int row, int col) const { return std::stoll(PQgetvalue(r_.get(), row, col)); }
+
+ private:
+  struct Clear {
+    void operator()(PGresult* r) const noexcept { PQclear(r); }
+  };
+  std::unique_ptr<PGresult, Clear> r_;
+};
+
+using PgParams = std::vector<std::optional<std::string>>;
+
+class PgConn {
+ public:
+  // Connects (libpq URI or key=value string), with a connect timeout.
+  // ENOTCONN when the server cannot be reached, EACCES when it refuses.
+  static PgConn connect(const std::string& conninfo, std::chrono::seconds timeout);
+
+  PgConn() = default;
+  PGconn* get() const { return c_.get(); }
+  bool ok() const { return c_ && PQstatus(c_.get()) == CONNECTION_OK; }
+
+  // Runs statements that return no rows (several, separated by ';').
+  void exec(const std::string& sql);
+  // Runs one statement with text parameters ($1, $2, ...).
+  PgResult query(const std::string& sql, const PgParams& params = {});
+
+  // LISTEN support: the socket to poll, and the channels notified since.
+  int socket() const { return PQsocket(c_.get()); }
+  std::vector<std::string> notifications();
+
+ private:
+  struct Finish {
+    void operator()(PGconn* c) const noexcept { PQfinish(c); }
+  };
+  std::unique_ptr<PGconn, Finish> c_;
+};
+
+// The errno for a SQLSTATE (5 characters) or a broken connection.
+int pg_errno(const char* sqlstate, bool connection_bad);
+
+// A connection string with any password removed, for messages and status.
+std::string redact_conninfo(const std::string& conninfo);
+
+// RAII transaction: BEGIN at construction, ROLLBACK unless committed.
+class PgTx {
+ public:
+  explicit PgTx(PgConn& c, const char* begin = "BEGIN");
+  ~PgTx();
+  void commit();
+
+ private:
+  PgConn& c_;
+  bool done_ = false;
+};
+
+}  // namespace recall

@@ -1,0 +1,277 @@
+#include "sync/sync_engine.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/error.h"
+#include "base/ids.h"
+#include "catalog/synced_tables.h"
+
+namespace recall {
+namespace {
+
+constexpr std::chrono::seconds kConnectTimeout{5};
+constexpr size_t kPushBatch = 2000;
+
+std::string column_list(const SyncedTable& t, const char* prefix = "") {
+  std::string out;
+  for (const SyncedColumn& c : t.columns) {
+    if (!out.empty()) out += ", ";
+    out += std::string(prefix) + c.name;
+  }
+  return out;
+}
+
+// One statement per table: every upsert of a batch at once.
+std::string upsert_sql(const SyncedTable& t) {
+  std::string n = t.name;
+  std::string sets;
+  for (const SyncedColumn& c : t.columns) {
+    if (std::string(c.name) == t.key) continue;
+    if (!sets.empty()) sets += ", ";
+    sets += std::string(c.name) + " = " +
+            (t.version ? std::string("EXCLUDED.") + c.name
+                       : "coalesce(t." + std::string(c.name) + ", EXCLUDED." + c.name + ")");
+  }
+  std::string sql = "INSERT INTO recall." + n + " AS t (" + column_list(t) + ") SELECT " +
+                    column_list(t) + " FROM jsonb_populate_recordset(NULL::recall." + n +
+                    ", $1::jsonb) ON CONFLICT (owner_id, " + t.key + ") DO UPDATE SET " + sets +
+                    ", deleted = false";
+  // Last writer wins; an upsert always brings a deleted row back (an edit
+  // made without knowing of the delete keeps the content).
+  if (t.version)
+    sql += std::string(" WHERE t.deleted OR t.") + t.version + " IS NULL OR t." + t.version +
+           " <= EXCLUDED." + t.version;
+  return sql;
+}
+
+// Tombstones, applied only to the version the deleter saw (or older).
+std::string delete_sql(const SyncedTable& t) {
+  std::string n = t.name;
+  std::string sql = "UPDATE recall." + n +
+                    " t SET deleted = true FROM jsonb_populate_recordset(NULL::recall." + n +
+                    ", $1::jsonb) d WHERE t.owner_id = (SELECT recall.current_owner()) AND t." +
+                    t.key + " = d." + t.key + " AND NOT t.deleted";
+  if (t.version)
+    sql += std::string(" AND (t.") + t.version + " IS NULL OR t." + t.version + " <= d." +
+           t.version + ")";
+  if (n == "assets") sql += " AND t.sha256 IS NOT DISTINCT FROM d.sha256";
+  return sql;
+}
+
+std::string pull_sql(const SyncedTable& t) {
+  return std::string("SELECT t.txid::text, t.rev, t.deleted, t.") + t.key +
+         "::text, (to_jsonb(t) - 'owner_id' - 'rev' - 'txid' - 'deleted')::text FROM recall." +
+         t.name +
+         " t WHERE (t.txid, t.rev) > ($1::xid8, $2::bigint) AND t.txid < $3::xid8 "
+         "ORDER BY t.txid, t.rev";
+}
+
+}  // namespace
+
+SyncEngine::SyncEngine(Library& lib, Credentials creds) : lib_(lib), creds_(std::move(creds)) {}
+
+void SyncEngine::connect() {
+  if (conn_.ok()) return;
+  conn_ = PgConn::connect(creds_.server, kConnectTimeout);
+  PgTx tx(conn_);
+  present_token();
+  tx.commit();
+}
+
+void SyncEngine::present_token() {
+  PgResult r = conn_.query("SELECT set_config('recall.token', $1, true), recall.current_owner()",
+                           {creds_.token});
+  if (r.is_null(0, 1))
+    throw Error(EACCES,
+                "the server refused this library's session token (unknown or expired); "
+                "sign in again with a new token");
+}
+
+SyncEngine::Account SyncEngine::account() {
+  connect();
+  PgTx tx(conn_);
+  present_token();
+  PgResult r = conn_.query("SELECT id::text, name FROM recall.whoami()");
+  tx.commit();
+  return {r.text(0, 0), r.text(0, 1)};
+}
+
+void SyncEngine::register_device() {
+  connect();
+  PgTx tx(conn_);
+  present_token();
+  conn_.query(
+      "INSERT INTO recall.devices(id, name, last_seen_ms, created_ms) VALUES ($1, $2, $3, $3) "
+      "ON CONFLICT (owner_id, id) DO UPDATE SET name = EXCLUDED.name, "
+      "last_seen_ms = EXCLUDED.last_seen_ms, deleted = false",
+      {lib_.catalog().device_id(), creds_.device_name, std::to_string(now_ms())});
+  tx.commit();
+}
+
+size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress) {
+  Catalog& cat = lib_.catalog();
+  uint64_t total = cat.outbox_count();
+  size_t pushed = 0;
+  if (total == 0) return 0;
+  connect();
+  for (;;) {
+    std::vector<OutboxRow> batch = cat.read_outbox(0, kPushBatch);
+    if (batch.empty()) break;
+    // The last change of each row is the one that counts.
+    std::map<std::pair<std::string, std::string>, const OutboxRow*> last;
+    for (const OutboxRow& r : batch) last[{r.table, r.row_id}] = &r;
+    std::map<std::string, std::string> upserts, deletes;  // table -> JSON array
+    for (const auto& [key, r] : last) {
+      if (!r->payload) continue;
+      std::string& arr = (r->op == "upsert" ? upserts : deletes)[r->table];
+      arr += arr.empty() ? "[" : ",";
+      arr += *r->payload;
+    }
+    PgTx tx(conn_);
+    present_token();
+    for (const SyncedTable& t : synced_tables())
+      if (auto it = upserts.find(t.name); it != upserts.end())
+        conn_.query(upsert_sql(t), {it->second + "]"});
+    const auto& tables = synced_tables();
+    for (auto t = tables.rbegin(); t != tables.rend(); ++t) {
+      if (std::string(t->name) == "blobs_meta") continue;  // shared by the account's devices
+      if (auto it = deletes.find(t->name); it != deletes.end())
+        conn_.query(delete_sql(*t), {it->second + "]"});
+    }
+    tx.commit();
+    // Only now: a failure above left the outbox as it was.
+    cat.drop_outbox_through(batch.back().seq);
+    pushed += batch.size();
+    if (progress) progress({"push", pushed, std::max<uint64_t>(total, pushed)});
+  }
+  cat.set_meta(kMetaLastPush, std::to_string(now_ms()));
+  return pushed;
+}
+
+Catalog::ApplyReport SyncEngine::pull() {
+  Catalog& cat = lib_.catalog();
+  connect();
+  std::string cur_txid = cat.meta(kMetaPullTxid).value_or("0");
+  std::string cur_rev = cat.meta(kMetaPullRev).value_or("0");
+  std::vector<Catalog::RemoteRow> rows;
+  uint64_t max_txid = std::stoull(cur_txid);
+  int64_t max_rev = std::stoll(cur_rev);
+  {
+    PgTx tx(conn_, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    present_token();
+    // Rows of transactions still running, or that started before one still
+    // running, are left for the next pull: none is ever skipped.
+    std::string horizon =
+        conn_.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text").text(0, 0);
+    for (const SyncedTable& t : synced_tables()) {
+      PgResult r = conn_.query(pull_sql(t), {cur_txid, cur_rev, horizon});
+      for (int i = 0; i < r.rows(); ++i) {
+        uint64_t txid = std::stoull(r.text(i, 0));
+        int64_t rev = r.int64(i, 1);
+        if (txid > max_txid || (txid == max_txid && rev > max_rev)) {
+          max_txid = txid;
+          max_rev = rev;
+        }
+        rows.push_back({t.name, r.text(i, 3), r.text(i, 2) == "t", r.text(i, 4)});
+      }
+    }
+    PgResult devices = conn_.query(
+        "SELECT id::text, name, peer_address, last_seen_ms FROM recall.devices WHERE NOT deleted");
+    tx.commit();
+    for (int i = 0; i < devices.rows(); ++i)
+      cat.upsert_device(
+          devices.text(i, 0), devices.text(i, 1), devices.opt_text(i, 2),
+          devices.is_null(i, 3) ? std::nullopt : std::optional<int64_t>(devices.int64(i, 3)));
+  }
+  Catalog::ApplyReport report;
+  if (!rows.empty()) report = cat.apply_remote(rows);
+  if (max_txid != std::stoull(cur_txid) || max_rev != std::stoll(cur_rev)) {
+    cat.set_meta(kMetaPullTxid, std::to_string(max_txid));
+    cat.set_meta(kMetaPullRev, std::to_string(max_rev));
+  }
+  cat.set_meta(kMetaLastPull, std::to_string(now_ms()));
+  return report;
+}
+
+bool SyncEngine::upgraded() { return lib_.catalog().meta(kMetaUpgraded).has_value(); }
+
+void SyncEngine::upgrade(const std::function<void(const SyncProgress&)>& progress) {
+  if (upgraded()) return;
+  register_device();
+  if (progress) progress({"pull", 0, 0});
+  pull();
+  merge_into_account(progress);
+  push(progress);
+  lib_.catalog().set_meta(kMetaUpgraded, std::to_string(now_ms()));
+}
+
+void SyncEngine::merge_into_account(const std::function<void(const SyncProgress&)>& progress) {
+  Catalog& cat = lib_.catalog();
+  // What the account already has, as the server knows it.
+  std::set<std::string> server_works, server_assets;
+  std::map<std::string, std::string> work_by_title;                             // oldest first
+  std::map<std::pair<std::string, std::string>, std::string> asset_by_content;  // (work, sha)
+  {
+    connect();
+    PgTx tx(conn_);
+    present_token();
+    PgResult w = conn_.query(
+        "SELECT id::text, title FROM recall.works WHERE NOT deleted ORDER BY created_ms, id");
+    for (int i = 0; i < w.rows(); ++i) {
+      server_works.insert(w.text(i, 0));
+      work_by_title.emplace(w.text(i, 1), w.text(i, 0));
+    }
+    PgResult a = conn_.query(
+        "SELECT id::text, coalesce(work_id::text, ''), sha256 FROM recall.assets "
+        "WHERE NOT deleted ORDER BY created_ms, id");
+    for (int i = 0; i < a.rows(); ++i) {
+      server_assets.insert(a.text(i, 0));
+      asset_by_content.emplace(std::make_pair(a.text(i, 1), a.text(i, 2)), a.text(i, 0));
+    }
+    tx.commit();
+  }
+  // Works by title: this library's work moves into the account's.
+  std::vector<std::pair<std::string, std::string>> work_merges;  // local -> server
+  cat.list_works([&](const WorkEntry& e) {
+    if (server_works.count(e.work.id)) return true;
+    auto it = work_by_title.find(e.work.title);
+    if (it != work_by_title.end() && it->second != e.work.id)
+      work_merges.emplace_back(e.work.id, it->second);
+    return true;
+  });
+  uint64_t step = 0;
+  for (const auto& [local, server] : work_merges) {
+    if (!cat.get_work(server)) continue;  // not pulled (deleted meanwhile)
+    cat.batch([&] {
+      cat.move_contents(Place{local, ""}, Place{server, ""});
+      cat.delete_work(local);
+    });
+    if (progress) progress({"merge", ++step, work_merges.size()});
+  }
+  // Assets by (work, sha256): the same file in the same place is one asset.
+  std::vector<std::pair<std::string, std::string>> asset_merges;
+  cat.for_each_asset([&](const Asset& a) {
+    if (server_assets.count(a.id)) return true;
+    auto it = asset_by_content.find({a.work_id.value_or(""), a.sha256});
+    if (it != asset_by_content.end() && it->second != a.id)
+      asset_merges.emplace_back(a.id, it->second);
+    return true;
+  });
+  for (const auto& [local, server] : asset_merges) {
+    if (!cat.get_asset(server)) continue;
+    cat.merge_asset(local, server);
+  }
+}
+
+void SyncEngine::listen() {
+  connect();
+  std::string id = creds_.account_id;
+  std::erase(id, '-');
+  conn_.exec("LISTEN recall_" + id);
+}
+
+bool SyncEngine::notified() { return !conn_.notifications().empty(); }
+
+}  // namespace recall

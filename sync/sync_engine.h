@@ -1,0 +1,89 @@
+// SyncEngine — moves a signed-in library's rows to and from the server.
+//
+//   push     the outbox, oldest first, in batches: per table one upsert
+//            statement (jsonb_populate_recordset, ON CONFLICT, last writer
+//            wins on updated_ms; an upsert brings a deleted row back) and
+//            one tombstoning UPDATE (applied only if the server's row is not
+//            newer than the one the deleter saw; for assets, only if its
+//            content is the same). A batch is one server transaction; its
+//            outbox rows go only after it commits, so a failure anywhere
+//            loses nothing and a retry applies nothing twice.
+//   pull     rows with (txid, rev) above the cursor and below the oldest
+//            running transaction (so no commit is skipped), applied to the
+//            catalog without echoing them into the outbox.
+//   upgrade  the first sign-in of a library: pull the account's library,
+//            merge (works by title, assets by (work, sha256)), push. Every
+//            step is idempotent: killed anywhere and run again, it ends in
+//            the same state.
+//
+// Every server transaction presents the session token
+// (set_config('recall.token', ..., true)); row-level security does the rest.
+// Not thread-safe: one engine per thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "catalog/catalog.h"
+#include "fs/library.h"
+#include "sync/credentials.h"
+#include "sync/pg.h"
+
+namespace recall {
+
+struct SyncProgress {
+  std::string stage;  // "pull", "merge", "push"
+  uint64_t done = 0, total = 0;
+};
+
+class SyncEngine {
+ public:
+  SyncEngine(Library& lib, Credentials creds);
+
+  // Connects and checks the token. ENOTCONN when the server is unreachable,
+  // EACCES when it refuses the token (unknown or expired).
+  void connect();
+  bool connected() const { return conn_.ok(); }
+  void disconnect() { conn_ = PgConn(); }
+
+  struct Account {
+    std::string id, name;
+  };
+  Account account();
+  // Records this device (id, name, last seen) in the account's devices.
+  void register_device();
+
+  // Pushes the whole outbox; returns the rows pushed.
+  size_t push(const std::function<void(const SyncProgress&)>& progress = {});
+  Catalog::ApplyReport pull();
+  // The first sign-in; a no-op once done.
+  void upgrade(const std::function<void(const SyncProgress&)>& progress = {});
+  bool upgraded();
+
+  // LISTEN on the account's channel; socket() to poll; notified() drains.
+  void listen();
+  int socket() const { return conn_.socket(); }
+  bool notified();
+
+ private:
+  // Starts a transaction as the account; EACCES if the token is refused.
+  void present_token();
+  void merge_into_account(const std::function<void(const SyncProgress&)>& progress);
+
+  Library& lib_;
+  Credentials creds_;
+  PgConn conn_;
+};
+
+// Keys of the catalog's meta table used by sync.
+inline constexpr const char* kMetaPullTxid = "sync.pull_txid";
+inline constexpr const char* kMetaPullRev = "sync.pull_rev";
+inline constexpr const char* kMetaUpgraded = "sync.upgraded_ms";
+inline constexpr const char* kMetaLastPush = "sync.last_push_ms";
+inline constexpr const char* kMetaLastPull = "sync.last_pull_ms";
+inline constexpr const char* kMetaLastError = "sync.last_error";
+
+}  // namespace recall

@@ -1,0 +1,84 @@
+#include "sync/sync_worker.h"
+
+#include <poll.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "base/error.h"
+#include "sync/credentials.h"
+#include "sync/sync_engine.h"
+
+namespace recall {
+
+SyncWorker::SyncWorker(Library& lib, Options options,
+                       std::function<void(const std::vector<std::string>&)> changed)
+    : lib_(lib), options_(options), changed_(std::move(changed)), thread_([this] { run(); }) {}
+
+SyncWorker::~SyncWorker() {
+  stop_ = true;
+  thread_.join();
+}
+
+void SyncWorker::run() {
+  using clock = std::chrono::steady_clock;
+  std::unique_ptr<SyncEngine> engine;
+  std::string creds_stamp;  // what the engine was made from
+  auto backoff = std::chrono::milliseconds(500);
+  auto retry_at = clock::now();
+  auto next_pull = clock::now();
+  bool want_pull = true;
+  while (!stop_) {
+    // Sleep a tick, or less if the server notifies us.
+    int fd = engine && engine->connected() ? engine->socket() : -1;
+    pollfd p{fd, POLLIN, 0};
+    ::poll(fd >= 0 ? &p : nullptr, fd >= 0 ? 1 : 0, static_cast<int>(options_.tick.count()));
+    if (stop_) break;
+    try {
+      std::optional<Credentials> creds = load_credentials(lib_.dir());
+      if (!creds) {  // a guest: nothing to do, no network
+        engine.reset();
+        creds_stamp.clear();
+        continue;
+      }
+      std::string stamp = creds->server + "\n" + creds->token;
+      if (!engine || stamp != creds_stamp) {
+        engine = std::make_unique<SyncEngine>(lib_, *creds);
+        creds_stamp = stamp;
+        want_pull = true;
+      }
+      if (clock::now() < retry_at) continue;
+      if (!engine->connected()) {
+        engine->connect();
+        engine->listen();
+        want_pull = true;
+      }
+      if (engine->notified()) want_pull = true;
+      if (!engine->upgraded()) engine->upgrade();
+      if (lib_.catalog().outbox_count() > 0) engine->push();
+      if (want_pull || clock::now() >= next_pull) {
+        Catalog::ApplyReport r = engine->pull();
+        if (!r.changed_assets.empty() && changed_) changed_(r.changed_assets);
+        want_pull = false;
+        next_pull = clock::now() + options_.poll_interval;
+      }
+      if (lib_.catalog().meta(kMetaLastError)) lib_.catalog().erase_meta(kMetaLastError);
+      backoff = std::chrono::milliseconds(500);
+    } catch (const std::exception& e) {
+      // The server is down or refused us: keep everything, try again later.
+      std::fprintf(stderr, "recallfs: sync: %s (retrying in %lld ms)\n", e.what(),
+                   static_cast<long long>(backoff.count()));
+      try {
+        lib_.catalog().set_meta(kMetaLastError, e.what());
+      } catch (...) {
+      }
+      if (engine) engine->disconnect();
+      retry_at = clock::now() + backoff;
+      backoff = std::min(backoff * 2, options_.max_backoff);
+      want_pull = true;
+    }
+  }
+}
+
+}  // namespace recall
