@@ -12,7 +12,7 @@ namespace recall {
 namespace {
 
 constexpr std::chrono::seconds kConnectTimeout{5};
-constexpr size_t kPushBatch = 2000;
+constexpr size_t kPushBatch = 10000;
 
 std::string column_list(const SyncedTable& t, const char* prefix = "") {
   std::string out;
@@ -34,8 +34,11 @@ std::string upsert_sql(const SyncedTable& t) {
             (t.version ? std::string("EXCLUDED.") + c.name
                        : "coalesce(t." + std::string(c.name) + ", EXCLUDED." + c.name + ")");
   }
-  std::string sql = "INSERT INTO recall." + n + " AS t (" + column_list(t) + ") SELECT " +
-                    column_list(t) + " FROM jsonb_populate_recordset(NULL::recall." + n +
+  // owner_id comes from the token, once per statement (an InitPlan): the
+  // column default would call the function for every row.
+  std::string sql = "INSERT INTO recall." + n + " AS t (owner_id, " + column_list(t) +
+                    ") SELECT (SELECT recall.current_owner()), " + column_list(t) +
+                    " FROM jsonb_populate_recordset(NULL::recall." + n +
                     ", $1::jsonb) ON CONFLICT (owner_id, " + t.key + ") DO UPDATE SET " + sets +
                     ", deleted = false";
   // Last writer wins; an upsert always brings a deleted row back (an edit
