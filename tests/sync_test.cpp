@@ -547,3 +547,29 @@ TEST(Sync, TheUpgradeOfAThousandFilesIsResumable) {
 
 }  // namespace
 }  // namespace recall
+
+namespace recall {
+namespace {
+
+TEST(Sync, SignOutKeepsTheLibraryAndStopsSyncing) {
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  std::string owner = pg.add_user("leaving");
+  Device d("d");
+  ASSERT_EQ(d.cli({"add", d.file("kept.txt", "kept").string()}).exit_code, 0);
+  ASSERT_EQ(d.signin(pg.issue_token("leaving")).exit_code, 0);
+  RunResult out = d.cli({"signout"});
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+  EXPECT_FALSE(fs::exists(credentials_path(d.data)));
+  ASSERT_EQ(d.cli({"add", d.file("later.txt", "after sign-out").string()}).exit_code, 0);
+  EXPECT_EQ(count_rows("assets", owner), "1") << "a signed-out library pushed";
+  EXPECT_EQ(d.tree().size(), 4u);  // inbox/, works/ and the two files
+  RunResult status = d.cli({"status", "--json"});
+  EXPECT_NE(status.out.find("\"mode\": \"guest\""), std::string::npos) << status.out;
+  RunResult sync = d.cli({"sync"});
+  EXPECT_NE(sync.exit_code, 0);
+  EXPECT_NE(sync.err.find("guest library"), std::string::npos) << sync.err;
+}
+
+}  // namespace
+}  // namespace recall
