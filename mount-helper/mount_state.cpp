@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <sys/file.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -95,13 +97,16 @@ void remove_mount_info(const fs::path& data_dir) {
 
 UniqueFd lock_for_mount(const fs::path& data_dir) {
   UniqueFd fd = open_file(data_dir / "mount.lock", O_RDWR | O_CREAT, 0600);
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      auto m = current_mount(data_dir);
+  // A daemon whose folder was just unmounted (umount(8) does not wait for
+  // it) still holds the lock while it closes the library: give it a moment.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) throw_last_errno("lock " + quote((data_dir / "mount.lock").string()));
+    auto m = current_mount(data_dir);
+    if (m || std::chrono::steady_clock::now() > deadline)
       throw Error(EBUSY, "the library in " + quote(data_dir.string()) + " is already mounted" +
                              (m ? " at " + quote(m->mountpoint) : std::string()));
-    }
-    throw_last_errno("lock " + quote((data_dir / "mount.lock").string()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // poll the lock
   }
   return fd;
 }
