@@ -8,7 +8,9 @@ PACKAGES="build-essential cmake ninja-build pkg-config git openssl
   libsqlite3-dev libssl-dev libmagic-dev libpoppler-cpp-dev libstb-dev
   libcli11-dev nlohmann-json3-dev uuid-dev zlib1g-dev libgtest-dev
   libfuse3-dev fuse3 attr rsync python3 bc
-  libpq-dev postgresql postgresql-client strace util-linux"
+  libpq-dev postgresql postgresql-client strace util-linux
+  libcurl4-openssl-dev libpugixml-dev curl
+  swift swift-proxy swift-account swift-container swift-object memcached"
 
 missing=""
 for p in $PACKAGES; do
