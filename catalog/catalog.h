@@ -179,8 +179,28 @@ class Catalog {
   // device's device_blobs row, and returns true (the bytes may go). Returns
   // false, changing nothing, while an asset still uses it.
   bool forget_blob(const std::string& sha256);
-  // Marks a blob present or absent on this device (device_blobs).
-  void set_device_blob(const std::string& sha256, bool present, const std::string& health);
+  // Marks a blob present or absent on a holder (device_blobs): this device
+  // unless `device_id` names another (kCloudHolder for the cloud).
+  void set_device_blob(const std::string& sha256, bool present, const std::string& health,
+                       const std::string& device_id = "");
+  // Devices (and the cloud) that hold the blob, from device_blobs.
+  std::vector<DeviceBlob> holders(const std::string& sha256);
+  // Records a blob's chunk manifest in blobs_meta (synced to the account).
+  void set_blob_manifest(const std::string& sha256, int64_t chunk_size,
+                         const std::vector<unsigned char>& manifest);
+  // Blobs present on this device that no other holder (the cloud) has.
+  std::vector<std::string> blobs_missing_from(const std::string& holder);
+
+  // ---- replication jobs
+  // A pending job for `sha256` to `to`, unless one is active; returns its id.
+  std::string enqueue_job(const std::string& sha256, const std::string& from, const std::string& to,
+                          int64_t priority = 0);
+  // The next runnable job to `to` (pending, or failed and due), marked in_progress.
+  std::optional<ReplicationJob> take_job(const std::string& to);
+  void update_job(const ReplicationJob& job);
+  // Jobs left in_progress by a process that stopped become pending again.
+  void reset_interrupted_jobs();
+  std::vector<ReplicationJob> list_jobs(size_t limit);
   std::optional<DeviceBlob> get_device_blob(const std::string& device_id,
                                             const std::string& sha256);
 

@@ -326,9 +326,12 @@ bool Catalog::forget_blob(const std::string& sha256) {
   return true;
 }
 
-void Catalog::set_device_blob(const std::string& sha256, bool present, const std::string& health) {
+void Catalog::set_device_blob(const std::string& sha256, bool present, const std::string& health,
+                              const std::string& device_id) {
+  const std::string& holder = device_id.empty() ? device_id_ : device_id;
   WriteScope s(*this);
-  std::string local_path = "cas/objects/" + sha256.substr(0, 2) + "/" + sha256;
+  std::optional<std::string> local_path;
+  if (holder == device_id_) local_path = "cas/objects/" + sha256.substr(0, 2) + "/" + sha256;
   s.db()
       .cached(
           "INSERT INTO device_blobs(id, device_id, sha256, present, health, local_path, mtime_ms) "
@@ -336,9 +339,149 @@ void Catalog::set_device_blob(const std::string& sha256, bool present, const std
           "mtime_ms = CASE WHEN present IS NOT excluded.present OR health IS NOT excluded.health "
           "THEN excluded.mtime_ms ELSE mtime_ms END, "
           "present = excluded.present, health = excluded.health")
-      .bind(new_row_id(), device_id_, sha256, present, health, local_path, now_ms())
+      .bind(new_row_id(), holder, sha256, present, health, local_path, now_ms())
       .run();
   s.commit();
+}
+
+std::vector<DeviceBlob> Catalog::holders(const std::string& sha256) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(
+      "SELECT id, device_id, sha256, present, health, local_path, mtime_ms FROM device_blobs "
+      "WHERE sha256 = ? AND present = 1 ORDER BY mtime_ms DESC");
+  s.bind(sha256);
+  std::vector<DeviceBlob> out;
+  while (s.step())
+    out.push_back(DeviceBlob{s.text(0), s.text(1), s.text(2), s.int64(3) != 0, s.text(4),
+                             s.opt_text(5), s.opt_int64(6)});
+  return out;
+}
+
+void Catalog::set_blob_manifest(const std::string& sha256, int64_t chunk_size,
+                                const std::vector<unsigned char>& manifest) {
+  WriteScope s(*this);
+  s.db()
+      .cached(
+          "UPDATE blobs_meta SET chunk_size = ?2, chunk_manifest = ?3 WHERE sha256 = ?1 AND "
+          "(chunk_size IS NOT ?2 OR chunk_manifest IS NOT ?3)")
+      .bind(sha256, chunk_size, std::span<const unsigned char>(manifest))
+      .run();
+  s.commit();
+}
+
+std::vector<std::string> Catalog::blobs_missing_from(const std::string& holder) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(
+      "SELECT d.sha256 FROM device_blobs d WHERE d.device_id = ?1 AND d.present = 1 AND "
+      "d.local_only = 0 AND NOT EXISTS (SELECT 1 FROM device_blobs c WHERE c.sha256 = d.sha256 "
+      "AND c.device_id = ?2 AND c.present = 1) ORDER BY d.sha256");
+  s.bind(device_id_, holder);
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+
+// ---- replication jobs ------------------------------------------------------
+
+namespace {
+constexpr const char* kJobCols =
+    "id, sha256, from_source, to_destination, status, progress, bytes_transferred, attempts, "
+    "error, priority, created_ms, updated_ms, started_ms, completed_ms, next_attempt_ms, upload_id";
+
+ReplicationJob job_from(const Stmt& s) {
+  ReplicationJob j;
+  j.id = s.text(0);
+  j.sha256 = s.text(1);
+  j.from_source = s.text(2);
+  j.to_destination = s.text(3);
+  j.status = s.text(4);
+  j.progress = s.real(5);
+  j.bytes_transferred = static_cast<uint64_t>(s.int64(6));
+  j.attempts = s.int64(7);
+  j.error = s.opt_text(8);
+  j.priority = s.int64(9);
+  j.created_ms = s.int64(10);
+  j.updated_ms = s.int64(11);
+  j.started_ms = s.opt_int64(12);
+  j.completed_ms = s.opt_int64(13);
+  j.next_attempt_ms = s.int64(14);
+  j.upload_id = s.opt_text(15);
+  return j;
+}
+}  // namespace
+
+std::string Catalog::enqueue_job(const std::string& sha256, const std::string& from,
+                                 const std::string& to, int64_t priority) {
+  WriteScope s(*this);
+  Db& db = s.db();
+  Stmt existing = db.cached(
+      "SELECT id FROM replication_jobs WHERE sha256 = ? AND to_destination = ? AND "
+      "status IN ('pending', 'in_progress', 'failed')");
+  existing.bind(sha256, to);
+  if (existing.step()) return existing.text(0);
+  existing = Stmt();
+  std::string id = new_row_id();
+  int64_t now = now_ms();
+  db.cached(
+        "INSERT INTO replication_jobs(id, sha256, from_source, to_destination, priority, "
+        "created_ms, updated_ms) VALUES(?,?,?,?,?,?,?)")
+      .bind(id, sha256, from, to, priority, now, now)
+      .run();
+  s.commit();
+  return id;
+}
+
+std::optional<ReplicationJob> Catalog::take_job(const std::string& to) {
+  WriteScope s(*this);
+  Db& db = s.db();
+  Stmt pick = db.cached(std::string("SELECT ") + kJobCols +
+                        " FROM replication_jobs WHERE to_destination = ? AND (status = 'pending' "
+                        "OR (status = 'failed' AND next_attempt_ms <= ?)) "
+                        "ORDER BY priority DESC, created_ms LIMIT 1");
+  pick.bind(to, now_ms());
+  if (!pick.step()) return std::nullopt;
+  ReplicationJob j = job_from(pick);
+  pick = Stmt();
+  j.status = "in_progress";
+  j.started_ms = now_ms();
+  db.cached(
+        "UPDATE replication_jobs SET status = 'in_progress', started_ms = ?, updated_ms = ? WHERE "
+        "id = ?")
+      .bind(*j.started_ms, *j.started_ms, j.id)
+      .run();
+  s.commit();
+  return j;
+}
+
+void Catalog::update_job(const ReplicationJob& j) {
+  WriteScope s(*this);
+  s.db()
+      .cached(
+          "UPDATE replication_jobs SET status = ?2, progress = ?3, bytes_transferred = ?4, "
+          "attempts = ?5, error = ?6, updated_ms = ?7, completed_ms = ?8, next_attempt_ms = ?9, "
+          "upload_id = ?10 WHERE id = ?1")
+      .bind(j.id, j.status, j.progress, j.bytes_transferred, j.attempts, j.error, now_ms(),
+            j.completed_ms, j.next_attempt_ms, j.upload_id)
+      .run();
+  s.commit();
+}
+
+void Catalog::reset_interrupted_jobs() {
+  WriteScope s(*this);
+  s.db()
+      .cached("UPDATE replication_jobs SET status = 'pending' WHERE status = 'in_progress'")
+      .run();
+  s.commit();
+}
+
+std::vector<ReplicationJob> Catalog::list_jobs(size_t limit) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(std::string("SELECT ") + kJobCols +
+                         " FROM replication_jobs ORDER BY created_ms DESC LIMIT ?");
+  s.bind(static_cast<int64_t>(limit));
+  std::vector<ReplicationJob> out;
+  while (s.step()) out.push_back(job_from(s));
+  return out;
 }
 
 std::optional<DeviceBlob> Catalog::get_device_blob(const std::string& device_id,

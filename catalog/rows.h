@@ -108,7 +108,15 @@ struct ReplicationJob {
   int64_t priority = 0;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  std::optional<int64_t> started_ms;
+  std::optional<int64_t> completed_ms;
+  int64_t next_attempt_ms = 0;
+  std::optional<std::string> upload_id;
 };
+
+// The device id that stands for the cloud (S3) in device_blobs: a holder
+// like a device, so every device learns where bytes are from synced rows.
+inline constexpr const char* kCloudHolder = "00000000-0000-0000-0000-000000000000";
 
 // One row of the outbox: a change to a synced table, waiting to be pushed.
 struct OutboxRow {

@@ -200,8 +200,12 @@ CREATE TABLE replication_jobs(
   created_ms        INTEGER NOT NULL,
   updated_ms        INTEGER NOT NULL,
   started_ms        INTEGER,
-  completed_ms      INTEGER
+  completed_ms      INTEGER,
+  next_attempt_ms   INTEGER NOT NULL DEFAULT 0,  -- a failed job waits until then
+  upload_id         TEXT                         -- a multipart upload to resume
 );
+CREATE UNIQUE INDEX replication_jobs_active ON replication_jobs(sha256, to_destination)
+  WHERE status IN ('pending', 'in_progress', 'failed');
 CREATE INDEX replication_jobs_by_status ON replication_jobs(status, priority DESC, created_ms);
 
 -- 1 only inside a transaction that applies rows pulled from the server.

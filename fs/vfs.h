@@ -48,6 +48,7 @@
 namespace recall {
 
 struct OpenFile;
+class Fetcher;
 
 class Vfs {
  public:
@@ -121,6 +122,10 @@ class Vfs {
   // The last close of a handle; commits what flush did not.
   void release(uint64_t handle);
 
+  // Reads of files whose bytes are elsewhere go through the fetcher; without
+  // one they fail with EIO.
+  void set_fetcher(std::shared_ptr<Fetcher> fetcher) { fetcher_ = std::move(fetcher); }
+
   // Called after content or names change, with the paths whose kernel caches
   // are stale (set by the FUSE adapter).
   void set_invalidator(std::function<void(const std::string& path)> fn) {
@@ -176,6 +181,7 @@ class Vfs {
   std::filesystem::path staging_dir_;
   int64_t started_ns_;  // times shown for the fixed folders
   std::function<void(const std::string&)> invalidate_;
+  std::shared_ptr<Fetcher> fetcher_;
 
   // Serialises namespace changes. Recursive: a rename commits a new file
   // first, and the commit takes it too.

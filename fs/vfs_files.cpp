@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "base/ids.h"
+#include "fs/fetcher.h"
 #include "fs/names.h"
 #include "fs/open_file.h"
 #include "fs/vfs.h"
@@ -33,10 +34,11 @@ bool is_writable(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 }  // namespace
 
 struct Vfs::Handle {
-  std::shared_ptr<OpenFile> of;  // null: a read-only snapshot of one blob
-  UniqueFd blob_fd;              // the snapshot's bytes
-  std::string asset_id;          // the snapshot's asset ("" for blobs/)
-  struct stat snapshot_attr {};  // the snapshot's attributes at open
+  std::shared_ptr<OpenFile> of;             // null: a read-only snapshot of one blob
+  UniqueFd blob_fd;                         // the snapshot's bytes, when they are here
+  std::shared_ptr<Fetcher::Remote> remote;  // else: fetched from their holders
+  std::string asset_id;                     // the snapshot's asset ("" for blobs/)
+  struct stat snapshot_attr {};             // the snapshot's attributes at open
   bool writable = false;
 };
 
@@ -119,9 +121,15 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
           ::posix_fadvise(h->blob_fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
         } catch (const Error& e) {
           if (e.code() != ENOENT) throw;
-          std::fprintf(stderr, "recallfs: %s: its bytes (%s) are not on this device\n",
-                       quote(path).c_str(), a.sha256.c_str());
-          throw Error(EIO, "the bytes of " + quote(path) + " are not on this device");
+          // Not here: read it from its holders, verified, as it is read.
+          try {
+            if (!fetcher_) throw Error(EIO, "this library has no other holders (a guest library)");
+            h->remote = fetcher_->open(a.sha256);
+          } catch (const Error& f) {
+            std::fprintf(stderr, "recallfs: %s: its bytes (%s) are not on this device: %s\n",
+                         quote(path).c_str(), a.sha256.c_str(), f.what());
+            throw Error(EIO, "the bytes of " + quote(path) + " are not on this device");
+          }
         }
         h->asset_id = a.id;
         h->snapshot_attr = node_attr(r.node);
@@ -134,6 +142,9 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
         return {id, keep};
       }
     } else {
+      // Writing keeps the old bytes (unless truncating): bring them here first.
+      if (!(flags & O_TRUNC) && fetcher_ && !lib_.blobs().has(a.sha256) && !find_open(a.id))
+        fetcher_->fetch_all(a.sha256);
       of = open_file_for(r.node);
     }
   }
@@ -243,6 +254,7 @@ static void discard_staging(OpenFile& of, BlobStore& blobs) {
 
 size_t Vfs::read(uint64_t h, std::span<std::byte> buf, uint64_t offset) {
   std::shared_ptr<Handle> hd = handle(h);
+  if (hd->remote) return fetcher_->read(*hd->remote, buf, offset);
   if (!hd->of) return pread_full(hd->blob_fd.get(), buf, offset);
   std::shared_ptr<UniqueFd> fd;
   {
@@ -255,7 +267,7 @@ size_t Vfs::read(uint64_t h, std::span<std::byte> buf, uint64_t offset) {
 
 int Vfs::splice_fd(uint64_t h) {
   std::shared_ptr<Handle> hd = handle(h);
-  return hd->of ? -1 : hd->blob_fd.get();
+  return hd->of || hd->remote ? -1 : hd->blob_fd.get();
 }
 
 size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset) {

@@ -15,10 +15,13 @@
 
 #include "base/error.h"
 #include "base/ids.h"
+#include "fs/fetcher.h"
 #include "fs/fuse_adapter.h"
 #include "fs/vfs.h"
 #include "mount-helper/cli.h"
 #include "mount-helper/mount_state.h"
+#include "sync/replication_worker.h"
+#include "sync/sources.h"
 #include "sync/sync_worker.h"
 
 extern char** environ;
@@ -142,7 +145,9 @@ int do_mount(const MountRequest& req) {
     UniqueFd lock;
     std::unique_ptr<Library> lib;
     std::unique_ptr<Vfs> vfs;
-    std::unique_ptr<SyncWorker> sync;  // last: stopped first
+    std::shared_ptr<Fetcher> fetcher;
+    std::unique_ptr<SyncWorker> sync;  // after the Vfs: stopped first
+    std::unique_ptr<ReplicationWorker> replication;
   };
   return serve_mount(
       mo,
@@ -152,6 +157,9 @@ int do_mount(const MountRequest& req) {
         s->lib = Library::open(data, {.create = false});
         s->vfs = std::make_unique<Vfs>(*s->lib, Vfs::Options{::getuid(), ::getgid()});
         Vfs* v = s->vfs.get();
+        s->fetcher = std::make_shared<Fetcher>(*s->lib, std::make_shared<HolderProvider>(*s->lib));
+        v->set_fetcher(s->fetcher);
+        s->replication = std::make_unique<ReplicationWorker>(*s->lib);
         s->sync = std::make_unique<SyncWorker>(*s->lib, SyncWorker::Options{},
                                                [v](const std::vector<std::string>& assets) {
                                                  for (const std::string& id : assets)

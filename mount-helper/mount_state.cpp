@@ -6,9 +6,9 @@
 
 #include <chrono>
 #include <fstream>
-#include <thread>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "base/error.h"
 #include "base/file_io.h"

@@ -98,7 +98,8 @@ TEST(MountCli, MountEightAndFstabWork) {
     GTEST_SKIP() << helper << " is not installed (scripts/setup.sh installs it)";
   if (test::sha256_of(test::read_file(fs::canonical(helper))) !=
       test::sha256_of(test::read_file(test::recallfs_binary())))
-    GTEST_SKIP() << helper << " is another build than this one (scripts/setup.sh installs this one)";
+    GTEST_SKIP() << helper
+                 << " is another build than this one (scripts/setup.sh installs this one)";
   MountedLibrary m;
   test::write_file(m / "inbox/hello.txt", "via mount(8)");
   m.unmount();

@@ -1,0 +1,75 @@
+// Fetcher — reads of blobs that are not on this device, verified.
+//
+// A blob is fetched by chunk (its manifest in blobs_meta: one SHA-256 per
+// 4 MiB; a blob without a manifest is one chunk, checked against its own
+// hash) from its holders in the order the SourceProvider gives. A chunk is
+// verified before any of its bytes is returned; a holder that fails or sends
+// bad bytes is skipped (and logged) and the next one tried; when none can
+// serve, the read fails with EIO. Verified chunks go into a sparse partial
+// file in the store's tmp/; when every chunk is there the whole blob is
+// checked against its name and moved into the store (no copy), and this
+// device is recorded as a holder.
+//
+// Sequential reading prefetches the next chunks in parallel; random reads
+// fetch only what they touch; two readers of one chunk cause one fetch.
+// Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fs/byte_source.h"
+#include "fs/library.h"
+
+namespace recall {
+
+class Fetcher {
+ public:
+  // How many chunks ahead a sequential reader is served.
+  static constexpr int kReadAhead = 4;
+
+  Fetcher(Library& lib, std::shared_ptr<SourceProvider> provider);
+  ~Fetcher();
+
+  class Remote;
+  // The remote blob `sha256` (shared by its readers). EIO when it is unknown
+  // here (no blobs_meta) or nobody holds it.
+  std::shared_ptr<Remote> open(const std::string& sha256);
+  // Reads from a remote blob, fetching and verifying what is missing.
+  size_t read(Remote& r, std::span<std::byte> buf, uint64_t offset);
+  // Fetches the whole blob into the store (pin, a write to the file).
+  void fetch_all(const std::string& sha256,
+                 const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+  // Called when a blob has become local (the Vfs switches its readers).
+  void set_on_local(std::function<void(const std::string& sha256)> fn) {
+    on_local_ = std::move(fn);
+  }
+
+ private:
+  void ensure_chunk(Remote& r, size_t chunk);
+  void fetch_chunk(Remote& r, size_t chunk);
+  void prefetch(std::shared_ptr<Remote> r, size_t from);
+  void maybe_promote(Remote& r);
+
+  void post(std::function<void()> task);
+
+  Library& lib_;
+  std::shared_ptr<SourceProvider> provider_;
+  std::function<void(const std::string&)> on_local_;
+  std::mutex mu_;  // guards open_, tasks_, stop_
+  std::condition_variable cv_;
+  std::map<std::string, std::weak_ptr<Remote>> open_;
+  // Prefetches and promotions run on a few threads of their own.
+  std::deque<std::function<void()>> tasks_;
+  bool stop_ = false;
+  std::vector<std::jthread> workers_;  // last: joined first
+};
+
+}  // namespace recall

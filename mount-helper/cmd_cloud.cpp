@@ -1,0 +1,144 @@
+// recallfs cloud set | show | unset, recallfs replicate, recallfs jobs — the
+// library's bytes in S3-compatible storage.
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/ids.h"
+#include "mount-helper/cli.h"
+#include "sync/cloud_config.h"
+#include "sync/credentials.h"
+#include "sync/replicator.h"
+
+namespace recall::cli {
+
+namespace {
+std::string secret_from(const std::string& value) {
+  if (value != "-") return value;
+  std::string line;
+  if (!std::getline(std::cin, line)) throw Error(EINVAL, "no secret key on standard input");
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+}  // namespace
+
+void add_cloud_verbs(CLI::App& app, Common& common) {
+  auto data_opt = [&](CLI::App* sub) {
+    sub->add_option("--data", common.data,
+                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
+  };
+  CLI::App* cloud =
+      app.add_subcommand("cloud", "Where the library's bytes are kept in S3-compatible storage");
+  cloud->require_subcommand(1);
+
+  struct SetArgs {
+    S3Config c;
+    std::string secret;
+    bool create = false;
+  };
+  auto sa = std::make_shared<SetArgs>();
+  CLI::App* set =
+      cloud->add_subcommand("set", "Set the endpoint, bucket and keys (stored with mode 0600)");
+  data_opt(set);
+  set->add_option("--endpoint", sa->c.endpoint,
+                  "e.g. https://s3.eu-central-1.amazonaws.com or http://127.0.0.1:9000")
+      ->required();
+  set->add_option("--bucket", sa->c.bucket, "The bucket")->required();
+  set->add_option("--region", sa->c.region, "The region (default us-east-1)");
+  set->add_option("--access-key", sa->c.access_key, "The access key id")->required();
+  set->add_option("--secret-key", sa->secret, "The secret key (- reads standard input)")
+      ->required();
+  set->add_option("--prefix", sa->c.prefix,
+                  "Key prefix (default recallfs): keys are PREFIX/ACCOUNT/SHA256");
+  set->add_flag("--create-bucket", sa->create, "Create the bucket if it does not exist");
+  set->callback([&common, sa] {
+    auto lib = open_library(common);
+    S3Config c = sa->c;
+    c.secret_key = secret_from(sa->secret);
+    S3Client s3(c);
+    if (sa->create) s3.create_bucket();
+    s3.head(c.prefix + "/recallfs-check");  // a wrong key or endpoint fails here, clearly
+    save_cloud_config(lib->dir(), c);
+    std::cout << "cloud set: " << c.endpoint << " bucket " << c.bucket << " (" << c.region << ")\n";
+  });
+
+  CLI::App* show = cloud->add_subcommand("show", "Show the cloud settings (not the secret key)");
+  data_opt(show);
+  show->callback([&common] {
+    auto lib = open_library(common);
+    auto c = load_cloud_config(lib->dir());
+    if (!c) {
+      std::cout << "no cloud set\n";
+      return;
+    }
+    std::cout << "endpoint  " << c->endpoint << "\nbucket    " << c->bucket << "\nregion    "
+              << c->region << "\nprefix    " << c->prefix << "\naccess    " << c->access_key
+              << "\n";
+  });
+
+  CLI::App* unset = cloud->add_subcommand("unset", "Forget the cloud settings");
+  data_opt(unset);
+  unset->callback([&common] {
+    auto lib = open_library(common);
+    remove_cloud_config(lib->dir());
+    std::cout << "cloud settings removed\n";
+  });
+
+  CLI::App* replicate =
+      app.add_subcommand("replicate", "Upload now every blob the cloud lacks (as the daemon does)");
+  data_opt(replicate);
+  replicate->callback([&common] {
+    auto lib = open_library(common);
+    auto creds = load_credentials(lib->dir());
+    auto cfg = load_cloud_config(lib->dir());
+    if (!creds) throw Error(EINVAL, "this is a guest library: sign in first");
+    if (!cfg) throw Error(EINVAL, "no cloud set: recallfs cloud set ...");
+    Replicator rep(*lib, *cfg, creds->account_id);
+    size_t queued = rep.enqueue_missing();
+    ProgressLine line;
+    std::atomic<bool> stop{false};
+    size_t done = rep.run(stop, [&](const ReplicationJob& j) {
+      line.show("uploading " + j.sha256.substr(0, 12) + " " +
+                std::to_string(static_cast<int>(j.progress * 100)) + "%");
+    });
+    line.done();
+    size_t failed = 0;
+    for (const auto& j : lib->catalog().list_jobs(100000))
+      if (j.status == "failed") ++failed;
+    std::cout << "uploaded " << done << " of " << queued << " blobs"
+              << (failed ? ", " + std::to_string(failed) + " failed (retried later)" : "") << "\n";
+    if (failed) throw CLI::RuntimeError(1);
+  });
+
+  auto limit = std::make_shared<size_t>(50);
+  CLI::App* jobs = app.add_subcommand("jobs", "Show replication jobs, newest first");
+  data_opt(jobs);
+  jobs->add_option("-n", *limit, "How many (default 50)");
+  jobs->add_flag("--json", common.json, "Print JSON");
+  jobs->callback([&common, limit] {
+    auto lib = open_library(common);
+    auto list = lib->catalog().list_jobs(*limit);
+    if (common.json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& j : list)
+        out.push_back({{"id", j.id},
+                       {"sha256", j.sha256},
+                       {"to", j.to_destination},
+                       {"status", j.status},
+                       {"progress", j.progress},
+                       {"bytes_transferred", j.bytes_transferred},
+                       {"attempts", j.attempts},
+                       {"error", j.error ? nlohmann::json(*j.error) : nlohmann::json(nullptr)}});
+      std::cout << out.dump(2) << "\n";
+      return;
+    }
+    for (const auto& j : list)
+      std::printf("%-11s %3d%%  %10s  %s -> %s%s\n", j.status.c_str(),
+                  static_cast<int>(j.progress * 100), human_bytes(j.bytes_transferred).c_str(),
+                  j.sha256.substr(0, 12).c_str(), j.to_destination.c_str(),
+                  j.error ? ("  (" + *j.error + ")").c_str() : "");
+  });
+}
+
+}  // namespace recall::cli

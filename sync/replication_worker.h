@@ -1,0 +1,28 @@
+// ReplicationWorker — the mount daemon's uploader: while the library is
+// signed in and has a cloud (DATA/cloud.json), it queues a replication job
+// for every blob here that the cloud lacks and runs the jobs, one at a time,
+// on a thread of its own. Settings are re-read as they change; a guest makes
+// no network call. Stopping (unmount) leaves an upload where it is: the job
+// resumes at the next start.
+#pragma once
+
+#include <atomic>
+#include <thread>
+
+#include "fs/library.h"
+
+namespace recall {
+
+class ReplicationWorker {
+ public:
+  explicit ReplicationWorker(Library& lib);
+  ~ReplicationWorker();  // stops between parts and joins
+
+ private:
+  void run();
+  Library& lib_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace recall
