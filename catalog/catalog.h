@@ -243,6 +243,12 @@ class Catalog {
   void upsert_device(const std::string& id, const std::string& name,
                      const std::optional<std::string>& peer_address,
                      std::optional<int64_t> last_seen_ms);
+  struct Device {
+    std::string id, name;
+    std::optional<std::string> peer_address;
+    std::optional<int64_t> last_seen_ms;
+  };
+  std::optional<Device> get_device(const std::string& id);
   // Every asset, streamed in id order.
   void for_each_asset(const std::function<bool(const Asset&)>& fn);
   // Moves every link of asset `from` to asset `to` and deletes `from`:

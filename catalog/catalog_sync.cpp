@@ -210,6 +210,14 @@ void Catalog::upsert_device(const std::string& id, const std::string& name,
   s.commit();
 }
 
+std::optional<Catalog::Device> Catalog::get_device(const std::string& id) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached("SELECT id, name, peer_address, last_seen_ms FROM devices WHERE id = ?");
+  s.bind(id);
+  if (!s.step()) return std::nullopt;
+  return Device{s.text(0), s.text(1), s.opt_text(2), s.opt_int64(3)};
+}
+
 void Catalog::for_each_asset(const std::function<bool(const Asset&)>& fn) {
   ReadLease r(*this);
   Stmt s = r.db().cached(std::string("SELECT ") + catalog_detail::kAssetCols +

@@ -9,6 +9,7 @@
 #include "mount-helper/cli.h"
 #include "sync/cloud_config.h"
 #include "sync/credentials.h"
+#include "sync/peer_config.h"
 #include "sync/replicator.h"
 
 namespace recall::cli {
@@ -109,6 +110,29 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
     std::cout << "uploaded " << done << " of " << queued << " blobs"
               << (failed ? ", " + std::to_string(failed) + " failed (retried later)" : "") << "\n";
     if (failed) throw CLI::RuntimeError(1);
+  });
+
+  // ---- serving peers
+  auto pc = std::make_shared<PeerConfig>();
+  CLI::App* peer =
+      app.add_subcommand("peer", "Serve this device's blobs to the account's other devices");
+  peer->require_subcommand(1);
+  CLI::App* pset =
+      peer->add_subcommand("set", "Serve on an address (takes effect at the next mount)");
+  data_opt(pset);
+  pset->add_option("--listen", pc->listen, "host:port to listen on, e.g. 0.0.0.0:7341")->required();
+  pset->add_option("--advertise", pc->advertise,
+                   "host:port other devices connect to (default: the listen address)");
+  pset->callback([&common, pc] {
+    auto lib = open_library(common);
+    save_peer_config(lib->dir(), *pc);
+    std::cout << "serving peers on " << pc->listen << " from the next mount\n";
+  });
+  CLI::App* punset = peer->add_subcommand("unset", "Stop serving peers (from the next mount)");
+  data_opt(punset);
+  punset->callback([&common] {
+    auto lib = open_library(common);
+    remove_peer_config(lib->dir());
   });
 
   auto limit = std::make_shared<size_t>(50);

@@ -20,6 +20,10 @@
 #include "fs/vfs.h"
 #include "mount-helper/cli.h"
 #include "mount-helper/mount_state.h"
+#include "sync/credentials.h"
+#include "sync/peer_auth.h"
+#include "sync/peer_config.h"
+#include "sync/peer_server.h"
 #include "sync/replication_worker.h"
 #include "sync/sources.h"
 #include "sync/sync_worker.h"
@@ -146,6 +150,7 @@ int do_mount(const MountRequest& req) {
     std::unique_ptr<Library> lib;
     std::unique_ptr<Vfs> vfs;
     std::shared_ptr<Fetcher> fetcher;
+    std::unique_ptr<PeerServer> peers;
     std::unique_ptr<SyncWorker> sync;  // after the Vfs: stopped first
     std::unique_ptr<ReplicationWorker> replication;
   };
@@ -160,11 +165,22 @@ int do_mount(const MountRequest& req) {
         s->fetcher = std::make_shared<Fetcher>(*s->lib, std::make_shared<HolderProvider>(*s->lib));
         v->set_fetcher(s->fetcher);
         s->replication = std::make_unique<ReplicationWorker>(*s->lib);
-        s->sync = std::make_unique<SyncWorker>(*s->lib, SyncWorker::Options{},
-                                               [v](const std::vector<std::string>& assets) {
-                                                 for (const std::string& id : assets)
-                                                   v->content_changed(id);
-                                               });
+        SyncWorker::Options so;
+        if (auto pc = load_peer_config(data)) {
+          Library* lib = s->lib.get();
+          s->peers = std::make_unique<PeerServer>(
+              lib->blobs(), pc->listen, [lib]() -> std::optional<std::vector<unsigned char>> {
+                auto c = load_credentials(lib->dir());
+                if (!c || c->peer_key.empty()) return std::nullopt;
+                return from_hex(c->peer_key);
+              });
+          so.peer_address = pc->advertise.empty() ? s->peers->address() : pc->advertise;
+          std::fprintf(stderr, "recallfs: serving peers on %s\n", s->peers->address().c_str());
+        }
+        s->sync =
+            std::make_unique<SyncWorker>(*s->lib, so, [v](const std::vector<std::string>& assets) {
+              for (const std::string& id : assets) v->content_changed(id);
+            });
         return std::shared_ptr<Vfs>(std::move(s), v);
       },
       [&] {

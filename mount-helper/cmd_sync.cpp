@@ -68,6 +68,7 @@ void add_sync_verbs(CLI::App& app, Common& common) {
     SyncEngine::Account a = check.account();
     c.account_id = a.id;
     c.account_name = a.name;
+    c.peer_key = check.peer_key();
     c.signed_in_ms = now_ms();
     if (auto old = load_credentials(lib->dir());
         old && old->account_id != a.id && !old->account_id.empty())

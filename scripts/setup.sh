@@ -9,7 +9,7 @@ PACKAGES="build-essential cmake ninja-build pkg-config git openssl
   libcli11-dev nlohmann-json3-dev uuid-dev zlib1g-dev libgtest-dev
   libfuse3-dev fuse3 attr rsync python3 bc
   libpq-dev postgresql postgresql-client strace util-linux
-  libcurl4-openssl-dev libpugixml-dev curl
+  libcurl4-openssl-dev libpugixml-dev curl libmicrohttpd-dev
   swift swift-proxy swift-account swift-container swift-object memcached"
 
 missing=""

@@ -25,6 +25,7 @@ std::optional<Credentials> load_credentials(const fs::path& data_dir) {
     c.account_name = j.value("account_name", "");
     c.device_name = j.value("device_name", "");
     c.signed_in_ms = j.value("signed_in_ms", int64_t{0});
+    c.peer_key = j.value("peer_key", "");
     return c;
   } catch (const nlohmann::json::exception&) {
     throw Error(EUCLEAN, quote(p.string()) + " is damaged; sign in again");
@@ -34,7 +35,8 @@ std::optional<Credentials> load_credentials(const fs::path& data_dir) {
 void save_credentials(const fs::path& data_dir, const Credentials& c) {
   nlohmann::json j = {{"server", c.server},           {"token", c.token},
                       {"account_id", c.account_id},   {"account_name", c.account_name},
-                      {"device_name", c.device_name}, {"signed_in_ms", c.signed_in_ms}};
+                      {"device_name", c.device_name}, {"signed_in_ms", c.signed_in_ms},
+                      {"peer_key", c.peer_key}};
   write_small_file_durable(credentials_path(data_dir), j.dump(2) + "\n", 0600);
 }
 

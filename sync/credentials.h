@@ -16,6 +16,7 @@ struct Credentials {
   std::string account_name;
   std::string device_name;
   int64_t signed_in_ms = 0;
+  std::string peer_key;  // hex: the account's peer key (sync/peer_auth.h), a secret
 };
 
 // nullopt for a guest library. EUCLEAN when the file is damaged.

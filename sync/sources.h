@@ -29,18 +29,37 @@ class CloudSource : public ByteSource {
   std::vector<std::unique_ptr<S3Client>> idle_;  // one client per concurrent read
 };
 
+// Another device of the account, serving GET /v1/blobs/<sha256> with Range
+// (sync/peer_server.h), asked with requests signed with the peer key.
+class PeerSource : public ByteSource {
+ public:
+  PeerSource(std::string device_id, std::string name, std::string address,
+             std::vector<unsigned char> key);
+  std::string name() const override { return "peer " + name_; }
+  size_t read(const std::string& sha256, uint64_t offset, std::span<std::byte> buf) override;
+  const std::string& device_id() const { return device_id_; }
+
+ private:
+  std::string device_id_, name_, address_;
+  std::vector<unsigned char> key_;
+};
+
+// The holders of a blob, best first: the peers that device_blobs says hold
+// it (shuffled, the last one that worked first), then the cloud.
 class HolderProvider : public SourceProvider {
  public:
   explicit HolderProvider(Library& lib) : lib_(lib) {}
   std::vector<std::shared_ptr<ByteSource>> sources_for(const std::string& sha256) override;
+  void worked(const std::string& sha256, const ByteSource& source) override;
 
  private:
   std::shared_ptr<ByteSource> cloud();
 
   Library& lib_;
-  std::mutex mu_;  // guards the cached cloud source
+  std::mutex mu_;  // guards the members below
   std::string cloud_stamp_;
   std::shared_ptr<CloudSource> cloud_;
+  std::string last_good_peer_;  // device id
 };
 
 }  // namespace recall

@@ -101,16 +101,28 @@ SyncEngine::Account SyncEngine::account() {
   return {r.text(0, 0), r.text(0, 1)};
 }
 
-void SyncEngine::register_device() {
+void SyncEngine::register_device(const std::optional<std::string>& peer_address) {
   connect();
   PgTx tx(conn_);
   present_token();
   conn_.query(
-      "INSERT INTO recall.devices(id, name, last_seen_ms, created_ms) VALUES ($1, $2, $3, $3) "
-      "ON CONFLICT (owner_id, id) DO UPDATE SET name = EXCLUDED.name, "
-      "last_seen_ms = EXCLUDED.last_seen_ms, deleted = false",
-      {lib_.catalog().device_id(), creds_.device_name, std::to_string(now_ms())});
+      "INSERT INTO recall.devices(id, name, last_seen_ms, created_ms, peer_address) "
+      "VALUES ($1, $2, $3, $3, $4) ON CONFLICT (owner_id, id) DO UPDATE SET name = EXCLUDED.name, "
+      "last_seen_ms = EXCLUDED.last_seen_ms, peer_address = EXCLUDED.peer_address, deleted = false",
+      {lib_.catalog().device_id(), creds_.device_name, std::to_string(now_ms()), peer_address});
   tx.commit();
+}
+
+std::string SyncEngine::peer_key() {
+  connect();
+  PgTx tx(conn_);
+  present_token();
+  // A server older than schema 2 has no peer keys: no peers, nothing else lost.
+  PgResult has = conn_.query("SELECT to_regclass('recall.peer_keys') IS NOT NULL");
+  if (has.text(0, 0) != "t") return "";
+  PgResult r = conn_.query("SELECT encode(key, 'hex') FROM recall.peer_keys");
+  tx.commit();
+  return r.rows() ? r.text(0, 0) : "";
 }
 
 size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress) {

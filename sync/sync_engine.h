@@ -53,8 +53,11 @@ class SyncEngine {
     std::string id, name;
   };
   Account account();
-  // Records this device (id, name, last seen) in the account's devices.
-  void register_device();
+  // Records this device (id, name, last seen, the address it serves peers
+  // on) in the account's devices.
+  void register_device(const std::optional<std::string>& peer_address = std::nullopt);
+  // The account's peer key, hex (readable by the account only).
+  std::string peer_key();
 
   // Pushes the whole outbox; returns the rows pushed.
   size_t push(const std::function<void(const SyncProgress&)>& progress = {});

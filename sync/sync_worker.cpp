@@ -52,6 +52,13 @@ void SyncWorker::run() {
       if (!engine->connected()) {
         engine->connect();
         engine->listen();
+        engine->register_device(options_.peer_address);
+        // The peer key may be new (an older sign-in, or the server's first).
+        std::string key = engine->peer_key();
+        if (!key.empty() && key != creds->peer_key) {
+          creds->peer_key = key;
+          save_credentials(lib_.dir(), *creds);
+        }
         want_pull = true;
       }
       if (engine->notified()) want_pull = true;

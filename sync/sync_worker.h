@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +25,8 @@ class SyncWorker {
     std::chrono::milliseconds tick{300};             // how often the outbox is checked
     std::chrono::milliseconds poll_interval{15000};  // pulls without a NOTIFY
     std::chrono::milliseconds max_backoff{15000};
+    // Where this device serves peers (recorded in devices), if it does.
+    std::optional<std::string> peer_address;
   };
   // `changed` is told which assets a pull changed (to invalidate caches).
   SyncWorker(Library& lib, Options options,
