@@ -23,7 +23,8 @@ CREATE TABLE objects(
   pdf_title    TEXT,
   pdf_author   TEXT,
   chunk_size   INTEGER,
-  chunk_hashes BLOB
+  chunk_hashes BLOB,
+  used_ms      INTEGER              -- last opened: the cache evicts the least recent
 ) WITHOUT ROWID;
 CREATE INDEX objects_health ON objects(health) WHERE health <> 'healthy';
 )sql",
@@ -142,6 +143,22 @@ std::optional<ChunkManifest> BlobIndex::manifest(const std::string& sha256) {
   s.bind(sha256);
   if (!s.step()) return std::nullopt;
   return ChunkManifest::unpack(static_cast<uint64_t>(s.int64(0)), s.blob(1));
+}
+
+void BlobIndex::set_used(const std::string& sha256, int64_t used_ms) {
+  std::lock_guard lock(mu_);
+  db_.cached("UPDATE objects SET used_ms = ? WHERE sha256 = ?").bind(used_ms, sha256).run();
+}
+
+std::vector<std::pair<std::string, uint64_t>> BlobIndex::by_use(size_t limit) {
+  std::lock_guard lock(mu_);
+  Stmt s = db_.cached(
+      "SELECT sha256, size FROM objects WHERE health IN ('healthy', 'relocated') "
+      "ORDER BY coalesce(used_ms, created_ms), sha256 LIMIT ?");
+  s.bind(static_cast<int64_t>(limit));
+  std::vector<std::pair<std::string, uint64_t>> out;
+  while (s.step()) out.emplace_back(s.text(0), static_cast<uint64_t>(s.int64(1)));
+  return out;
 }
 
 BlobTotals BlobIndex::totals() {

@@ -49,6 +49,9 @@ class BlobIndex {
   std::optional<ChunkManifest> manifest(const std::string& sha256);
 
   BlobTotals totals();
+  void set_used(const std::string& sha256, int64_t used_ms);
+  // Objects present (healthy or relocated), least recently used first.
+  std::vector<std::pair<std::string, uint64_t>> by_use(size_t limit);
 
  private:
   void migrate();

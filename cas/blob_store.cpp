@@ -406,6 +406,18 @@ void BlobStore::list(const std::function<bool(const BlobInfo&)>& fn) {
 
 BlobTotals BlobStore::totals() { return index_->totals(); }
 
+void BlobStore::touch(const std::string& sha256) {
+  int64_t now = now_ms();
+  {
+    std::lock_guard lock(touch_mu_);
+    if (touched_.size() > 100000) touched_.clear();  // bounded: at worst an extra write
+    int64_t& last = touched_[sha256];
+    if (now - last < 60000) return;
+    last = now;
+  }
+  index_->set_used(sha256, now);
+}
+
 // ---- verify ----------------------------------------------------------------
 
 VerifyReport BlobStore::verify(const std::function<void(const VerifyProgress&)>& progress,

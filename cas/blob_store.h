@@ -32,8 +32,10 @@
 #include <functional>
 #include <istream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "base/fd.h"
 #include "cas/blob_index.h"
@@ -113,6 +115,13 @@ class BlobStore {
   // store of any size is listed in bounded memory. Stops when `fn` returns false.
   void list(const std::function<bool(const BlobInfo&)>& fn);
   BlobTotals totals();
+  // Notes that an object was used (opened): the cache keeps recent ones.
+  // Cheap: the index is written at most once a minute per object.
+  void touch(const std::string& sha256);
+  // Present objects, least recently used first.
+  std::vector<std::pair<std::string, uint64_t>> least_recently_used(size_t limit) {
+    return index_->by_use(limit);
+  }
 
   // Re-hashes every indexed object on `threads` threads (0: one per core).
   // Marks objects healthy, `modified` (and quarantines them) or `missing`.
@@ -142,6 +151,8 @@ class BlobStore {
   Options options_;
   UniqueFd lock_fd_;
   std::unique_ptr<BlobIndex> index_;
+  std::mutex touch_mu_;  // guards touched_
+  std::unordered_map<std::string, int64_t> touched_;
 };
 
 // Computes a manifest over `size` bytes of the file open at `fd`.

@@ -394,7 +394,16 @@ CatalogCounts Catalog::counts() {
       "(SELECT count(*) FROM assets), (SELECT count(*) FROM edges), "
       "(SELECT count(*) FROM blobs_meta), (SELECT coalesce(sum(bytes), 0) FROM assets), "
       "(SELECT coalesce(sum(size), 0) FROM blobs_meta), "
-      "(SELECT count(*) FROM assets WHERE local_only = 1), (SELECT count(*) FROM outbox)");
+      "(SELECT count(*) FROM assets WHERE local_only = 1), (SELECT count(*) FROM outbox), "
+      "(SELECT count(*) FROM device_blobs WHERE device_id = ?1 AND present = 1), "
+      "(SELECT coalesce(sum(b.size), 0) FROM device_blobs d JOIN blobs_meta b USING (sha256) "
+      " WHERE d.device_id = ?1 AND d.present = 1), "
+      "(SELECT count(*) FROM pins), "
+      "(SELECT coalesce(sum(b.size), 0) FROM pins p JOIN blobs_meta b USING (sha256)), "
+      "(SELECT count(*) FROM replication_jobs WHERE status = 'pending'), "
+      "(SELECT count(*) FROM replication_jobs WHERE status = 'in_progress'), "
+      "(SELECT count(*) FROM replication_jobs WHERE status = 'failed')");
+  s.bind(kCloudHolder);
   s.step();
   CatalogCounts c;
   c.works = static_cast<uint64_t>(s.int64(0));
@@ -406,6 +415,13 @@ CatalogCounts Catalog::counts() {
   c.blob_bytes = static_cast<uint64_t>(s.int64(6));
   c.local_only_assets = static_cast<uint64_t>(s.int64(7));
   c.outbox = static_cast<uint64_t>(s.int64(8));
+  c.cloud_blobs = static_cast<uint64_t>(s.int64(9));
+  c.cloud_bytes = static_cast<uint64_t>(s.int64(10));
+  c.pinned_blobs = static_cast<uint64_t>(s.int64(11));
+  c.pinned_bytes = static_cast<uint64_t>(s.int64(12));
+  c.jobs_pending = static_cast<uint64_t>(s.int64(13));
+  c.jobs_in_progress = static_cast<uint64_t>(s.int64(14));
+  c.jobs_failed = static_cast<uint64_t>(s.int64(15));
   return c;
 }
 

@@ -78,7 +78,10 @@ struct CatalogCounts {
   uint64_t asset_bytes = 0;  // sum of asset sizes (a blob counts once per asset)
   uint64_t blob_bytes = 0;   // sum of distinct blob sizes
   uint64_t local_only_assets = 0;
-  uint64_t outbox = 0;  // changes waiting to be pushed
+  uint64_t outbox = 0;                          // changes waiting to be pushed
+  uint64_t cloud_blobs = 0, cloud_bytes = 0;    // held by the cloud (device_blobs)
+  uint64_t pinned_blobs = 0, pinned_bytes = 0;  // pinned on this device
+  uint64_t jobs_pending = 0, jobs_in_progress = 0, jobs_failed = 0;  // replication
 };
 
 class Catalog {
@@ -190,6 +193,11 @@ class Catalog {
                          const std::vector<unsigned char>& manifest);
   // Blobs present on this device that no other holder (the cloud) has.
   std::vector<std::string> blobs_missing_from(const std::string& holder);
+
+  // ---- pins: blobs kept here whatever the cache budget
+  void pin(const std::string& sha256);
+  void unpin(const std::string& sha256);
+  bool pinned(const std::string& sha256);
 
   // ---- replication jobs
   // A pending job for `sha256` to `to`, unless one is active; returns its id.

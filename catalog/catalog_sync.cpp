@@ -226,6 +226,26 @@ void Catalog::for_each_asset(const std::function<bool(const Asset&)>& fn) {
     if (!fn(catalog_detail::asset_from(s))) return;
 }
 
+void Catalog::pin(const std::string& sha256) {
+  WriteScope s(*this);
+  s.db()
+      .cached("INSERT INTO pins(sha256, pinned_ms) VALUES(?, ?) ON CONFLICT DO NOTHING")
+      .bind(sha256, now_ms())
+      .run();
+  s.commit();
+}
+
+void Catalog::unpin(const std::string& sha256) {
+  WriteScope s(*this);
+  s.db().cached("DELETE FROM pins WHERE sha256 = ?").bind(sha256).run();
+  s.commit();
+}
+
+bool Catalog::pinned(const std::string& sha256) {
+  ReadLease r(*this);
+  return r.db().cached("SELECT 1 FROM pins WHERE sha256 = ?").bind(sha256).step();
+}
+
 void Catalog::merge_asset(const std::string& from, const std::string& to) {
   WriteScope s(*this);
   Db& db = s.db();

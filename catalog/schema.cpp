@@ -208,6 +208,12 @@ CREATE UNIQUE INDEX replication_jobs_active ON replication_jobs(sha256, to_desti
   WHERE status IN ('pending', 'in_progress', 'failed');
 CREATE INDEX replication_jobs_by_status ON replication_jobs(status, priority DESC, created_ms);
 
+-- Blobs kept on this device whatever the cache budget (recallfs pin).
+CREATE TABLE pins(
+  sha256    TEXT PRIMARY KEY,
+  pinned_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
 -- 1 only inside a transaction that applies rows pulled from the server.
 CREATE TABLE sync_apply(active INTEGER NOT NULL);
 INSERT INTO sync_apply VALUES (0);

@@ -36,12 +36,19 @@ class Fetcher::Remote {
   std::vector<State> state;
   size_t present = 0;
   bool promoting = false;
+  bool kept = false;     // moved into the store
+  bool refused = false;  // the cache budget had no room for it
   size_t next_sequential = 0;
   bool prefetching = false;
 
   size_t chunks() const { return state.size(); }
   uint64_t chunk_offset(size_t i) const { return static_cast<uint64_t>(i) * chunk_size; }
   uint64_t chunk_length(size_t i) const { return std::min(chunk_size, size - chunk_offset(i)); }
+
+  // A blob that was not kept leaves nothing behind in tmp/.
+  ~Remote() {
+    if (!kept && !partial.empty()) ::unlink(partial.c_str());
+  }
 };
 
 Fetcher::Fetcher(Library& lib, std::shared_ptr<SourceProvider> provider)
@@ -81,8 +88,11 @@ void Fetcher::post(std::function<void()> task) {
 
 std::shared_ptr<Fetcher::Remote> Fetcher::open(const std::string& sha256) {
   std::lock_guard lock(mu_);
-  if (auto it = open_.find(sha256); it != open_.end())
+  if (auto it = open_.find(sha256); it != open_.end()) {
     if (auto r = it->second.lock()) return r;
+    open_.erase(it);
+  }
+  if (open_.size() > 256) std::erase_if(open_, [](const auto& e) { return e.second.expired(); });
   std::optional<BlobMeta> meta = lib_.catalog().get_blob(sha256);
   if (!meta) throw Error(EIO, "blob " + sha256 + " is not on this device and not described here");
   if (provider_->sources_for(sha256).empty())
@@ -233,6 +243,16 @@ void Fetcher::maybe_promote(Remote& r) {
     r.promoting = true;
   }
   if (lib_.blobs().has(r.sha256)) return;  // fetched by someone else meanwhile
+  if (admit_ && !admit_(r.sha256, r.size)) {
+    std::fprintf(stderr,
+                 "recallfs: cache: no room to keep %s (everything kept is pinned, open or not "
+                 "yet uploaded); it is read from its holders\n",
+                 r.sha256.c_str());
+    std::lock_guard lock(r.mu);
+    r.promoting = false;
+    r.refused = true;
+    return;
+  }
   // Every chunk verified: check the whole, then move it into the store.
   try {
     std::vector<std::byte> buf(1 << 20);
@@ -248,12 +268,31 @@ void Fetcher::maybe_promote(Remote& r) {
       throw Error(EIO, "the fetched blob does not match its name");
     fsync_fd(r.fd.get(), r.partial);
     lib_.blobs().adopt(r.partial, r.sha256);
+    {
+      std::lock_guard lock(r.mu);
+      r.kept = true;
+    }
     lib_.catalog().set_device_blob(r.sha256, true, "healthy");
     if (on_local_) on_local_(r.sha256);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: could not keep fetched blob %s: %s\n", r.sha256.c_str(),
                  e.what());
   }
+}
+
+void Fetcher::fetch_in_background(const std::string& sha256) {
+  post([this, sha256] {
+    try {
+      fetch_all(sha256);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "recallfs: could not fetch %s: %s\n", sha256.c_str(), e.what());
+    }
+  });
+}
+
+bool Fetcher::refused(Remote& r) {
+  std::lock_guard lock(r.mu);
+  return r.refused;
 }
 
 void Fetcher::fetch_all(const std::string& sha256,
@@ -268,9 +307,14 @@ void Fetcher::fetch_all(const std::string& sha256,
   }
   maybe_promote(*r);  // (a no-op when a worker has done it already)
   // A worker may still be moving it into the store: wait for that.
-  for (int i = 0; i < 600 && !lib_.blobs().has(sha256); ++i)
+  for (int i = 0; i < 600 && !lib_.blobs().has(sha256) && !refused(*r); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll, bounded
-  if (!lib_.blobs().has(sha256)) throw Error(EIO, "blob " + sha256 + " could not be kept");
+  if (lib_.blobs().has(sha256)) return;
+  std::lock_guard lock(r->mu);
+  if (r->refused)
+    throw Error(ENOSPC, "no room in the cache for " + sha256 +
+                            ": what it holds is pinned, open or not yet uploaded");
+  throw Error(EIO, "blob " + sha256 + " could not be kept");
 }
 
 }  // namespace recall

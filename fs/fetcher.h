@@ -47,9 +47,16 @@ class Fetcher {
   // Fetches the whole blob into the store (pin, a write to the file).
   void fetch_all(const std::string& sha256,
                  const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+  // fetch_all on a worker thread; failures are logged.
+  void fetch_in_background(const std::string& sha256);
   // Called when a blob has become local (the Vfs switches its readers).
   void set_on_local(std::function<void(const std::string& sha256)> fn) {
     on_local_ = std::move(fn);
+  }
+  // Asked before a fetched blob is kept (the cache budget); when it says no,
+  // the blob is served from its partial file while open, then dropped.
+  void set_admit(std::function<bool(const std::string& sha256, uint64_t size)> fn) {
+    admit_ = std::move(fn);
   }
 
  private:
@@ -57,12 +64,14 @@ class Fetcher {
   void fetch_chunk(Remote& r, size_t chunk);
   void prefetch(std::shared_ptr<Remote> r, size_t from);
   void maybe_promote(Remote& r);
+  static bool refused(Remote& r);
 
   void post(std::function<void()> task);
 
   Library& lib_;
   std::shared_ptr<SourceProvider> provider_;
   std::function<void(const std::string&)> on_local_;
+  std::function<bool(const std::string&, uint64_t)> admit_;
   std::mutex mu_;  // guards open_, tasks_, stop_
   std::condition_variable cv_;
   std::map<std::string, std::weak_ptr<Remote>> open_;

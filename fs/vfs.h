@@ -132,8 +132,16 @@ class Vfs {
     invalidate_ = std::move(fn);
   }
 
+  // Called when a commit has stored a blob (the cache may need room). Must
+  // not block.
+  void set_on_stored(std::function<void(const std::string& sha256)> fn) {
+    on_stored_ = std::move(fn);
+  }
+
   // Open handles (for tests and status).
   size_t open_handles();
+  // True while an open file reads or writes the blob (the cache keeps it).
+  bool blob_in_use(const std::string& sha256);
 
   // Tells the kernel (through the invalidator) that every name of an asset
   // shows new content or is gone: each name of a hard-linked file is its own
@@ -174,6 +182,7 @@ class Vfs {
   std::string place_path(const Place& place);
   void check_writable_dir(const Node& dir, bool for_file);
   BlobMeta blob_for(const PutResult& put, const std::string& name);
+  std::string holders_text(const std::string& sha256);
 
   Library& lib_;
   Tree tree_;
@@ -182,6 +191,7 @@ class Vfs {
   int64_t started_ns_;  // times shown for the fixed folders
   std::function<void(const std::string&)> invalidate_;
   std::shared_ptr<Fetcher> fetcher_;
+  std::function<void(const std::string&)> on_stored_;
 
   // Serialises namespace changes. Recursive: a rename commits a new file
   // first, and the commit takes it too.

@@ -38,6 +38,7 @@ struct Vfs::Handle {
   UniqueFd blob_fd;                         // the snapshot's bytes, when they are here
   std::shared_ptr<Fetcher::Remote> remote;  // else: fetched from their holders
   std::string asset_id;                     // the snapshot's asset ("" for blobs/)
+  std::string sha256;                       // the snapshot's blob
   struct stat snapshot_attr {};             // the snapshot's attributes at open
   bool writable = false;
 };
@@ -52,6 +53,21 @@ std::shared_ptr<Vfs::Handle> Vfs::handle(uint64_t h) {
 size_t Vfs::open_handles() {
   std::lock_guard lock(files_mu_);
   return handles_.size();
+}
+
+bool Vfs::blob_in_use(const std::string& sha256) {
+  std::vector<std::shared_ptr<OpenFile>> files;
+  {
+    std::lock_guard lock(files_mu_);
+    for (const auto& [id, h] : handles_)
+      if (!h->of && h->sha256 == sha256) return true;
+    for (const auto& [id, of] : files_) files.push_back(of);
+  }
+  for (const auto& of : files) {
+    std::lock_guard lock(of->mu);
+    if (of->handles > 0 && of->sha256 == sha256) return true;
+  }
+  return false;
 }
 
 uint64_t Vfs::add_handle(std::shared_ptr<OpenFile> of, int flags) {
@@ -102,6 +118,8 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
     if (writable) throw Error(EROFS, "blobs/ is read-only");
     auto h = std::make_shared<Handle>();
     h->blob_fd = lib_.blobs().open_object(r.node.sha256);
+    h->sha256 = r.node.sha256;
+    lib_.blobs().touch(r.node.sha256);
     std::lock_guard lock(files_mu_);
     uint64_t id = next_handle_++;
     handles_[id] = std::move(h);
@@ -116,9 +134,11 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
         // A read-only snapshot of the committed bytes: it stays consistent
         // even if someone starts writing the file, and can be spliced.
         auto h = std::make_shared<Handle>();
+        h->sha256 = a.sha256;
         try {
           h->blob_fd = lib_.blobs().open_object(a.sha256);
           ::posix_fadvise(h->blob_fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+          lib_.blobs().touch(a.sha256);
         } catch (const Error& e) {
           if (e.code() != ENOENT) throw;
           // Not here: read it from its holders, verified, as it is read.
@@ -427,6 +447,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
     }
     of.dirty = false;
     of.written = false;
+    if (on_stored_) on_stored_(put.sha256);
     old_sha = of.sha256;
     of.sha256 = put.sha256;
     pending = of.pending;

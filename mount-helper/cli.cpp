@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
   add_mount_verbs(app, common);
   add_sync_verbs(app, common);
   add_cloud_verbs(app, common);
+  add_pin_verbs(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -52,6 +52,7 @@ void add_store_verbs(CLI::App& app, Common& common);    // verify, scan, status
 void add_mount_verbs(CLI::App& app, Common& common);    // mount, unmount
 void add_sync_verbs(CLI::App& app, Common& common);     // signin, signout, sync, server
 void add_cloud_verbs(CLI::App& app, Common& common);    // cloud, replicate, jobs
+void add_pin_verbs(CLI::App& app, Common& common);      // pin, unpin
 // mount.recallfs DATA_DIR MOUNTPOINT [-o OPTIONS], as mount(8) runs it.
 int mount_helper_main(int argc, char** argv);
 

@@ -53,6 +53,9 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
   set->add_option("--prefix", sa->c.prefix,
                   "Key prefix (default recallfs): keys are PREFIX/ACCOUNT/SHA256");
   set->add_flag("--create-bucket", sa->create, "Create the bucket if it does not exist");
+  set->add_option("--stall-timeout", sa->c.stall_seconds,
+                  "Seconds a transfer may stall (< 1 KiB/s) before it is retried (default 15)")
+      ->check(CLI::Range(1, 600));
   set->callback([&common, sa] {
     auto lib = open_library(common);
     S3Config c = sa->c;

@@ -10,11 +10,13 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include "base/error.h"
 #include "base/ids.h"
+#include "fs/cache_budget.h"
 #include "fs/fetcher.h"
 #include "fs/fuse_adapter.h"
 #include "fs/vfs.h"
@@ -41,6 +43,7 @@ struct MountRequest {
   std::vector<std::string> options;  // -o, split at commas
   bool foreground = false;
   bool debug = false;
+  std::optional<uint64_t> cache_size;  // -o cache_size=SIZE / --cache-size
 };
 
 // Runs a program and returns its exit status and what it wrote to stderr.
@@ -119,10 +122,13 @@ void check_mountpoint(const std::string& mountpoint, bool allow_nonempty) {
 int do_mount(const MountRequest& req) {
   check_fuse_device();
   bool nonempty = false;
+  std::optional<uint64_t> cache_size = req.cache_size;
   std::vector<std::string> fuse_opts;
   for (const std::string& o : req.options) {
     if (o == "nonempty")
       nonempty = true;
+    else if (o.starts_with("cache_size="))
+      cache_size = parse_size(o.substr(11));
     else if (!is_mount8_only(o))
       fuse_opts.push_back(o);
   }
@@ -150,6 +156,7 @@ int do_mount(const MountRequest& req) {
     std::unique_ptr<Library> lib;
     std::unique_ptr<Vfs> vfs;
     std::shared_ptr<Fetcher> fetcher;
+    std::unique_ptr<CacheBudget> cache;
     std::unique_ptr<PeerServer> peers;
     std::unique_ptr<SyncWorker> sync;  // after the Vfs: stopped first
     std::unique_ptr<ReplicationWorker> replication;
@@ -164,7 +171,18 @@ int do_mount(const MountRequest& req) {
         Vfs* v = s->vfs.get();
         s->fetcher = std::make_shared<Fetcher>(*s->lib, std::make_shared<HolderProvider>(*s->lib));
         v->set_fetcher(s->fetcher);
-        s->replication = std::make_unique<ReplicationWorker>(*s->lib);
+        std::function<void()> uploaded;
+        if (cache_size) {
+          s->cache = std::make_unique<CacheBudget>(
+              *s->lib, *cache_size, [v](const std::string& sha) { return v->blob_in_use(sha); });
+          CacheBudget* c = s->cache.get();
+          s->fetcher->set_admit(
+              [c](const std::string& sha, uint64_t size) { return c->make_room(sha, size); });
+          c->start();
+          uploaded = [c] { c->poke(); };
+          v->set_on_stored([c](const std::string&) { c->poke(); });
+        }
+        s->replication = std::make_unique<ReplicationWorker>(*s->lib, uploaded);
         SyncWorker::Options so;
         if (auto pc = load_peer_config(data)) {
           Library* lib = s->lib.get();
@@ -184,7 +202,7 @@ int do_mount(const MountRequest& req) {
         return std::shared_ptr<Vfs>(std::move(s), v);
       },
       [&] {
-        write_mount_info(data, MountInfo{::getpid(), mountpoint, now_ms()});
+        write_mount_info(data, MountInfo{::getpid(), mountpoint, now_ms(), cache_size.value_or(0)});
         std::fprintf(stderr, "recallfs: serving %s at %s\n", data.c_str(), mountpoint.c_str());
       },
       [&] {
@@ -244,12 +262,17 @@ void add_mount_verbs(CLI::App& app, Common& common) {
                   "Stay in the foreground (messages on stderr)");
   mount->add_flag("--debug", req->debug, "Log every FUSE request (implies -f)");
   mount->add_option("-o", *opts, "Mount options, comma-separated (e.g. allow_other,ro,nonempty)");
-  mount->callback([&common, req, opts] {
+  auto cache = std::make_shared<std::string>();
+  mount->add_option("--cache-size", *cache,
+                    "Keep at most this much of a signed-in library's bytes here (e.g. 20G); "
+                    "bytes safely in the cloud go first, least recently used, never pinned ones");
+  mount->callback([&common, req, opts, cache] {
     // The default library is made on first use; others must exist.
     auto lib = open_library(common);
     req->data = lib->dir();
     lib.reset();
     req->options = split_options(*opts);
+    if (!cache->empty()) req->cache_size = parse_size(*cache);
     if (req->debug) req->foreground = true;
     int rc = do_mount(*req);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -1,5 +1,6 @@
 // recallfs verify | scan | status — the health of the byte store and a
 // summary of the library.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -7,10 +8,12 @@
 
 #include "base/error.h"
 #include "base/ids.h"
+#include "fs/fetcher.h"
 #include "mount-helper/cli.h"
 #include "mount-helper/mount_state.h"
 #include "sync/credentials.h"
 #include "sync/pg.h"
+#include "sync/sources.h"
 #include "sync/sync_engine.h"
 
 namespace recall::cli {
@@ -38,21 +41,51 @@ void add_store_verbs(CLI::App& app, Common& common) {
         },
         *threads);
     line.done();
+    // Self-heal: a corrupt or lost object comes back from its holders (the
+    // cloud, peers), verified chunk by chunk; what cannot is marked absent
+    // here so that other devices stop asking this one for it.
+    std::vector<std::string> repaired, lost;
+    std::vector<std::string> bad = r.modified;
+    bad.insert(bad.end(), r.missing.begin(), r.missing.end());
+    if (!bad.empty()) {
+      Fetcher fetcher(*lib, std::make_shared<HolderProvider>(*lib));
+      for (const std::string& sha : bad) {
+        try {
+          line.show("repairing " + sha.substr(0, 12) + " from its holders");
+          fetcher.fetch_all(sha);
+          repaired.push_back(sha);
+        } catch (const Error& e) {
+          lost.push_back(sha);
+          bool modified = std::find(r.modified.begin(), r.modified.end(), sha) != r.modified.end();
+          if (lib->catalog().get_blob(sha))
+            lib->catalog().set_device_blob(sha, false, modified ? "modified" : "missing");
+        }
+      }
+      line.done();
+    }
+    auto is_repaired = [&](const std::string& h) {
+      return std::find(repaired.begin(), repaired.end(), h) != repaired.end();
+    };
     if (common.json) {
       std::cout << nlohmann::json{{"checked", r.checked},
                                   {"bytes", r.bytes},
                                   {"modified", r.modified},
-                                  {"missing", r.missing}}
+                                  {"missing", r.missing},
+                                  {"repaired", repaired}}
                        .dump(2)
                 << "\n";
     } else {
       std::cout << "verified " << r.checked << " objects (" << human_bytes(r.bytes)
                 << "): " << r.modified.size() << " modified, " << r.missing.size() << " missing\n";
       for (const auto& h : r.modified)
-        std::cout << "modified " << h << " (moved to quarantine; it will not be served)\n";
-      for (const auto& h : r.missing) std::cout << "missing  " << h << "\n";
+        std::cout << "modified " << h
+                  << (is_repaired(h) ? " (repaired from its holders)\n"
+                                     : " (moved to quarantine; it will not be served)\n");
+      for (const auto& h : r.missing)
+        std::cout << "missing  " << h << (is_repaired(h) ? " (repaired from its holders)\n" : "\n");
+      if (!repaired.empty()) std::cout << "repaired " << repaired.size() << " from their holders\n";
     }
-    if (!r.modified.empty() || !r.missing.empty()) throw CLI::RuntimeError(1);
+    if (!lost.empty()) throw CLI::RuntimeError(1);
   });
 
   CLI::App* scan = app.add_subcommand(
@@ -129,6 +162,16 @@ void add_store_verbs(CLI::App& app, Common& common) {
             {"modified", health(Health::Modified)},
             {"relocated", health(Health::Relocated)}}},
           {"outbox_pending", c.outbox},
+          {"cloud_blobs", c.cloud_blobs},
+          {"cloud_bytes", c.cloud_bytes},
+          {"pinned_blobs", c.pinned_blobs},
+          {"pinned_bytes", c.pinned_bytes},
+          {"cache_size", mount && mount->cache_size ? nlohmann::json(mount->cache_size)
+                                                    : nlohmann::json(nullptr)},
+          {"jobs",
+           {{"pending", c.jobs_pending},
+            {"in_progress", c.jobs_in_progress},
+            {"failed", c.jobs_failed}}},
           {"mounted", mount.has_value()},
           {"mountpoint", mount ? nlohmann::json(mount->mountpoint) : nlohmann::json(nullptr)},
           {"mount_pid", mount ? nlohmann::json(mount->pid) : nlohmann::json(nullptr)},
@@ -166,6 +209,16 @@ void add_store_verbs(CLI::App& app, Common& common) {
               << health(Health::Relocated) << " relocated\n"
               << "outbox    " << c.outbox << " changes waiting for sync"
               << (creds ? "\n" : " (sign in to sync)\n");
+    if (!creds) return;
+    std::cout << "cloud     " << c.cloud_blobs << " blobs (" << human_bytes(c.cloud_bytes) << ")\n"
+              << "uploads   " << c.jobs_pending << " pending, " << c.jobs_in_progress
+              << " in progress, " << c.jobs_failed << " failed (recallfs jobs)\n"
+              << "pinned    " << c.pinned_blobs << " blobs (" << human_bytes(c.pinned_bytes)
+              << ")\n"
+              << "cache     " << human_bytes(t.bytes) << " used"
+              << (mount && mount->cache_size ? " of " + human_bytes(mount->cache_size)
+                                             : std::string(", no limit"))
+              << "\n";
   });
 }
 

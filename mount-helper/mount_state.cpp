@@ -75,6 +75,7 @@ std::optional<MountInfo> current_mount(const fs::path& data_dir) {
     info.pid = j.at("pid").get<pid_t>();
     info.mountpoint = j.at("mountpoint").get<std::string>();
     info.started_ms = j.value("started_ms", int64_t{0});
+    info.cache_size = j.value("cache_size", uint64_t{0});
   } catch (...) {
     return std::nullopt;
   }
@@ -85,8 +86,10 @@ std::optional<MountInfo> current_mount(const fs::path& data_dir) {
 }
 
 void write_mount_info(const fs::path& data_dir, const MountInfo& info) {
-  nlohmann::json j = {
-      {"pid", info.pid}, {"mountpoint", info.mountpoint}, {"started_ms", info.started_ms}};
+  nlohmann::json j = {{"pid", info.pid},
+                      {"mountpoint", info.mountpoint},
+                      {"started_ms", info.started_ms},
+                      {"cache_size", info.cache_size}};
   write_small_file_durable(data_dir / "mount.json", j.dump() + "\n");
 }
 

@@ -17,6 +17,7 @@ struct MountInfo {
   pid_t pid = 0;
   std::string mountpoint;
   int64_t started_ms = 0;
+  uint64_t cache_size = 0;  // the cache budget in bytes; 0: none
 };
 
 // True while `pid` runs (a zombie, which has finished, counts as gone).

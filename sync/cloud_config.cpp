@@ -26,6 +26,7 @@ std::optional<S3Config> load_cloud_config(const fs::path& data_dir) {
     c.access_key = j.at("access_key").get<std::string>();
     c.secret_key = j.at("secret_key").get<std::string>();
     c.prefix = j.value("prefix", "recallfs");
+    c.stall_seconds = j.value("stall_seconds", 15);
     return c;
   } catch (const nlohmann::json::exception&) {
     throw Error(EUCLEAN,
@@ -34,9 +35,10 @@ std::optional<S3Config> load_cloud_config(const fs::path& data_dir) {
 }
 
 void save_cloud_config(const fs::path& data_dir, const S3Config& c) {
-  nlohmann::json j = {{"endpoint", c.endpoint},     {"bucket", c.bucket},
-                      {"region", c.region},         {"access_key", c.access_key},
-                      {"secret_key", c.secret_key}, {"prefix", c.prefix}};
+  nlohmann::json j = {
+      {"endpoint", c.endpoint},          {"bucket", c.bucket},         {"region", c.region},
+      {"access_key", c.access_key},      {"secret_key", c.secret_key}, {"prefix", c.prefix},
+      {"stall_seconds", c.stall_seconds}};
   write_small_file_durable(path_of(data_dir), j.dump(2) + "\n", 0600);
 }
 

@@ -10,7 +10,8 @@
 
 namespace recall {
 
-ReplicationWorker::ReplicationWorker(Library& lib) : lib_(lib), thread_([this] { run(); }) {}
+ReplicationWorker::ReplicationWorker(Library& lib, std::function<void()> uploaded)
+    : lib_(lib), uploaded_(std::move(uploaded)), thread_([this] { run(); }) {}
 
 ReplicationWorker::~ReplicationWorker() {
   stop_ = true;
@@ -34,7 +35,7 @@ void ReplicationWorker::run() {
         rep.enqueue_missing();
         next_scan = clock::now() + std::chrono::seconds(2);
       }
-      rep.run(stop_);
+      if (rep.run(stop_) > 0 && uploaded_) uploaded_();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "recallfs: replication: %s\n", e.what());
     }

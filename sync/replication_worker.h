@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "fs/library.h"
@@ -15,12 +16,15 @@ namespace recall {
 
 class ReplicationWorker {
  public:
-  explicit ReplicationWorker(Library& lib);
+  // `uploaded` is called after a round that completed uploads (the cache
+  // may evict what is now safely in the cloud).
+  explicit ReplicationWorker(Library& lib, std::function<void()> uploaded = {});
   ~ReplicationWorker();  // stops between parts and joins
 
  private:
   void run();
   Library& lib_;
+  std::function<void()> uploaded_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

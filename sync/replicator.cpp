@@ -112,7 +112,13 @@ void Replicator::upload(ReplicationJob& job, const std::atomic<bool>& stop,
         sent += len;
         report(sent);
       }
-      s3_.complete_multipart(key, *job.upload_id, parts);
+      try {
+        s3_.complete_multipart(key, *job.upload_id, parts);
+      } catch (const Error& e) {
+        // A retried Complete whose first try succeeded (the answer was lost)
+        // finds no upload: the HEAD below decides.
+        if (e.code() != ENOENT) throw;
+      }
     }
     there = s3_.head(key);
     if (!there || *there != size)

@@ -163,7 +163,7 @@ S3Client::Response S3Client::perform(Request& req) {
     curl_easy_setopt(c, CURLOPT_PASSWORD, config_.secret_key.c_str());
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);  // a stall is a failure
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 15L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(config_.stall_seconds));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_slist* headers = nullptr;
     std::string sha = "x-amz-content-sha256: " + req.payload_sha;

@@ -3,7 +3,7 @@
 // sends x-amz-content-sha256 (the body's SHA-256, computed here) and query
 // strings sorted and percent-encoded, which curl 7.88's signer leaves to us.
 //
-// Retries: 5xx, timeouts, resets and stalls (< 1 KiB/s for 15 s) are retried
+// Retries: 5xx, timeouts, resets and stalls (< 1 KiB/s for stall_seconds) are retried
 // with exponential backoff and jitter, up to `attempts` times; then ENOTCONN
 // (unreachable) or EIO. 404 is ENOENT, 403 EACCES ("check the keys"), other
 // 4xx EINVAL, with the server's error code in the message. The secret key
@@ -31,6 +31,7 @@ struct S3Config {
   std::string secret_key;
   std::string prefix = "recallfs";  // keys are <prefix>/<owner_id>/<sha256>
   int attempts = 6;
+  int stall_seconds = 15;  // a transfer below 1 KiB/s this long is retried
 };
 
 struct S3Part {

@@ -18,6 +18,7 @@
 #include "base/file_io.h"
 #include "fs/library.h"
 #include "sync/s3_client.h"
+#include "tests/cloud_fixture.h"
 #include "tests/mount_fixture.h"
 #include "tests/pg_fixture.h"
 #include "tests/test_util.h"
@@ -31,38 +32,10 @@ using test::PostgresServer;
 using test::RunResult;
 using test::TempDir;
 
-// The Swift the rig started, or nullopt (the test then skips).
-std::optional<std::string> swift_endpoint() {
-  const char* dir = std::getenv("RECALL_SWIFT_DIR");
-  if (!dir) return std::nullopt;
-  std::error_code ec;
-  if (!fs::exists(fs::path(dir) / "endpoint", ec)) return std::nullopt;
-  std::string e = test::read_file(fs::path(dir) / "endpoint");
-  while (!e.empty() && e.back() == '\n') e.pop_back();
-  return e;
-}
-
-#define RECALL_REQUIRE_SWIFT()                                                              \
-  do {                                                                                      \
-    if (!swift_endpoint())                                                                  \
-      GTEST_SKIP() << "no S3 server: run under ctest (its swift_start fixture starts one)"; \
-  } while (0)
-
-S3Config swift_config(const std::string& bucket) {
-  S3Config c;
-  c.endpoint = *swift_endpoint();
-  c.bucket = bucket;
-  c.access_key = "test:tester";
-  c.secret_key = "testing";
-  return c;
-}
-
-std::string random_file(const fs::path& p, size_t size, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string data = test::random_bytes(rng, size);
-  test::write_file(p, data);
-  return data;
-}
+using test::CloudDevice;
+using test::random_file;
+using test::swift_config;
+using test::swift_endpoint;
 
 TEST(Cloud, TheS3ClientSignsWhatASigningServerAccepts) {
   RECALL_REQUIRE_SWIFT();
@@ -110,28 +83,6 @@ TEST(Cloud, TheS3ClientSignsWhatASigningServerAccepts) {
   EXPECT_EQ(canonical_query({{"uploadId", "a b/c=d"}, {"partNumber", "2"}}),
             "partNumber=2&uploadId=a%20b%2Fc%3Dd");
 }
-
-// A device, signed in to an account, with the cloud set.
-struct CloudDevice {
-  CloudDevice() : data(dir / "data") { cli({"init"}); }
-  RunResult cli(std::vector<std::string> args, const std::string& in = "") const {
-    args.insert(args.begin(), test::recallfs_binary());
-    args.push_back("--data");
-    args.push_back(data.string());
-    return test::run(args, {}, in);
-  }
-  void connect(const std::string& token, const std::string& bucket) {
-    RunResult s = cli({"signin", "--server", PostgresServer::get().client_url(), "--token", "-"},
-                      token + "\n");
-    ASSERT_EQ(s.exit_code, 0) << s.err;
-    RunResult c = cli({"cloud", "set", "--endpoint", *swift_endpoint(), "--bucket", bucket,
-                       "--access-key", "test:tester", "--secret-key", "-", "--create-bucket"},
-                      "testing\n");
-    ASSERT_EQ(c.exit_code, 0) << c.err;
-  }
-  TempDir dir;
-  fs::path data;
-};
 
 TEST(Cloud, ASecondDeviceReadsBytesThatAreOnlyInTheCloud) {
   RECALL_REQUIRE_SWIFT();

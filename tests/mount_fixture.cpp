@@ -36,8 +36,10 @@ MountedLibrary::~MountedLibrary() {
   }
 }
 
-void MountedLibrary::mount() {
-  RunResult r = recallfs({"mount", mnt_.string()});
+void MountedLibrary::mount(const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"mount", mnt_.string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  RunResult r = recallfs(args);
   if (r.exit_code != 0) throw std::runtime_error("recallfs mount failed: " + r.err);
   mounted_ = true;
 }

@@ -22,7 +22,8 @@ class MountedLibrary {
   explicit MountedLibrary(const std::filesystem::path& data_dir);
   ~MountedLibrary();
 
-  void mount();
+  // `recallfs mount` with `extra` arguments (e.g. --cache-size 3M).
+  void mount(const std::vector<std::string>& extra = {});
   void unmount();
   // SIGKILLs the daemon and clears the dead mount, as after a crash.
   void kill_daemon();

@@ -15,6 +15,7 @@
 #include "fs/library.h"
 #include "sync/peer_auth.h"
 #include "sync/peer_server.h"
+#include "tests/cloud_fixture.h"
 #include "tests/mount_fixture.h"
 #include "tests/pg_fixture.h"
 #include "tests/test_util.h"
@@ -107,13 +108,6 @@ TEST(Peers, TheBlobServerServesSignedRequestsOnly) {
   EXPECT_EQ(http("http://" + closed.address() + path, signed_headers(key, path, "")).status, 403);
 }
 
-std::string owner_of(const std::string& account) {
-  std::string id =
-      PostgresServer::get().psql("SELECT id FROM recall.accounts WHERE name = '" + account + "'");
-  while (!id.empty() && id.back() == '\n') id.pop_back();
-  return id;
-}
-
 TEST(Peers, ADeviceReadsAnotherDevicesFilesAndSkipsAPeerWithBadBytes) {
   RECALL_REQUIRE_FUSE();
   RECALL_REQUIRE_POSTGRES();
@@ -162,10 +156,10 @@ TEST(Peers, ADeviceReadsAnotherDevicesFilesAndSkipsAPeerWithBadBytes) {
   test::write_file(bad_store->object_path(sha), damaged);
   std::string key_hex =
       pg.psql("SELECT encode(key, 'hex') FROM recall.peer_keys WHERE owner_id = '" +
-              owner_of("peers") + "'");
+              test::account_id("peers") + "'");
   key_hex.pop_back();
   PeerServer bad(*bad_store, "127.0.0.1:0", [&] { return std::optional(from_hex(key_hex)); });
-  std::string bad_id = new_uuid(), owner = owner_of("peers");
+  std::string bad_id = new_uuid(), owner = test::account_id("peers");
   pg.psql("INSERT INTO recall.devices(owner_id, id, name, peer_address) VALUES ('" + owner +
           "', '" + bad_id + "', 'liar', '" + bad.address() + "')");
   pg.psql(

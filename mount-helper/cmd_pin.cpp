@@ -1,0 +1,146 @@
+// recallfs pin | unpin PATH... — keep the bytes of works, folders or files of
+// a mounted library on this device whatever the cache budget (pin fetches
+// what is missing now, verified, with progress), or let them go again.
+#include <sys/xattr.h>
+
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include "base/error.h"
+#include "fs/fetcher.h"
+#include "mount-helper/cli.h"
+#include "mount-helper/mount_state.h"
+#include "sync/sources.h"
+
+namespace recall::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The data directory of the recallfs mount that `path` is in.
+fs::path library_of(const fs::path& path) {
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(fs::absolute(path), ec);
+  if (ec) throw Error(ENOENT, quote(path.string()) + ": " + ec.message());
+  for (fs::path cur = p;; cur = cur.parent_path()) {
+    if (auto m = mount_at(cur); m && m->fstype == "fuse.recallfs") {
+      if (!m->source.starts_with("recallfs:")) break;
+      return m->source.substr(9);
+    }
+    if (cur == cur.root_path()) break;
+  }
+  throw Error(EINVAL, quote(path.string()) + " is not in a mounted recallfs library");
+}
+
+std::string sha_of(const fs::path& file) {
+  char buf[80];
+  ssize_t n = ::getxattr(file.c_str(), "user.recall.sha256", buf, sizeof buf);
+  if (n < 0) throw_last_errno("read user.recall.sha256 of " + quote(file.string()));
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// The blobs of the files at or under `paths` (a new file, not yet stored,
+// has no blob and is skipped), each with one of its paths.
+std::map<std::string, fs::path> blobs_under(const std::vector<std::string>& paths) {
+  std::map<std::string, fs::path> out;
+  auto add = [&](const fs::path& f) {
+    std::string sha = sha_of(f);
+    if (!sha.empty()) out.emplace(sha, f);
+  };
+  for (const std::string& p : paths) {
+    fs::file_status st = fs::symlink_status(p);
+    if (fs::is_regular_file(st)) {
+      add(p);
+    } else if (fs::is_directory(st)) {
+      for (const fs::directory_entry& e : fs::recursive_directory_iterator(p))
+        if (e.is_regular_file() && !e.is_symlink()) add(e.path());
+    } else if (!fs::exists(st)) {
+      throw Error(ENOENT, "no such file or folder: " + quote(p));
+    }
+  }
+  return out;
+}
+
+// The library the paths are in; with --data, it must be that one.
+std::unique_ptr<Library> library_for(const std::vector<std::string>& paths, const Common& common) {
+  fs::path data = library_of(paths.front());
+  for (const std::string& p : paths)
+    if (library_of(p) != data)
+      throw Error(EINVAL, "the paths are in different libraries: pin them one library at a time");
+  std::error_code ec;
+  if (!common.data.empty() && !fs::equivalent(common.data, data, ec))
+    throw Error(EINVAL, "the paths are in the library " + quote(data.string()) + ", not in " +
+                            quote(common.data));
+  return Library::open(data, {.create = false});
+}
+
+}  // namespace
+
+void add_pin_verbs(CLI::App& app, Common& common) {
+  auto data_opt = [&](CLI::App* sub) {
+    sub->add_option("--data", common.data, "The library (default: the one mounted at PATH)");
+  };
+  auto paths = std::make_shared<std::vector<std::string>>();
+  CLI::App* pin = app.add_subcommand(
+      "pin", "Keep the bytes of works, folders or files on this device (fetching them now)");
+  pin->add_option("PATH", *paths, "Files or folders in a mounted library")->required();
+  data_opt(pin);
+  pin->callback([paths, &common] {
+    auto lib = library_for(*paths, common);
+    auto blobs = blobs_under(*paths);
+    std::vector<std::string> missing;
+    uint64_t missing_bytes = 0;
+    for (const auto& [sha, path] : blobs) {
+      lib->catalog().pin(sha);
+      if (!lib->blobs().has(sha)) {
+        missing.push_back(sha);
+        if (auto m = lib->catalog().get_blob(sha)) missing_bytes += m->size;
+      }
+    }
+    size_t failed = 0;
+    if (!missing.empty()) {
+      Fetcher fetcher(*lib, std::make_shared<HolderProvider>(*lib));
+      ProgressLine line;
+      uint64_t before = 0;
+      for (size_t i = 0; i < missing.size(); ++i) {
+        const fs::path& path = blobs.at(missing[i]);
+        uint64_t last = 0;
+        try {
+          fetcher.fetch_all(missing[i], [&](uint64_t done, uint64_t) {
+            last = done;
+            line.show("fetching " + std::to_string(i + 1) + "/" + std::to_string(missing.size()) +
+                      ": " + human_bytes(before + done) + " of " + human_bytes(missing_bytes) +
+                      "  " + path.filename().string());
+          });
+        } catch (const Error& e) {
+          line.done();
+          std::cerr << "recallfs: pin: " << path.string() << ": " << e.message() << "\n";
+          ++failed;
+        }
+        before += last;
+      }
+      line.done();
+    }
+    std::cout << "pinned " << blobs.size() << " files; fetched " << missing.size() - failed << " ("
+              << human_bytes(missing_bytes) << " wanted)"
+              << (failed ? ", " + std::to_string(failed) + " could not be fetched (still pinned)"
+                         : "")
+              << "\n";
+    if (failed) throw CLI::RuntimeError(1);
+  });
+
+  auto upaths = std::make_shared<std::vector<std::string>>();
+  CLI::App* unpin = app.add_subcommand(
+      "unpin", "Let the cache drop these bytes again when it needs room (once in the cloud)");
+  unpin->add_option("PATH", *upaths, "Files or folders in a mounted library")->required();
+  data_opt(unpin);
+  unpin->callback([upaths, &common] {
+    auto lib = library_for(*upaths, common);
+    auto blobs = blobs_under(*upaths);
+    for (const auto& [sha, path] : blobs) lib->catalog().unpin(sha);
+    std::cout << "unpinned " << blobs.size() << " files\n";
+  });
+}
+
+}  // namespace recall::cli

@@ -1,0 +1,67 @@
+// What the cloud tests share: the Swift the rig started (tests/rig/swift.sh),
+// a device signed in to an account with the cloud set, and a fault-injecting
+// proxy (tests/rig/fault_proxy.py) to put between a device and the cloud.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sync/s3_client.h"
+#include "tests/test_util.h"
+
+namespace recall::test {
+
+// The Swift the rig started, or nullopt (the test then skips).
+std::optional<std::string> swift_endpoint();
+
+#define RECALL_REQUIRE_SWIFT()                                                              \
+  do {                                                                                      \
+    if (!::recall::test::swift_endpoint())                                                  \
+      GTEST_SKIP() << "no S3 server: run under ctest (its swift_start fixture starts one)"; \
+  } while (0)
+
+S3Config swift_config(const std::string& bucket);
+
+// The id of the server account `name` (PostgresServer::get()).
+std::string account_id(const std::string& name);
+
+// Writes `size` random bytes (from `seed`) to `p` and returns them.
+std::string random_file(const std::filesystem::path& p, size_t size, uint64_t seed);
+
+// The arguments of `recallfs cloud set` for `bucket` at `endpoint` (the
+// secret key on standard input: "testing\n").
+std::vector<std::string> cloud_set_args(const std::string& endpoint, const std::string& bucket);
+
+// A device driven by the command (no mount), signed in with the cloud set.
+struct CloudDevice {
+  CloudDevice();
+  RunResult cli(std::vector<std::string> args, const std::string& in = "") const;
+  // Signs in with `token` and sets the cloud (`endpoint`: Swift by default).
+  void connect(const std::string& token, const std::string& bucket,
+               const std::string& endpoint = "");
+  TempDir dir;
+  std::filesystem::path data;
+};
+
+// tests/rig/fault_proxy.py on a loopback port, in front of `upstream`.
+class FaultProxy {
+ public:
+  explicit FaultProxy(const std::string& upstream_endpoint, double stall_seconds = 4);
+  ~FaultProxy();
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void set_mode(const std::string& mode);
+  // Log lines ("METHOD PATH -> what") that contain `needle`.
+  size_t count(const std::string& needle) const;
+  std::string log() const;
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace recall::test
