@@ -4,11 +4,15 @@
 // to inject faults (a holder that sends bad bytes, one that never answers).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "base/error.h"
 
 namespace recall {
 
@@ -21,7 +25,29 @@ class ByteSource {
   // Reads [offset, offset + buf.size()) of the blob; returns the bytes read
   // (fewer only at its end). Throws recall::Error when it cannot.
   virtual size_t read(const std::string& sha256, uint64_t offset, std::span<std::byte> buf) = 0;
+
+  // Streams [offset, offset + length) of the blob to `sink` as the bytes
+  // arrive, in pieces of any size and in order; one request for many chunks
+  // is what makes a sequential read fast. `sink` returns false to stop early
+  // (stream then returns). Throws recall::Error when the source fails or ends
+  // short; the bytes already given to `sink` stay given. The default reads
+  // 4 MiB pieces with read().
+  using Sink = std::function<bool(std::span<const std::byte>)>;
+  virtual void stream(const std::string& sha256, uint64_t offset, uint64_t length,
+                      const Sink& sink);
 };
+
+inline void ByteSource::stream(const std::string& sha256, uint64_t offset, uint64_t length,
+                               const Sink& sink) {
+  std::vector<std::byte> buf(static_cast<size_t>(std::min<uint64_t>(length, 4u << 20)));
+  for (uint64_t done = 0; done < length;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+    size_t got = read(sha256, offset + done, std::span(buf.data(), want));
+    if (got == 0) throw Error(EIO, name() + " ended short");
+    if (!sink(std::span<const std::byte>(buf.data(), got))) return;
+    done += got;
+  }
+}
 
 // Finds the holders of a blob, best first. Thread-safe.
 class SourceProvider {

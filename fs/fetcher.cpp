@@ -14,10 +14,8 @@ namespace recall {
 namespace fs = std::filesystem;
 
 namespace {
-// Sources are read in pieces of at most this much.
-constexpr uint64_t kPiece = 4ull << 20;
-// Parallel ranged requests of a sequential reader, and promotions.
-constexpr size_t kMaxPrefetchers = 4;
+// Parallel requests of sequential readers, and promotions.
+constexpr size_t kWorkers = 4;
 }  // namespace
 
 class Fetcher::Remote {
@@ -53,7 +51,7 @@ class Fetcher::Remote {
 
 Fetcher::Fetcher(Library& lib, std::shared_ptr<SourceProvider> provider)
     : lib_(lib), provider_(std::move(provider)) {
-  for (size_t i = 0; i < kMaxPrefetchers; ++i)
+  for (size_t i = 0; i < kWorkers; ++i)
     workers_.emplace_back([this] {
       for (;;) {
         std::function<void()> task;
@@ -70,12 +68,23 @@ Fetcher::Fetcher(Library& lib, std::shared_ptr<SourceProvider> provider)
 }
 
 Fetcher::~Fetcher() {
+  std::vector<std::shared_ptr<Remote>> remotes;
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    stopping_ = true;
+    for (auto& [sha, weak] : open_)
+      if (auto r = weak.lock()) remotes.push_back(r);
   }
   cv_.notify_all();
-  workers_.clear();  // joins
+  bg_cv_.notify_all();
+  // Waiters for chunks that queued tasks will now never fetch give up.
+  for (auto& r : remotes) {
+    std::lock_guard lock(r->mu);
+    r->cv.notify_all();
+  }
+  background_ = std::jthread();  // joins
+  workers_.clear();              // joins
 }
 
 void Fetcher::post(std::function<void()> task) {
@@ -124,59 +133,82 @@ std::shared_ptr<Fetcher::Remote> Fetcher::open(const std::string& sha256) {
   return r;
 }
 
-void Fetcher::fetch_chunk(Remote& r, size_t i) {
-  uint64_t off = r.chunk_offset(i), len = r.chunk_length(i);
-  std::vector<std::byte> buf(static_cast<size_t>(std::min(len, kPiece)));
+// Chunks [first, first + count) were claimed (Fetching) by the caller. One
+// request per holder streams them; each chunk is hashed as it arrives and
+// marked Present the moment it is verified, so a reader waiting for the
+// first chunk of a long run does not wait for the rest. A holder that fails
+// or sends a bad chunk is left for the next one, which is asked only for
+// the chunks still missing.
+void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
+  size_t next = first;  // the first chunk of the run not yet verified
+  const size_t end = first + count;
   std::string errors;
-  for (const std::shared_ptr<ByteSource>& src : provider_->sources_for(r.sha256)) {
+  std::vector<std::shared_ptr<ByteSource>> sources;
+  try {
+    sources = provider_->sources_for(r.sha256);
+  } catch (const std::exception& e) {
+    errors = e.what();
+  }
+  for (const std::shared_ptr<ByteSource>& src : sources) {
+    if (next == end) break;
+    Sha256 h;
+    uint64_t in_chunk = 0;  // bytes of chunk `next` received
+    bool bad = false;
+    uint64_t from = r.chunk_offset(next);
+    uint64_t length = r.chunk_offset(end - 1) + r.chunk_length(end - 1) - from;
     try {
-      Sha256 h;
-      for (uint64_t done = 0; done < len;) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), len - done));
-        size_t got = src->read(r.sha256, off + done, std::span(buf.data(), want));
-        if (got != want) throw Error(EIO, "short read");
-        h.update(std::span<const std::byte>(buf.data(), got));
-        // Written to the partial file, but not served before it is verified.
-        ssize_t w = ::pwrite(r.fd.get(), buf.data(), got, static_cast<off_t>(off + done));
-        if (w != static_cast<ssize_t>(got)) throw_last_errno("write a fetched chunk");
-        done += got;
-      }
-      Digest d = h.finish();
-      bool ok = r.manifest.empty() ? to_hex(d) == r.sha256 : d == r.manifest[i];
-      if (!ok) {
+      src->stream(r.sha256, from, length, [&](std::span<const std::byte> piece) {
+        while (!piece.empty()) {
+          uint64_t want = r.chunk_length(next) - in_chunk;
+          size_t k = static_cast<size_t>(std::min<uint64_t>(want, piece.size()));
+          // Written to the partial file, but not served before it is verified.
+          uint64_t at = r.chunk_offset(next) + in_chunk;
+          ssize_t w = ::pwrite(r.fd.get(), piece.data(), k, static_cast<off_t>(at));
+          if (w != static_cast<ssize_t>(k)) throw_last_errno("write a fetched chunk");
+          h.update(piece.first(k));
+          in_chunk += k;
+          piece = piece.subspan(k);
+          if (in_chunk < r.chunk_length(next)) continue;
+          Digest d = h.finish();
+          bool ok = r.manifest.empty() ? to_hex(d) == r.sha256 : d == r.manifest[next];
+          if (!ok) {
+            bad = true;
+            return false;  // stop this holder
+          }
+          chunk_arrived(r, next);
+          ++next;
+          h = Sha256();
+          in_chunk = 0;
+        }
+        return true;
+      });
+      if (bad) {
         std::fprintf(stderr,
                      "recallfs: %s sent bad bytes for chunk %zu of %s; trying the next holder\n",
-                     src->name().c_str(), i, r.sha256.c_str());
+                     src->name().c_str(), next, r.sha256.c_str());
         errors += src->name() + ": bad bytes; ";
         continue;
       }
+      if (next != end) throw Error(EIO, "sent fewer bytes than asked for");
       provider_->worked(r.sha256, *src);
-      return;
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       std::fprintf(stderr, "recallfs: %s could not serve chunk %zu of %s: %s\n",
-                   src->name().c_str(), i, r.sha256.c_str(), e.what());
-      errors += src->name() + ": " + e.message() + "; ";
+                   src->name().c_str(), next, r.sha256.c_str(), e.what());
+      errors += src->name() + ": " + e.what() + "; ";
     }
   }
-  throw Error(EIO, "no holder could serve chunk " + std::to_string(i) + " of " + r.sha256 +
+  if (next == end) return;
+  {
+    // What could not be fetched can be asked for again.
+    std::lock_guard lock(r.mu);
+    for (size_t i = next; i < end; ++i) r.state[i] = Remote::Absent;
+    r.cv.notify_all();
+  }
+  throw Error(EIO, "no holder could serve chunk " + std::to_string(next) + " of " + r.sha256 +
                        (errors.empty() ? " (no holder reachable)" : " (" + errors + ")"));
 }
 
-void Fetcher::ensure_chunk(Remote& r, size_t i) {
-  {
-    std::unique_lock lock(r.mu);
-    r.cv.wait(lock, [&] { return r.state[i] != Remote::Fetching; });
-    if (r.state[i] == Remote::Present) return;
-    r.state[i] = Remote::Fetching;  // this thread fetches; others wait
-  }
-  try {
-    fetch_chunk(r, i);
-  } catch (...) {
-    std::lock_guard lock(r.mu);
-    r.state[i] = Remote::Absent;
-    r.cv.notify_all();
-    throw;
-  }
+void Fetcher::chunk_arrived(Remote& r, size_t i) {
   bool complete;
   {
     std::lock_guard lock(r.mu);
@@ -185,37 +217,76 @@ void Fetcher::ensure_chunk(Remote& r, size_t i) {
     complete = r.present == r.chunks();
     r.cv.notify_all();
   }
-  if (complete) {
-    // Checking and moving a whole blob is not the reader's wait.
-    std::shared_ptr<Remote> self;
+  if (!complete) return;
+  // Checking and moving a whole blob is not the reader's wait.
+  if (auto self = find_remote(r.sha256)) post([this, self] { maybe_promote(*self); });
+}
+
+std::shared_ptr<Fetcher::Remote> Fetcher::find_remote(const std::string& sha256) {
+  std::lock_guard lock(mu_);
+  auto it = open_.find(sha256);
+  return it == open_.end() ? nullptr : it->second.lock();
+}
+
+size_t Fetcher::claim_run(Remote& r, size_t from, size_t max) {
+  std::lock_guard lock(r.mu);
+  size_t n = 0;
+  while (from + n < r.chunks() && n < max && r.state[from + n] == Remote::Absent) {
+    r.state[from + n] = Remote::Fetching;
+    ++n;
+  }
+  return n;
+}
+
+void Fetcher::ensure_chunk(Remote& r, size_t i, size_t run) {
+  for (;;) {
     {
-      std::lock_guard lock(mu_);
-      if (auto it = open_.find(r.sha256); it != open_.end()) self = it->second.lock();
+      std::unique_lock lock(r.mu);
+      r.cv.wait(lock, [&] { return r.state[i] != Remote::Fetching || stopping_; });
+      if (r.state[i] == Remote::Present) return;
+      if (stopping_) throw Error(ECANCELED, "recallfs is stopping");
     }
-    if (self) post([this, self] { maybe_promote(*self); });
+    size_t n = claim_run(r, i, run);
+    if (n > 0) return fetch_run(r, i, n);
+    // Someone else claimed it between the wait and the claim: wait again.
   }
 }
 
-void Fetcher::prefetch(std::shared_ptr<Remote> r, size_t from) {
+// Claims the absent chunks in [from, from + kReadAhead) in runs of up to
+// kRunChunks and fetches each run on a worker.
+void Fetcher::prefetch(const std::shared_ptr<Remote>& r, size_t from) {
   size_t to = std::min(r->chunks(), from + kReadAhead);
-  for (size_t i = from; i < to; ++i) {
-    {
-      std::lock_guard rl(r->mu);
-      if (r->state[i] != Remote::Absent) continue;
+  for (size_t i = from; i < to;) {
+    // Whole runs only (but for the blob's tail): as the reader moves on, the
+    // window refills a run at a time, not a chunk at a time.
+    if (i + kRunChunks > to && to < r->chunks()) break;
+    size_t n = claim_run(*r, i, std::min(kRunChunks, to - i));
+    if (n == 0) {
+      ++i;
+      continue;
     }
-    post([this, r, i] {
+    post([this, r, i, n] {
       try {
-        ensure_chunk(*r, i);
+        fetch_run(*r, i, n);
       } catch (...) {
         // The reader meets the error when it gets there.
       }
     });
+    i += n;
   }
 }
 
 size_t Fetcher::read(Remote& r, std::span<std::byte> buf, uint64_t offset) {
-  if (offset >= r.size || buf.empty()) return 0;
-  uint64_t len = std::min<uint64_t>(buf.size(), r.size - offset);
+  size_t len = ready(r, offset, buf.size());
+  if (len == 0) return 0;
+  return pread_full(r.fd.get(), std::span(buf.data(), len), offset);
+}
+
+int Fetcher::fd(Remote& r) { return r.fd.get(); }
+
+size_t Fetcher::ready(Remote& r, uint64_t offset, size_t size) {
+  if (offset >= r.size || size == 0) return 0;
+  uint64_t len = std::min<uint64_t>(size, r.size - offset);
   size_t first = static_cast<size_t>(offset / r.chunk_size);
   size_t last = static_cast<size_t>((offset + len - 1) / r.chunk_size);
   bool sequential;
@@ -224,16 +295,11 @@ size_t Fetcher::read(Remote& r, std::span<std::byte> buf, uint64_t offset) {
     sequential = first == r.next_sequential || first + 1 == r.next_sequential;
     r.next_sequential = last + 1;
   }
-  for (size_t i = first; i <= last; ++i) ensure_chunk(r, i);
-  if (sequential && last + 1 < r.chunks()) {
-    auto self = std::shared_ptr<Remote>();
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = open_.find(r.sha256); it != open_.end()) self = it->second.lock();
-    }
-    if (self) prefetch(self, last + 1);
-  }
-  return pread_full(r.fd.get(), std::span(buf.data(), static_cast<size_t>(len)), offset);
+  // Read-ahead first, so that it overlaps with the wait for this read.
+  if (sequential && last + 1 < r.chunks())
+    if (auto self = find_remote(r.sha256)) prefetch(self, last + 1);
+  for (size_t i = first; i <= last; ++i) ensure_chunk(r, i, last - i + 1);
+  return static_cast<size_t>(len);
 }
 
 void Fetcher::maybe_promote(Remote& r) {
@@ -281,13 +347,29 @@ void Fetcher::maybe_promote(Remote& r) {
 }
 
 void Fetcher::fetch_in_background(const std::string& sha256) {
-  post([this, sha256] {
-    try {
-      fetch_all(sha256);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "recallfs: could not fetch %s: %s\n", sha256.c_str(), e.what());
-    }
-  });
+  // Not on the workers: fetch_all waits for chunks that the workers fetch.
+  std::lock_guard lock(mu_);
+  if (stop_) return;
+  bg_queue_.push_back(sha256);
+  if (!background_.joinable())
+    background_ = std::jthread([this] {
+      for (;;) {
+        std::string sha;
+        {
+          std::unique_lock l(mu_);
+          bg_cv_.wait(l, [&] { return stop_ || !bg_queue_.empty(); });
+          if (stop_) return;
+          sha = std::move(bg_queue_.front());
+          bg_queue_.pop_front();
+        }
+        try {
+          fetch_all(sha);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "recallfs: could not fetch %s: %s\n", sha.c_str(), e.what());
+        }
+      }
+    });
+  bg_cv_.notify_one();
 }
 
 bool Fetcher::refused(Remote& r) {
@@ -301,7 +383,8 @@ void Fetcher::fetch_all(const std::string& sha256,
   std::shared_ptr<Remote> r = open(sha256);
   uint64_t done = 0;
   for (size_t i = 0; i < r->chunks(); ++i) {
-    ensure_chunk(*r, i);
+    prefetch(r, i);
+    ensure_chunk(*r, i, kRunChunks);
     done += r->chunk_length(i);
     if (progress) progress(done, r->size);
   }

@@ -15,6 +15,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -32,8 +33,10 @@ namespace recall {
 
 class Fetcher {
  public:
-  // How many chunks ahead a sequential reader is served.
-  static constexpr int kReadAhead = 4;
+  // How many chunks ahead a sequential reader is served, and how many
+  // chunks one request asks for at most.
+  static constexpr size_t kReadAhead = 16;
+  static constexpr size_t kRunChunks = 4;
 
   Fetcher(Library& lib, std::shared_ptr<SourceProvider> provider);
   ~Fetcher();
@@ -44,6 +47,12 @@ class Fetcher {
   std::shared_ptr<Remote> open(const std::string& sha256);
   // Reads from a remote blob, fetching and verifying what is missing.
   size_t read(Remote& r, std::span<std::byte> buf, uint64_t offset);
+  // Makes [offset, offset + size) of a remote blob readable from fd(r)
+  // (fetched and verified); returns how many bytes are (fewer at the end).
+  size_t ready(Remote& r, uint64_t offset, size_t size);
+  // The partial file's fd: verified ranges of it may be spliced. Valid while
+  // `r` lives, also after the blob moved into the store.
+  static int fd(Remote& r);
   // Fetches the whole blob into the store (pin, a write to the file).
   void fetch_all(const std::string& sha256,
                  const std::function<void(uint64_t done, uint64_t total)>& progress = {});
@@ -60,9 +69,14 @@ class Fetcher {
   }
 
  private:
-  void ensure_chunk(Remote& r, size_t chunk);
-  void fetch_chunk(Remote& r, size_t chunk);
-  void prefetch(std::shared_ptr<Remote> r, size_t from);
+  // Returns once chunk i is Present; fetches it (and up to `run` - 1 absent
+  // chunks after it, in one request) when nobody else is.
+  void ensure_chunk(Remote& r, size_t i, size_t run);
+  void fetch_run(Remote& r, size_t first, size_t count);
+  void chunk_arrived(Remote& r, size_t i);
+  size_t claim_run(Remote& r, size_t from, size_t max);
+  std::shared_ptr<Remote> find_remote(const std::string& sha256);
+  void prefetch(const std::shared_ptr<Remote>& r, size_t from);
   void maybe_promote(Remote& r);
   static bool refused(Remote& r);
 
@@ -78,7 +92,11 @@ class Fetcher {
   // Prefetches and promotions run on a few threads of their own.
   std::deque<std::function<void()>> tasks_;
   bool stop_ = false;
-  std::vector<std::jthread> workers_;  // last: joined first
+  std::atomic<bool> stopping_{false};  // the destructor runs: waiters give up
+  std::condition_variable bg_cv_;
+  std::deque<std::string> bg_queue_;  // blobs to fetch_all in the background
+  std::vector<std::jthread> workers_;
+  std::jthread background_;
 };
 
 }  // namespace recall

@@ -260,11 +260,18 @@ int op_read_buf(const char*, struct fuse_bufvec** bufp, size_t size, off_t off,
     auto* bv = static_cast<fuse_bufvec*>(std::malloc(sizeof(fuse_bufvec)));
     if (!bv) throw Error(ENOMEM, "out of memory");
     *bv = FUSE_BUFVEC_INIT(size);
-    int fd = vfs().splice_fd(fi->fh);
-    if (fd >= 0) {
+    Vfs::SpliceSource src;
+    try {
+      src = vfs().splice_source(fi->fh, size, static_cast<uint64_t>(off));
+    } catch (...) {
+      std::free(bv);
+      throw;
+    }
+    if (src.fd >= 0) {
       bv->buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-      bv->buf[0].fd = fd;
+      bv->buf[0].fd = src.fd;
       bv->buf[0].pos = off;
+      bv->buf[0].size = src.size;
     } else {
       void* mem = std::malloc(size ? size : 1);
       if (!mem) {

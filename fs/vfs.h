@@ -107,9 +107,15 @@ class Vfs {
   OpenResult open(std::string_view path, int flags);
   OpenResult create(std::string_view path, mode_t mode, int flags);
   size_t read(uint64_t handle, std::span<std::byte> buf, uint64_t offset);
-  // An fd to splice from (zero copy), valid until the handle is released, or
-  // -1 when the handle must be read with read() (its bytes may move).
-  int splice_fd(uint64_t handle);
+  // Where a read of `size` bytes at `offset` can be spliced from (zero
+  // copy): an fd valid until the handle is released and how many bytes are
+  // ready there (a remote blob's are fetched and verified first); fd -1 when
+  // the handle must be read with read() (a file being written).
+  struct SpliceSource {
+    int fd = -1;
+    size_t size = 0;
+  };
+  SpliceSource splice_source(uint64_t handle, size_t size, uint64_t offset);
   struct stat fgetattr(uint64_t handle);
   size_t write(uint64_t handle, std::span<const std::byte> data, uint64_t offset);
   void truncate(std::string_view path, uint64_t size);

@@ -285,9 +285,11 @@ size_t Vfs::read(uint64_t h, std::span<std::byte> buf, uint64_t offset) {
   return pread_full(fd->get(), buf, offset);
 }
 
-int Vfs::splice_fd(uint64_t h) {
+Vfs::SpliceSource Vfs::splice_source(uint64_t h, size_t size, uint64_t offset) {
   std::shared_ptr<Handle> hd = handle(h);
-  return hd->of || hd->remote ? -1 : hd->blob_fd.get();
+  if (hd->of) return {};
+  if (hd->remote) return {Fetcher::fd(*hd->remote), fetcher_->ready(*hd->remote, offset, size)};
+  return {hd->blob_fd.get(), size};
 }
 
 size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <pugixml.hpp>
 #include <random>
@@ -107,6 +108,13 @@ struct S3Client::Request {
   // Where a GET's body goes (else into Response::body).
   std::span<std::byte> sink;
   size_t sink_used = 0;
+  // Or a stream of [range_start, range_end]: each attempt asks for what it
+  // has not delivered yet.
+  const std::function<bool(std::span<const std::byte>)>* stream = nullptr;
+  uint64_t range_start = 0, range_end = 0, streamed = 0;
+  bool stopped = false;        // the stream's sink said stop (or threw: error)
+  std::exception_ptr error;    // what the sink threw (not through libcurl)
+  bool ignored_range = false;  // a 200 answer to a range request
   Response* response = nullptr;
 };
 
@@ -169,6 +177,12 @@ S3Client::Response S3Client::perform(Request& req) {
     std::string sha = "x-amz-content-sha256: " + req.payload_sha;
     headers = curl_slist_append(headers, sha.c_str());
     for (const std::string& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+    std::string range;
+    if (req.stream) {
+      range = "Range: bytes=" + std::to_string(req.range_start + req.streamed) + "-" +
+              std::to_string(req.range_end);
+      headers = curl_slist_append(headers, range.c_str());
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     if (req.method == "HEAD") {
       curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -207,6 +221,24 @@ S3Client::Response S3Client::perform(Request& req) {
         c, CURLOPT_WRITEFUNCTION, +[](char* data, size_t sz, size_t n, void* ud) -> size_t {
           auto* r = static_cast<Request*>(ud);
           size_t len = sz * n;
+          if (r->stream && r->response->status / 100 == 2) {
+            if (r->response->status == 200 && r->range_start + r->streamed > 0) {
+              r->ignored_range = true;
+              return 0;
+            }
+            bool more = false;
+            try {
+              more = (*r->stream)(std::as_bytes(std::span(data, len)));
+            } catch (...) {
+              r->error = std::current_exception();
+            }
+            if (!more) {
+              r->stopped = true;
+              return 0;
+            }
+            r->streamed += len;
+            return len;
+          }
           if (!r->sink.empty() && r->response->status / 100 == 2) {
             size_t k = std::min(len, r->sink.size() - r->sink_used);
             std::memcpy(r->sink.data() + r->sink_used, data, k);
@@ -240,6 +272,10 @@ S3Client::Response S3Client::perform(Request& req) {
         });
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(headers);
+    if (req.error) std::rethrow_exception(req.error);
+    if (req.stopped) return resp;
+    if (req.ignored_range)
+      throw Error(EIO, "the object store ignored a range request for " + req.url);
     if (rc != CURLE_OK) {
       last_error = curl_easy_strerror(rc);
       if (transient_curl(rc)) continue;
@@ -303,6 +339,22 @@ size_t S3Client::get_range(const std::string& key, uint64_t offset, std::span<st
   if (resp.status == 200 && offset > 0)
     throw Error(EIO, "the object store ignored a range request for " + key);
   return r.sink_used;
+}
+
+void S3Client::get_stream(const std::string& key, uint64_t offset, uint64_t length,
+                          const std::function<bool(std::span<const std::byte>)>& sink) {
+  if (length == 0) return;
+  Request r;
+  r.url = url(key, {});
+  r.stream = &sink;
+  r.range_start = offset;
+  r.range_end = offset + length - 1;
+  Response resp = perform(r);
+  if (r.stopped) return;
+  if (resp.status / 100 != 2) fail(resp, "get " + key);
+  if (r.streamed != length)
+    throw Error(EIO, "the object store sent " + std::to_string(r.streamed) + " of " +
+                         std::to_string(length) + " bytes of " + key);
 }
 
 void S3Client::remove(const std::string& key) {

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -58,6 +59,11 @@ class S3Client {
   void put(const std::string& key, int fd, uint64_t offset, uint64_t size);
   // Reads [offset, offset + buf.size()) of an object; returns the bytes read.
   size_t get_range(const std::string& key, uint64_t offset, std::span<std::byte> buf);
+  // Streams [offset, offset + length) of an object to `sink` as it arrives.
+  // A retry after a cut asks only for the rest: `sink` never sees a byte
+  // twice. `sink` returning false stops the transfer (no error).
+  void get_stream(const std::string& key, uint64_t offset, uint64_t length,
+                  const std::function<bool(std::span<const std::byte>)>& sink);
   void remove(const std::string& key);
 
   // Multipart upload.

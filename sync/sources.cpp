@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <random>
 
 #include "base/error.h"
 #include "base/ids.h"
+#include "base/sha256.h"
 #include "sync/cloud_config.h"
 #include "sync/credentials.h"
 #include "sync/peer_auth.h"
@@ -33,6 +35,22 @@ size_t CloudSource::read(const std::string& sha256, uint64_t offset, std::span<s
   return n;
 }
 
+void CloudSource::stream(const std::string& sha256, uint64_t offset, uint64_t length,
+                         const Sink& sink) {
+  std::unique_ptr<S3Client> client;
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      client = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (!client) client = std::make_unique<S3Client>(config_);
+  client->get_stream(client->key_for(owner_, sha256), offset, length, sink);
+  std::lock_guard lock(mu_);
+  idle_.push_back(std::move(client));
+}
+
 std::shared_ptr<ByteSource> HolderProvider::cloud() {
   std::optional<Credentials> creds = load_credentials(lib_.dir());
   std::optional<S3Config> cfg = load_cloud_config(lib_.dir());
@@ -55,19 +73,47 @@ PeerSource::PeerSource(std::string device_id, std::string name, std::string addr
       address_(std::move(address)),
       key_(std::move(key)) {}
 
+std::string PeerSource::key_hex() const { return to_hex(std::span<const unsigned char>(key_)); }
+
 size_t PeerSource::read(const std::string& sha256, uint64_t offset, std::span<std::byte> buf) {
-  if (buf.empty()) return 0;
+  size_t used = 0;
+  stream(sha256, offset, buf.size(), [&](std::span<const std::byte> piece) {
+    std::memcpy(buf.data() + used, piece.data(), piece.size());
+    used += piece.size();
+    return true;
+  });
+  return used;
+}
+
+void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t length,
+                        const Sink& sink) {
+  if (length == 0) return;
   std::string path = "/v1/blobs/" + sha256;
-  std::string range =
-      "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + buf.size() - 1);
+  std::string range = "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
   int64_t date = now_ms() / 1000;
   std::string sig = peer_signature(key_, "GET", path, range, date);
-  struct Sink {
-    std::span<std::byte> buf;
-    size_t used = 0;
-  } sink{buf};
-  std::unique_ptr<CURL, void (*)(CURL*)> c(curl_easy_init(), curl_easy_cleanup);
+  struct State {
+    const Sink* sink;
+    uint64_t left;
+    bool stopped = false;
+    long status = 0;
+    CURL* c;
+    std::exception_ptr error;  // what the sink threw (not through libcurl)
+  } st{&sink, length, false, 0, nullptr, nullptr};
+  // A connection kept from the last request, if any: a sequential read is
+  // many requests to one peer.
+  std::unique_ptr<CURL, void (*)(CURL*)> c(nullptr, curl_easy_cleanup);
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      c.reset(idle_.back().release());
+      idle_.pop_back();
+    }
+  }
+  if (!c) c.reset(curl_easy_init());
   if (!c) throw Error(ENOMEM, "cannot start libcurl");
+  curl_easy_reset(c.get());
+  st.c = c.get();
   std::string url = "http://" + address_ + path;
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, ("Range: " + range).c_str());
@@ -79,25 +125,43 @@ size_t PeerSource::read(const std::string& sha256, uint64_t offset, std::span<st
   curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 10L);
   curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &st);
   curl_write_callback write = [](char* d, size_t sz, size_t n, void* ud) -> size_t {
-    auto* s = static_cast<Sink*>(ud);
+    auto* s = static_cast<State*>(ud);
     size_t len = sz * n;
-    size_t k = std::min(len, s->buf.size() - s->used);
-    std::memcpy(s->buf.data() + s->used, d, k);
-    s->used += k;
-    return k == len ? len : 0;  // more than asked for: abort
+    if (s->status == 0) curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
+    if (s->status != 206 && s->status != 200) return 0;  // an error page: not blob bytes
+    if (len > s->left) return 0;                         // more than asked for: abort
+    bool more = false;
+    try {
+      more = (*s->sink)(std::as_bytes(std::span(d, len)));
+    } catch (...) {
+      s->error = std::current_exception();
+    }
+    if (!more) {
+      s->stopped = true;
+      return 0;
+    }
+    s->left -= len;
+    return len;
   };
   curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, write);
   CURLcode rc = curl_easy_perform(c.get());
   curl_slist_free_all(headers);
-  if (rc != CURLE_OK) throw Error(ENOTCONN, "peer " + name_ + ": " + curl_easy_strerror(rc));
+  if (st.error) std::rethrow_exception(st.error);
+  if (st.stopped) return;
   long status = 0;
   curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
   if (status == 404) throw Error(ENOENT, "peer " + name_ + " does not have it");
+  if (rc != CURLE_OK && status / 100 == 2)
+    throw Error(ENOTCONN, "peer " + name_ + ": " + curl_easy_strerror(rc));
+  if (rc != CURLE_OK && status == 0)
+    throw Error(ENOTCONN, "peer " + name_ + ": " + curl_easy_strerror(rc));
   if (status != 206 && !(status == 200 && offset == 0))
     throw Error(EIO, "peer " + name_ + " answered HTTP " + std::to_string(status));
-  return sink.used;
+  if (st.left != 0) throw Error(EIO, "peer " + name_ + " sent fewer bytes than asked for");
+  std::lock_guard lock(mu_);
+  if (idle_.size() < 8) idle_.emplace_back(c.release(), curl_easy_cleanup);
 }
 
 std::vector<std::shared_ptr<ByteSource>> HolderProvider::sources_for(const std::string& sha256) {
@@ -111,8 +175,7 @@ std::vector<std::shared_ptr<ByteSource>> HolderProvider::sources_for(const std::
       if (h.device_id == cat.device_id() || h.device_id == kCloudHolder) continue;
       auto dev = cat.get_device(h.device_id);
       if (!dev || !dev->peer_address || dev->peer_address->empty()) continue;
-      peers.push_back(std::make_shared<PeerSource>(h.device_id, dev->name, *dev->peer_address,
-                                                   from_hex(creds->peer_key)));
+      peers.push_back(peer(h.device_id, dev->name, *dev->peer_address, creds->peer_key));
     }
     // Spread the load, but keep what worked last in front.
     static thread_local std::mt19937_64 rng(std::random_device{}());
@@ -130,6 +193,17 @@ std::vector<std::shared_ptr<ByteSource>> HolderProvider::sources_for(const std::
   // it holds the blob: a miss there costs one ranged GET.
   if (auto c = cloud()) out.push_back(c);
   return out;
+}
+
+std::shared_ptr<PeerSource> HolderProvider::peer(const std::string& device_id,
+                                                 const std::string& name,
+                                                 const std::string& address,
+                                                 const std::string& key_hex) {
+  std::lock_guard lock(mu_);
+  auto& p = peers_[device_id];
+  if (!p || p->address() != address || p->key_hex() != key_hex)
+    p = std::make_shared<PeerSource>(device_id, name, address, from_hex(key_hex));
+  return p;
 }
 
 void HolderProvider::worked(const std::string&, const ByteSource& source) {

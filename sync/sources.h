@@ -5,6 +5,7 @@
 // holders and opens no connection.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +21,8 @@ class CloudSource : public ByteSource {
   CloudSource(S3Config config, std::string owner_id);
   std::string name() const override { return "cloud"; }
   size_t read(const std::string& sha256, uint64_t offset, std::span<std::byte> buf) override;
+  void stream(const std::string& sha256, uint64_t offset, uint64_t length,
+              const Sink& sink) override;
   const S3Config& config() const { return config_; }
 
  private:
@@ -37,11 +40,17 @@ class PeerSource : public ByteSource {
              std::vector<unsigned char> key);
   std::string name() const override { return "peer " + name_; }
   size_t read(const std::string& sha256, uint64_t offset, std::span<std::byte> buf) override;
+  void stream(const std::string& sha256, uint64_t offset, uint64_t length,
+              const Sink& sink) override;
   const std::string& device_id() const { return device_id_; }
+  const std::string& address() const { return address_; }
+  std::string key_hex() const;
 
  private:
   std::string device_id_, name_, address_;
   std::vector<unsigned char> key_;
+  std::mutex mu_;                                             // guards idle_
+  std::vector<std::unique_ptr<CURL, void (*)(CURL*)>> idle_;  // kept connections
 };
 
 // The holders of a blob, best first: the peers that device_blobs says hold
@@ -54,12 +63,16 @@ class HolderProvider : public SourceProvider {
 
  private:
   std::shared_ptr<ByteSource> cloud();
+  // The source for a peer, kept (with its connections) while it is unchanged.
+  std::shared_ptr<PeerSource> peer(const std::string& device_id, const std::string& name,
+                                   const std::string& address, const std::string& key_hex);
 
   Library& lib_;
   std::mutex mu_;  // guards the members below
   std::string cloud_stamp_;
   std::shared_ptr<CloudSource> cloud_;
-  std::string last_good_peer_;  // device id
+  std::string last_good_peer_;                                // device id
+  std::map<std::string, std::shared_ptr<PeerSource>> peers_;  // by device id
 };
 
 }  // namespace recall

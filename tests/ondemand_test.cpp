@@ -311,7 +311,7 @@ TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
       owner + "', gen_random_uuid(), '" + liar_id + "', '" + sha + "', 1, 'healthy')");
   ASSERT_EQ(b.recallfs({"sync"}).exit_code, 0);
   EXPECT_TRUE(test::read_file(b / "inbox/notes.txt") == notes);
-  EXPECT_GE(cloud_seen_by_b.count("GET "), 2u);
+  EXPECT_GE(cloud_seen_by_b.count("GET "), 1u);
   EXPECT_NE(test::read_file(b.data() / "recallfs.log").find("peer liar sent bad bytes"),
             std::string::npos);
   // The account knows b holds both now.

@@ -1,0 +1,25 @@
+# Shared by the bench scripts (source it): timing helpers and a private
+# PostgreSQL on 127.0.0.1.
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+report() { printf '%-52s %s\n' "$1" "$2"; }
+min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_pg DIR: a cluster in DIR/pg with the database "recall"; sets PGPORT_B
+# and ADMIN (a superuser URL). stop_pg DIR stops it.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+start_pg() {
+  local dir=$1
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir"
+  PGPORT_B=$(free_port)
+  as_pg "$PGBIN/initdb" -D "$dir/pg" -A trust -U postgres --no-sync > /dev/null
+  printf 'local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n' > "$dir/pg/pg_hba.conf"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir/pg/pg_hba.conf"
+  as_pg "$PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -o "-p $PGPORT_B -c listen_addresses=127.0.0.1 -k $dir" start > /dev/null
+  psql -h 127.0.0.1 -p "$PGPORT_B" -U postgres -X -q -c "CREATE DATABASE recall"
+  ADMIN="postgresql://postgres@127.0.0.1:$PGPORT_B/recall"
+}
+stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$1/pg" -m fast stop > /dev/null 2>&1 || true; }
