@@ -8,6 +8,8 @@
 #include <random>
 #include <sstream>
 
+#include "base/ids.h"
+#include "sync/peer_auth.h"
 #include "tests/pg_fixture.h"
 
 extern char** environ;
@@ -81,6 +83,30 @@ void CloudDevice::connect(const std::string& token, const std::string& bucket,
   RunResult c =
       cli(cloud_set_args(endpoint.empty() ? *swift_endpoint() : endpoint, bucket), "testing\n");
   ASSERT_EQ(c.exit_code, 0) << c.err;
+}
+
+LyingPeer::LyingPeer(const std::string& account, const std::string& content,
+                     const std::vector<size_t>& flip_at)
+    : dir_("lying-peer"), device_id_(new_uuid()) {
+  PostgresServer& pg = PostgresServer::get();
+  std::string sha = sha256_of(content), owner = account_id(account);
+  store_ = BlobStore::open(dir_.path(), {.create = true});
+  std::string damaged = content;
+  for (size_t at : flip_at) damaged[at] ^= 1;
+  fs::create_directories(store_->object_path(sha).parent_path());
+  write_file(store_->object_path(sha), damaged);
+  std::string key_hex =
+      pg.psql("SELECT encode(key, 'hex') FROM recall.peer_keys WHERE owner_id = '" + owner + "'");
+  key_hex.pop_back();
+  std::vector<unsigned char> key = from_hex(key_hex);
+  server_ =
+      std::make_unique<PeerServer>(*store_, "127.0.0.1:0", [key] { return std::optional(key); });
+  pg.psql("INSERT INTO recall.devices(owner_id, id, name, peer_address) VALUES ('" + owner +
+          "', '" + device_id_ + "', 'liar', '" + server_->address() + "')");
+  pg.psql(
+      "INSERT INTO recall.device_blobs(owner_id, id, device_id, sha256, present, health) VALUES "
+      "('" +
+      owner + "', gen_random_uuid(), '" + device_id_ + "', '" + sha + "', 1, 'healthy')");
 }
 
 FaultProxy::FaultProxy(const std::string& upstream_endpoint, double stall_seconds)

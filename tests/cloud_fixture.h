@@ -6,10 +6,13 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "cas/blob_store.h"
+#include "sync/peer_server.h"
 #include "sync/s3_client.h"
 #include "tests/test_util.h"
 
@@ -45,6 +48,22 @@ struct CloudDevice {
                const std::string& endpoint = "");
   TempDir dir;
   std::filesystem::path data;
+};
+
+// A real blob server (PeerServer) of the account `account`, holding `content`
+// with the bytes at `flip_at` damaged, registered on the server as a device
+// named "liar" that holds it. A test double at the peer seam.
+class LyingPeer {
+ public:
+  LyingPeer(const std::string& account, const std::string& content,
+            const std::vector<size_t>& flip_at);
+  const std::string& device_id() const { return device_id_; }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<BlobStore> store_;
+  std::unique_ptr<PeerServer> server_;
+  std::string device_id_;
 };
 
 // tests/rig/fault_proxy.py on a loopback port, in front of `upstream`.

@@ -290,25 +290,7 @@ TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
 
   // a stops; a liar also claims the notes. b skips both and reads the cloud.
   a.unmount();
-  std::string sha = test::sha256_of(notes), owner = test::account_id("holders");
-  TempDir bad_dir;
-  auto bad_store = BlobStore::open(bad_dir.path(), {.create = true});
-  std::string damaged = notes;
-  damaged[100] ^= 1;  // both chunks are bad
-  damaged[(4 << 20) + 100] ^= 1;
-  fs::create_directories(bad_store->object_path(sha).parent_path());
-  test::write_file(bad_store->object_path(sha), damaged);
-  std::string key_hex =
-      pg.psql("SELECT encode(key, 'hex') FROM recall.peer_keys WHERE owner_id = '" + owner + "'");
-  key_hex.pop_back();
-  PeerServer liar(*bad_store, "127.0.0.1:0", [&] { return std::optional(from_hex(key_hex)); });
-  std::string liar_id = new_uuid();
-  pg.psql("INSERT INTO recall.devices(owner_id, id, name, peer_address) VALUES ('" + owner +
-          "', '" + liar_id + "', 'liar', '" + liar.address() + "')");
-  pg.psql(
-      "INSERT INTO recall.device_blobs(owner_id, id, device_id, sha256, present, health) VALUES "
-      "('" +
-      owner + "', gen_random_uuid(), '" + liar_id + "', '" + sha + "', 1, 'healthy')");
+  test::LyingPeer liar("holders", notes, {100, (4 << 20) + 100});  // both chunks are bad
   ASSERT_EQ(b.recallfs({"sync"}).exit_code, 0);
   EXPECT_TRUE(test::read_file(b / "inbox/notes.txt") == notes);
   EXPECT_GE(cloud_seen_by_b.count("GET "), 1u);

@@ -148,24 +148,7 @@ TEST(Peers, ADeviceReadsAnotherDevicesFilesAndSkipsAPeerWithBadBytes) {
   ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/notes.txt"); },
                                std::chrono::seconds(10)));
   std::string sha = test::sha256_of(notes);
-  TempDir bad_dir;
-  auto bad_store = BlobStore::open(bad_dir.path(), {.create = true});
-  std::string damaged = notes;
-  damaged[100] ^= 1;
-  fs::create_directories(bad_store->object_path(sha).parent_path());
-  test::write_file(bad_store->object_path(sha), damaged);
-  std::string key_hex =
-      pg.psql("SELECT encode(key, 'hex') FROM recall.peer_keys WHERE owner_id = '" +
-              test::account_id("peers") + "'");
-  key_hex.pop_back();
-  PeerServer bad(*bad_store, "127.0.0.1:0", [&] { return std::optional(from_hex(key_hex)); });
-  std::string bad_id = new_uuid(), owner = test::account_id("peers");
-  pg.psql("INSERT INTO recall.devices(owner_id, id, name, peer_address) VALUES ('" + owner +
-          "', '" + bad_id + "', 'liar', '" + bad.address() + "')");
-  pg.psql(
-      "INSERT INTO recall.device_blobs(owner_id, id, device_id, sha256, present, health) VALUES "
-      "('" +
-      owner + "', gen_random_uuid(), '" + bad_id + "', '" + sha + "', 1, 'healthy')");
+  test::LyingPeer liar("peers", notes, {100});
   // First the liar is the only holder b knows: the read fails, and no byte
   // of the damaged chunk is returned.
   std::string a_device = Library::open(a.data(), {})->catalog().device_id();
