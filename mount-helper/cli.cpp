@@ -30,6 +30,11 @@ bool is_default_data_dir(const Common& c) {
   return c.data.empty() && !(env && *env);
 }
 
+void add_data_option(CLI::App* verb, Common& c) {
+  verb->add_option("--data", c.data,
+                   "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
+}
+
 std::unique_ptr<Library> open_library(const Common& c) {
   fs::path dir = data_dir(c);
   try {

@@ -23,6 +23,8 @@ std::filesystem::path data_dir(const Common& c);
 // True when no --data or $RECALLFS_DATA was given (the embedded default,
 // which is created on first use).
 bool is_default_data_dir(const Common& c);
+// Adds --data DIR (into `c.data`) to a verb.
+void add_data_option(CLI::App* verb, Common& c);
 // Opens the library; creates it only when it is the default one.
 std::unique_ptr<Library> open_library(const Common& c);
 

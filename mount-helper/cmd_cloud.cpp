@@ -25,10 +25,6 @@ std::string secret_from(const std::string& value) {
 }  // namespace
 
 void add_cloud_verbs(CLI::App& app, Common& common) {
-  auto data_opt = [&](CLI::App* sub) {
-    sub->add_option("--data", common.data,
-                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
-  };
   CLI::App* cloud =
       app.add_subcommand("cloud", "Where the library's bytes are kept in S3-compatible storage");
   cloud->require_subcommand(1);
@@ -41,7 +37,7 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
   auto sa = std::make_shared<SetArgs>();
   CLI::App* set =
       cloud->add_subcommand("set", "Set the endpoint, bucket and keys (stored with mode 0600)");
-  data_opt(set);
+  add_data_option(set, common);
   set->add_option("--endpoint", sa->c.endpoint,
                   "e.g. https://s3.eu-central-1.amazonaws.com or http://127.0.0.1:9000")
       ->required();
@@ -68,7 +64,7 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
   });
 
   CLI::App* show = cloud->add_subcommand("show", "Show the cloud settings (not the secret key)");
-  data_opt(show);
+  add_data_option(show, common);
   show->callback([&common] {
     auto lib = open_library(common);
     auto c = load_cloud_config(lib->dir());
@@ -82,7 +78,7 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
   });
 
   CLI::App* unset = cloud->add_subcommand("unset", "Forget the cloud settings");
-  data_opt(unset);
+  add_data_option(unset, common);
   unset->callback([&common] {
     auto lib = open_library(common);
     remove_cloud_config(lib->dir());
@@ -91,7 +87,7 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
 
   CLI::App* replicate =
       app.add_subcommand("replicate", "Upload now every blob the cloud lacks (as the daemon does)");
-  data_opt(replicate);
+  add_data_option(replicate, common);
   replicate->callback([&common] {
     auto lib = open_library(common);
     auto creds = load_credentials(lib->dir());
@@ -122,7 +118,7 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
   peer->require_subcommand(1);
   CLI::App* pset =
       peer->add_subcommand("set", "Serve on an address (takes effect at the next mount)");
-  data_opt(pset);
+  add_data_option(pset, common);
   pset->add_option("--listen", pc->listen, "host:port to listen on, e.g. 0.0.0.0:7341")->required();
   pset->add_option("--advertise", pc->advertise,
                    "host:port other devices connect to (default: the listen address)");
@@ -132,7 +128,7 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
     std::cout << "serving peers on " << pc->listen << " from the next mount\n";
   });
   CLI::App* punset = peer->add_subcommand("unset", "Stop serving peers (from the next mount)");
-  data_opt(punset);
+  add_data_option(punset, common);
   punset->callback([&common] {
     auto lib = open_library(common);
     remove_peer_config(lib->dir());
@@ -140,7 +136,7 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
 
   auto limit = std::make_shared<size_t>(50);
   CLI::App* jobs = app.add_subcommand("jobs", "Show replication jobs, newest first");
-  data_opt(jobs);
+  add_data_option(jobs, common);
   jobs->add_option("-n", *limit, "How many (default 50)");
   jobs->add_flag("--json", common.json, "Print JSON");
   jobs->callback([&common, limit] {

@@ -151,14 +151,9 @@ void cat_node(Library& lib, const Node& n, const std::string& path) {
 }  // namespace
 
 void add_library_verbs(CLI::App& app, Common& common) {
-  auto data_opt = [&](CLI::App* sub) {
-    sub->add_option("--data", common.data,
-                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
-  };
-
   CLI::App* init = app.add_subcommand(
       "init", "Create an empty library (a guest library: nothing leaves this device)");
-  data_opt(init);
+  add_data_option(init, common);
   init->callback([&] {
     fs::path dir = data_dir(common);
     auto lib = Library::open(dir, {.create = true});
@@ -171,7 +166,7 @@ void add_library_verbs(CLI::App& app, Common& common) {
   static bool add_recursive = false;
   CLI::App* add = app.add_subcommand(
       "add", "Store files in the library: in the inbox, or in a work with --work");
-  data_opt(add);
+  add_data_option(add, common);
   add->add_option("FILE", add_files, "Files to add")->required();
   add->add_option("--work", add_work, "Title of the work to add them to (created when missing)");
   add->add_option("--role", add_role,
@@ -194,7 +189,7 @@ void add_library_verbs(CLI::App& app, Common& common) {
   static bool ls_long = false, ls_recursive = false;
   CLI::App* ls =
       app.add_subcommand("ls", "List a folder of the library: works/, works/TITLE, inbox, blobs");
-  data_opt(ls);
+  add_data_option(ls, common);
   ls->add_option("PATH", ls_path, "Path in the library tree (default: its top)");
   ls->add_flag("-l,--long", ls_long, "Show role, size and content hash");
   ls->add_flag("-R,--recursive", ls_recursive, "List sub-folders too");
@@ -216,7 +211,7 @@ void add_library_verbs(CLI::App& app, Common& common) {
 
   static std::vector<std::string> cat_paths;
   CLI::App* cat = app.add_subcommand("cat", "Write files of the library to standard output");
-  data_opt(cat);
+  add_data_option(cat, common);
   cat->add_option("PATH", cat_paths,
                   "Paths in the library tree (works/TITLE/FILE, inbox/FILE, blobs/SHA256)")
       ->required();

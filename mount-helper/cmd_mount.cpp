@@ -256,8 +256,7 @@ void add_mount_verbs(CLI::App& app, Common& common) {
   CLI::App* mount = app.add_subcommand(
       "mount", "Mount the library as a folder (runs in the background unless -f)");
   mount->add_option("MOUNTPOINT", req->mountpoint, "An empty directory to mount on")->required();
-  mount->add_option("--data", common.data,
-                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
+  add_data_option(mount, common);
   mount->add_flag("-f,--foreground", req->foreground,
                   "Stay in the foreground (messages on stderr)");
   mount->add_flag("--debug", req->debug, "Log every FUSE request (implies -f)");

@@ -19,15 +19,10 @@
 namespace recall::cli {
 
 void add_store_verbs(CLI::App& app, Common& common) {
-  auto data_opt = [&](CLI::App* sub) {
-    sub->add_option("--data", common.data,
-                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
-  };
-
   auto threads = std::make_shared<unsigned>(0);
   CLI::App* verify = app.add_subcommand(
       "verify", "Re-hash every object; quarantine those whose bytes changed (exit 1 if any)");
-  data_opt(verify);
+  add_data_option(verify, common);
   verify->add_option("--threads", *threads, "Hashing threads (default: one per core)");
   verify->add_flag("--json", common.json, "Print the report as JSON");
   verify->callback([&common, threads] {
@@ -91,7 +86,7 @@ void add_store_verbs(CLI::App& app, Common& common) {
   CLI::App* scan = app.add_subcommand(
       "scan",
       "Rebuild the store's index from its objects: index new ones, restore reappeared ones");
-  data_opt(scan);
+  add_data_option(scan, common);
   scan->add_flag("--json", common.json, "Print the report as JSON");
   scan->callback([&common] {
     auto lib = open_library(common);
@@ -115,7 +110,7 @@ void add_store_verbs(CLI::App& app, Common& common) {
 
   CLI::App* status =
       app.add_subcommand("status", "Show the library: counts, bytes, health, device");
-  data_opt(status);
+  add_data_option(status, common);
   status->add_flag("--json", common.json, "Print JSON");
   status->callback([&common] {
     auto lib = open_library(common);

@@ -40,18 +40,13 @@ void print_progress(ProgressLine& line, const SyncProgress& p) {
 }  // namespace
 
 void add_sync_verbs(CLI::App& app, Common& common) {
-  auto data_opt = [&](CLI::App* sub) {
-    sub->add_option("--data", common.data,
-                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
-  };
-
   struct SigninArgs {
     std::string server, token, device;
   };
   auto si = std::make_shared<SigninArgs>();
   CLI::App* signin = app.add_subcommand(
       "signin", "Sign this library in to an account: push it, merge it, and keep it in sync");
-  data_opt(signin);
+  add_data_option(signin, common);
   signin->add_option("--server", si->server, "The server: a PostgreSQL connection string or URI")
       ->required();
   signin->add_option("--token", si->token, "A session token (or - to read it from standard input)")
@@ -86,7 +81,7 @@ void add_sync_verbs(CLI::App& app, Common& common) {
 
   CLI::App* signout =
       app.add_subcommand("signout", "Stop syncing; the library stays on this device");
-  data_opt(signout);
+  add_data_option(signout, common);
   signout->callback([&common] {
     auto lib = open_library(common);
     remove_credentials(lib->dir());
@@ -95,7 +90,7 @@ void add_sync_verbs(CLI::App& app, Common& common) {
 
   CLI::App* sync =
       app.add_subcommand("sync", "Push this device's changes and pull the others', now");
-  data_opt(sync);
+  add_data_option(sync, common);
   sync->callback([&common] {
     auto lib = open_library(common);
     auto creds = load_credentials(lib->dir());
