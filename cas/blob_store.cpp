@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <mutex>
@@ -87,6 +88,7 @@ std::unique_ptr<BlobStore> BlobStore::open(const fs::path& data_dir, const Optio
   for (const char* sub : {"objects", "tmp", "quarantine"}) make_dir_durable(root / sub);
 
   std::unique_ptr<BlobStore> store(new BlobStore(root, options));
+  store->objects_fd_ = open_file(root / "objects", O_PATH | O_DIRECTORY);
   store->lock_fd_ = open_file(root / "lock", O_RDWR | O_CREAT, 0644);
   int fd = store->lock_fd_.get();
   bool exclusive = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
@@ -362,9 +364,25 @@ fs::path BlobStore::object_path(const std::string& sha256) const {
   return root_ / "objects" / sha256.substr(0, 2) / sha256;
 }
 
+namespace {
+// "ab/abcd…" relative to objects/, built without allocating.
+struct RelativeObjectPath {
+  explicit RelativeObjectPath(const std::string& sha256) {
+    text[0] = sha256[0];
+    text[1] = sha256[1];
+    text[2] = '/';
+    std::memcpy(text + 3, sha256.data(), 64);
+    text[67] = '\0';
+  }
+  char text[68];
+};
+}  // namespace
+
+// Asked for every file a listing shows (st_blocks): a lookup relative to an
+// open objects/ instead of a walk of the whole path from /.
 bool BlobStore::has(const std::string& sha256) const {
   if (!is_sha256_hex(sha256)) return false;
-  return ::access(object_path(sha256).c_str(), F_OK) == 0;
+  return ::faccessat(objects_fd_.get(), RelativeObjectPath(sha256).text, F_OK, 0) == 0;
 }
 
 std::optional<BlobInfo> BlobStore::stat(const std::string& sha256) {
@@ -374,8 +392,7 @@ std::optional<BlobInfo> BlobStore::stat(const std::string& sha256) {
 
 UniqueFd BlobStore::open_object(const std::string& sha256) const {
   require_sha(sha256);
-  fs::path p = object_path(sha256);
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::openat(objects_fd_.get(), RelativeObjectPath(sha256).text, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) throw Error(ENOENT, "blob " + sha256 + " is not on this device");
     throw_last_errno("open blob " + sha256);

@@ -150,6 +150,7 @@ class BlobStore {
   std::filesystem::path root_;
   Options options_;
   UniqueFd lock_fd_;
+  UniqueFd objects_fd_;  // objects/, for lookups relative to it
   std::unique_ptr<BlobIndex> index_;
   std::mutex touch_mu_;  // guards touched_
   std::unordered_map<std::string, int64_t> touched_;

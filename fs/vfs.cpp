@@ -605,7 +605,7 @@ std::vector<std::string> Vfs::listxattr(std::string_view path) {
 }
 
 std::string Vfs::getxattr(std::string_view path, std::string_view name) {
-  if (!name.starts_with(kPrefix)) throw Error(ENODATA, "no such attribute");
+  if (!name.starts_with(kPrefix)) throw Error(foreign_xattr_errno(name), "no such attribute");
   std::string_view key = name.substr(kPrefix.size());
   Resolved r = resolve(path);
   if (r.pending) {

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -91,6 +92,13 @@ class Vfs {
 
   // ---- extended attributes: user.recall.*
   static bool is_library_xattr(std::string_view name) { return name.starts_with("user.recall."); }
+  // The errno for reading an attribute that is not ours: ENODATA inside user.*,
+  // ENOTSUP for the other namespaces (security.*, system.* ACLs, trusted.*),
+  // which we do not keep. ls -l remembers ENOTSUP per device and stops asking,
+  // which saves two round trips per file listed.
+  static int foreign_xattr_errno(std::string_view name) {
+    return name.starts_with("user.") ? ENODATA : ENOTSUP;
+  }
   std::string getxattr(std::string_view path, std::string_view name);
   std::vector<std::string> listxattr(std::string_view path);
   void setxattr(std::string_view path, std::string_view name, std::string_view value);

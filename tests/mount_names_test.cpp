@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -135,6 +136,35 @@ TEST(MountNames, ErrorsAShellUserUnderstands) {
   EXPECT_EQ(errno_of(::rmdir((m / "works/W").c_str())), ENOTEMPTY);
   EXPECT_EQ(errno_of(::rename((m / "works/W").c_str(), (m / "works/W/a/b").c_str())), ENOTDIR);
   EXPECT_EQ(errno_of(::link((m / "works/W").c_str(), (m / "inbox/w").c_str())), EPERM);
+}
+
+// The library keeps user.recall.* only. Other namespaces answer ENOTSUP, not
+// ENODATA: ls -l then stops asking every file for SELinux labels and ACLs
+// (two round trips per file listed), as on any file system without them.
+TEST(MountNames, AttributesOutsideUserSpaceAreNotSupported) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  test::write_file(m / "inbox/f.txt", "x");
+  char buf[256];
+  auto get = [&](const std::string& rel, const char* name) {
+    return errno_of(static_cast<int>(::getxattr((m / rel).c_str(), name, buf, sizeof buf)));
+  };
+  for (const char* rel : {"inbox/f.txt", "inbox", "works"}) {
+    EXPECT_EQ(get(rel, "security.selinux"), ENOTSUP) << rel;
+    EXPECT_EQ(get(rel, "system.posix_acl_access"), ENOTSUP) << rel;
+    EXPECT_EQ(get(rel, "trusted.x"), ENOTSUP) << rel;
+  }
+  EXPECT_EQ(get("inbox/f.txt", "user.other"), ENODATA);
+  EXPECT_EQ(get("inbox/f.txt", "user.recall.sha256"), 0);
+  // ls -l asked once for the label and the ACL, then remembered the answer.
+  for (int i = 0; i < 30; ++i) test::write_file(m / ("inbox/g" + std::to_string(i)), "y");
+  test::RunResult r = m.shell("strace -qq -e trace=getxattr,lgetxattr ls -l inbox");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  size_t asked = 0;
+  for (size_t at = r.err.find("getxattr("); at != std::string::npos;
+       at = r.err.find("getxattr(", at + 1))
+    ++asked;
+  EXPECT_LE(asked, 3u) << r.err;
 }
 
 TEST(MountNames, StatShowsSizeTimesAndLocalBlocks) {
