@@ -193,6 +193,9 @@ class Catalog {
                          const std::vector<unsigned char>& manifest);
   // Blobs present on this device that no other holder (the cloud) has.
   std::vector<std::string> blobs_missing_from(const std::string& holder);
+  // Up to `limit` synced blobs present on this device whose blobs_meta has no
+  // chunk manifest yet, in sha256 order after `after`.
+  std::vector<std::string> blobs_lacking_manifest(const std::string& after, size_t limit);
 
   // ---- pins: blobs kept here whatever the cache budget
   void pin(const std::string& sha256);

@@ -381,6 +381,18 @@ std::vector<std::string> Catalog::blobs_missing_from(const std::string& holder) 
   return out;
 }
 
+std::vector<std::string> Catalog::blobs_lacking_manifest(const std::string& after, size_t limit) {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(
+      "SELECT d.sha256 FROM device_blobs d JOIN blobs_meta b ON b.sha256 = d.sha256 "
+      "WHERE d.device_id = ?1 AND d.present = 1 AND b.local_only = 0 AND "
+      "coalesce(length(b.chunk_manifest), 0) = 0 AND d.sha256 > ?2 ORDER BY d.sha256 LIMIT ?3");
+  s.bind(device_id_, after, static_cast<int64_t>(limit));
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+
 // ---- replication jobs ------------------------------------------------------
 
 namespace {

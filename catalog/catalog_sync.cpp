@@ -67,6 +67,10 @@ void bind_json(Stmt& s, int i, const SyncedColumn& c, const nlohmann::json& v) {
       return;
     case SyncedColumn::Type::Blob: {
       std::string hex = v.get<std::string>();
+      if (hex.empty()) {  // sent by catalogs of schema 1 for NULL
+        s.bind_one(i, std::nullopt);
+        return;
+      }
       std::vector<unsigned char> bytes(hex.size() / 2);
       for (size_t k = 0; k < bytes.size(); ++k)
         bytes[k] = static_cast<unsigned char>(std::stoi(hex.substr(2 * k, 2), nullptr, 16));
@@ -91,9 +95,14 @@ std::string upsert_sql(const SyncedTable& t) {
     if (std::string(c.name) == t.key) continue;
     if (!sets.empty()) sets += ", ";
     // blobs_meta rows only gain what they lacked; others take the server's.
+    // (An empty blob, pulled from a catalog of schema 1, counts as lacking.)
+    std::string mine =
+        c.type == SyncedColumn::Type::Blob
+            ? std::string("CASE WHEN length(") + c.name + ") > 0 THEN " + c.name + " END"
+            : std::string(c.name);
     sets += std::string(c.name) + " = " +
             (t.version ? std::string("excluded.") + c.name
-                       : std::string("coalesce(") + c.name + ", excluded." + c.name + ")");
+                       : "coalesce(" + mine + ", excluded." + c.name + ")");
   }
   return std::string("INSERT INTO ") + t.name + "(" + cols + ", local_only) VALUES(" + params +
          ", 0) ON CONFLICT(" + t.key + ") DO UPDATE SET " + sets;

@@ -27,7 +27,7 @@ std::string json_value(const SyncedColumn& c, const char* row) {
     case SyncedColumn::Type::Json:
       return "json(" + ref + ")";
     case SyncedColumn::Type::Blob:
-      return "lower(hex(" + ref + "))";
+      return "nullif(lower(hex(" + ref + ")), '')";  // hex(NULL) is '', not NULL
     default:
       return ref;
   }
@@ -232,6 +232,19 @@ CREATE TABLE outbox(
   return sql;
 }
 
+// v2: payloads carried a NULL blob as '' (what hex(NULL) gives), which the
+// server then kept as a value, so a chunk manifest added later never
+// reached it. The triggers are rebuilt with the NULL kept.
+std::string schema_v2() {
+  std::string sql;
+  for (const SyncedTable& t : synced_tables()) {
+    for (const char* op : {"insert", "update", "hide", "delete"})
+      sql += std::string("DROP TRIGGER IF EXISTS ") + t.name + "_outbox_" + op + ";\n";
+    sql += outbox_triggers(t);
+  }
+  return sql;
+}
+
 }  // namespace
 
 void migrate_catalog(Db& db) {
@@ -242,7 +255,7 @@ void migrate_catalog(Db& db) {
                              std::to_string(v) + ", newer than this recallfs knows (" +
                              std::to_string(kCatalogSchemaVersion) + ")");
   if (v < 1) db.exec(schema_v1());
-  // Later versions: if (v < 2) db.exec(...);
+  if (v < 2) db.exec(schema_v2());
   db.set_user_version(kCatalogSchemaVersion);
   tx.commit();
 }

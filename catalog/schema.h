@@ -8,7 +8,7 @@
 
 namespace recall {
 
-inline constexpr int kCatalogSchemaVersion = 1;
+inline constexpr int kCatalogSchemaVersion = 2;
 
 // Brings `db` to kCatalogSchemaVersion. EUCLEAN when the file is newer than
 // this program.

@@ -28,8 +28,10 @@ void ReplicationWorker::run() {
     if (stop_) break;
     try {
       auto creds = load_credentials(lib_.dir());
+      if (!creds || creds->account_id.empty()) continue;
+      describe_chunks();
       auto cfg = load_cloud_config(lib_.dir());
-      if (!creds || !cfg || creds->account_id.empty()) continue;
+      if (!cfg) continue;
       Replicator rep(lib_, *cfg, creds->account_id);
       if (clock::now() >= next_scan) {
         rep.enqueue_missing();
@@ -38,6 +40,28 @@ void ReplicationWorker::run() {
       if (rep.run(stop_) > 0 && uploaded_) uploaded_();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "recallfs: replication: %s\n", e.what());
+    }
+  }
+}
+
+// A few blobs per round, so that stopping stays prompt. A blob that cannot
+// be read here is passed over (verify reports it); the cursor wraps around.
+void ReplicationWorker::describe_chunks() {
+  std::vector<std::string> batch = lib_.catalog().blobs_lacking_manifest(described_up_to_, 8);
+  if (batch.empty()) {
+    described_up_to_.clear();
+    return;
+  }
+  for (const std::string& sha : batch) {
+    if (stop_) return;
+    described_up_to_ = sha;
+    if (undescribable_.contains(sha)) continue;
+    try {
+      ChunkManifest m = lib_.blobs().manifest(sha);
+      lib_.catalog().set_blob_manifest(sha, static_cast<int64_t>(m.chunk_size), m.packed());
+    } catch (const std::exception& e) {
+      undescribable_.insert(sha);
+      std::fprintf(stderr, "recallfs: cannot describe blob %s: %s\n", sha.c_str(), e.what());
     }
   }
 }

@@ -30,9 +30,15 @@ std::string upsert_sql(const SyncedTable& t) {
   for (const SyncedColumn& c : t.columns) {
     if (std::string(c.name) == t.key) continue;
     if (!sets.empty()) sets += ", ";
+    // Shared rows (no version) only gain what they lack; a blob column sent
+    // as '' by a catalog of schema 1 counts as lacking.
+    std::string mine = "t." + std::string(c.name), theirs = "EXCLUDED." + std::string(c.name);
+    if (c.type == SyncedColumn::Type::Blob) {
+      mine = "nullif(" + mine + ", '')";
+      theirs = "nullif(" + theirs + ", '')";
+    }
     sets += std::string(c.name) + " = " +
-            (t.version ? std::string("EXCLUDED.") + c.name
-                       : "coalesce(t." + std::string(c.name) + ", EXCLUDED." + c.name + ")");
+            (t.version ? theirs : "coalesce(" + mine + ", " + theirs + ")");
   }
   // owner_id comes from the token, once per statement (an InitPlan): the
   // column default would call the function for every row.

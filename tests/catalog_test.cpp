@@ -152,6 +152,29 @@ TEST_F(CatalogTest, OutboxRowsMatchChangesExactly) {
   EXPECT_EQ(rows[1].row_id, a.id);
 }
 
+// A blob described later (its chunk manifest computed after the row was
+// pushed) must reach the server: the first push carries "no manifest" as
+// null, which the server's "gain what is lacking" merge fills in, never as
+// an empty value that it would keep.
+TEST_F(CatalogTest, ABlobWithoutManifestIsQueuedWithNullAndItsManifestLater) {
+  new_outbox();
+  cat->add_asset(asset_in(Place{}, "paper.pdf", "pdf bytes"));
+  nlohmann::json first;
+  for (const auto& r : new_outbox())
+    if (r.table == "blobs_meta") first = nlohmann::json::parse(*r.payload);
+  ASSERT_TRUE(first.contains("chunk_manifest"));
+  EXPECT_TRUE(first["chunk_manifest"].is_null()) << first.dump();
+  std::string sha = test::sha256_of("pdf bytes");
+  EXPECT_EQ(cat->blobs_lacking_manifest("", 10), std::vector<std::string>{sha});
+  cat->set_blob_manifest(sha, 4 << 20, std::vector<unsigned char>(32, 0xab));
+  auto rows = new_outbox();
+  ASSERT_EQ(rows.size(), 1u);
+  std::string hex;
+  for (int i = 0; i < 32; ++i) hex += "ab";
+  EXPECT_EQ(nlohmann::json::parse(*rows[0].payload)["chunk_manifest"], hex);
+  EXPECT_TRUE(cat->blobs_lacking_manifest("", 10).empty());
+}
+
 TEST_F(CatalogTest, ARolledBackChangeLeavesNoRowAndNoOutboxEntry) {
   new_outbox();
   Work w = cat->create_work("Kept");

@@ -140,6 +140,12 @@ TEST(Peers, ADeviceReadsAnotherDevicesFilesAndSkipsAPeerWithBadBytes) {
   EXPECT_TRUE(test::eventually([&] {
     return b.shell("getfattr --only-values -n user.recall.local inbox/paper.pdf").out == "1";
   }));
+  // a has no cloud, yet it describes its blobs chunk by chunk, so that b
+  // verifies (and serves) each 4 MiB as it arrives rather than the whole.
+  EXPECT_TRUE(test::eventually([&] {
+    auto meta = Library::open(b.data(), {})->catalog().get_blob(test::sha256_of(paper));
+    return meta && meta->chunk_size == (4 << 20) && meta->chunk_manifest.size() == 3 * 32;
+  })) << "no chunk manifest reached b";
 
   // A bad peer: a real blob server whose copy of the blob is damaged,
   // registered as a holder of the account. b must skip it for a.
