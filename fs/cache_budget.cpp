@@ -8,8 +8,9 @@
 namespace recall {
 
 CacheBudget::CacheBudget(Library& lib, uint64_t budget_bytes,
-                         std::function<bool(const std::string&)> in_use)
-    : lib_(lib), budget_(budget_bytes), in_use_(std::move(in_use)) {}
+                         std::function<bool(const std::string&)> in_use,
+                         std::function<void(const std::string&)> evicted)
+    : lib_(lib), budget_(budget_bytes), in_use_(std::move(in_use)), evicted_(std::move(evicted)) {}
 
 CacheBudget::~CacheBudget() {
   {
@@ -47,6 +48,7 @@ bool CacheBudget::make_room(const std::string& sha256, uint64_t incoming) {
       try {
         lib_.blobs().remove(sha);
         lib_.catalog().set_device_blob(sha, false, "healthy");
+        if (evicted_) evicted_(sha);
         now = now > size ? now - size : 0;
         evicted = true;
       } catch (const Error& e) {

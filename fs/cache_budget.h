@@ -25,8 +25,11 @@ namespace recall {
 
 class CacheBudget {
  public:
+  // `in_use`: a blob open on the mount (never evicted). `evicted` is told of
+  // each blob removed (its files' st_blocks change).
   CacheBudget(Library& lib, uint64_t budget_bytes,
-              std::function<bool(const std::string& sha256)> in_use);
+              std::function<bool(const std::string& sha256)> in_use,
+              std::function<void(const std::string& sha256)> evicted = {});
   ~CacheBudget();
 
   uint64_t budget() const { return budget_; }
@@ -47,6 +50,7 @@ class CacheBudget {
   Library& lib_;
   uint64_t budget_;
   std::function<bool(const std::string&)> in_use_;
+  std::function<void(const std::string&)> evicted_;
   std::mutex evict_mu_;  // one eviction pass at a time
   std::mutex mu_;        // guards poked_, stop_
   std::condition_variable cv_;

@@ -98,11 +98,15 @@ std::optional<int64_t> mtime_of(const struct timespec tv[2]) {
 }
 
 void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
-  cfg->use_ino = 1;        // st_ino from the library: hard links share one
-  cfg->nullpath_ok = 1;    // handle-based calls work after unlink
-  cfg->hard_remove = 1;    // no .fuse_hidden files: Vfs handles unlink-while-open
-  cfg->entry_timeout = 1;  // names and attributes change only through us or a
-  cfg->attr_timeout = 1;   // sync, which invalidates; 1 s bounds staleness
+  cfg->use_ino = 1;      // st_ino from the library: hard links share one
+  cfg->nullpath_ok = 1;  // handle-based calls work after unlink
+  cfg->hard_remove = 1;  // no .fuse_hidden files: Vfs handles unlink-while-open
+  // Names and attributes change only through this mount, whose operations
+  // the kernel follows, or behind its back, which the Vfs invalidates (pulls:
+  // old names and the folders they touched; content; links; blobs fetched or
+  // evicted). What no invalidation reaches is stale for this long at most.
+  cfg->entry_timeout = 10;
+  cfg->attr_timeout = 10;
   cfg->negative_timeout = 0;
   // Large requests: fewer round trips for big sequential reads and writes.
   conn->max_write = 1 << 20;

@@ -320,6 +320,8 @@ void Vfs::unlink(std::string_view path) {
   }
   const Asset& a = *r.node.entry->asset;
   lib_.catalog().remove_name(*r.node.entry);
+  // Its other names (kernel inodes of their own) count one link fewer.
+  if (r.node.entry->extra_links > 0) content_changed(a.id);
   if (!lib_.catalog().get_asset(a.id)) {
     // Its last name: an open writer must not bring it back.
     if (std::shared_ptr<OpenFile> of = find_open(a.id)) {
@@ -375,6 +377,7 @@ void Vfs::link(std::string_view from, std::string_view to) {
   if (src.pending) commit_if_pending(src.pending);
   std::string asset_id = src.pending ? src.pending->asset_id : src.node.entry->asset->id;
   lib_.catalog().link_asset(asset_id, parent.node.place, raw);
+  content_changed(asset_id);  // every name shows one link more
 }
 
 void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
@@ -555,12 +558,63 @@ std::string Vfs::place_path(const Place& place) {
 void Vfs::content_changed(const std::string& asset_id) {
   if (!invalidate_) return;
   auto a = lib_.catalog().get_asset(asset_id);
-  if (!a) return;  // deleted: its names are gone, and the kernel forgets them in 1 s
+  if (!a) return;  // deleted: remote_changed() or the kernel's own unlink covers its names
   // Collision suffixes are not worked out here: such names stay stale for
-  // the attribute timeout (1 s) at most.
+  // the kernel's timeouts at most (remote_changed() relists the folders).
   invalidate_(place_path(Place{a->work_id, a->folder}) + "/" + escape_name(a->filename));
   for (const Edge& e : lib_.catalog().links_of(asset_id))
     invalidate_(place_path(Place{e.from_id, e.folder}) + "/" + escape_name(e.name));
+}
+
+void Vfs::blob_changed(const std::string& sha256) {
+  if (!invalidate_) return;
+  for (const Asset& a : lib_.catalog().assets_with_blob(sha256)) content_changed(a.id);
+}
+
+void Vfs::remote_changed(const Catalog::ApplyReport& report) {
+  if (!invalidate_) return;
+  // Beyond this, a listing per folder costs more than names that stay stale
+  // for the kernel's timeouts.
+  constexpr size_t kMaxFolders = 512;
+  Catalog& cat = lib_.catalog();
+  for (const std::string& title : report.old_titles) invalidate_("/works/" + escape_name(title));
+  auto shown = [&](const Place& p) -> std::optional<std::string> {
+    if (p.work_id && !cat.get_work(*p.work_id)) return std::nullopt;  // gone with its work
+    return place_path(p);
+  };
+  for (const auto& [place, name] : report.old_names)
+    if (auto dir = shown(place)) invalidate_(*dir + "/" + escape_name(name));
+  std::vector<Place> places = report.places;
+  std::sort(places.begin(), places.end(), [](const Place& a, const Place& b) {
+    return std::tie(a.work_id, a.folder) < std::tie(b.work_id, b.folder);
+  });
+  places.erase(std::unique(places.begin(), places.end()), places.end());
+  if (places.size() <= kMaxFolders) {
+    for (const Place& p : places) {
+      std::optional<std::string> dir = shown(p);
+      if (!dir) continue;
+      Node node;
+      node.kind = Node::Kind::Dir;
+      node.place = p;
+      try {
+        tree_.list(node, [&](const std::string& name, const Node&) {
+          invalidate_(*dir + "/" + name);
+          return true;
+        });
+      } catch (const Error&) {
+        // A sub-folder that is gone: its old name was invalidated above.
+      }
+    }
+  }
+  if (report.works_changed && cat.counts().works <= kMaxFolders) {
+    Node works;
+    works.kind = Node::Kind::WorksDir;
+    tree_.list(works, [&](const std::string& title, const Node&) {
+      invalidate_("/works/" + title);
+      return true;
+    });
+  }
+  for (const std::string& id : report.changed_assets) content_changed(id);
 }
 
 std::shared_ptr<OpenFile> Vfs::find_open(const std::string& asset_id) {
@@ -580,6 +634,8 @@ void Vfs::set_file_attrs(const std::string& asset_id, std::optional<uint32_t> mo
   }
   // A new file gets them with its first commit.
   if (!pending) lib_.catalog().set_asset_attrs(asset_id, mode, mtime_ns);
+  // The kernel updated the name it was asked through, not the other links.
+  if (!pending && !lib_.catalog().links_of(asset_id).empty()) content_changed(asset_id);
 }
 
 // ---- extended attributes ---------------------------------------------------

@@ -161,6 +161,12 @@ class Vfs {
   // shows new content or is gone: each name of a hard-linked file is its own
   // kernel inode. Called after commits and after pulls.
   void content_changed(const std::string& asset_id);
+  // After a pull: every name the kernel may hold stale — old names of changed
+  // rows, the entries of every folder whose listing changed (collision
+  // suffixes move), old work titles — and the changed assets' contents.
+  void remote_changed(const Catalog::ApplyReport& report);
+  // A blob was fetched here or evicted: its files' st_blocks changed.
+  void blob_changed(const std::string& sha256);
 
  private:
   struct Handle;

@@ -171,10 +171,13 @@ int do_mount(const MountRequest& req) {
         Vfs* v = s->vfs.get();
         s->fetcher = std::make_shared<Fetcher>(*s->lib, std::make_shared<HolderProvider>(*s->lib));
         v->set_fetcher(s->fetcher);
+        // A blob coming or going changes its files' st_blocks.
+        s->fetcher->set_on_local([v](const std::string& sha) { v->blob_changed(sha); });
         std::function<void()> uploaded;
         if (cache_size) {
           s->cache = std::make_unique<CacheBudget>(
-              *s->lib, *cache_size, [v](const std::string& sha) { return v->blob_in_use(sha); });
+              *s->lib, *cache_size, [v](const std::string& sha) { return v->blob_in_use(sha); },
+              [v](const std::string& sha) { v->blob_changed(sha); });
           CacheBudget* c = s->cache.get();
           s->fetcher->set_admit(
               [c](const std::string& sha, uint64_t size) { return c->make_room(sha, size); });
@@ -195,10 +198,8 @@ int do_mount(const MountRequest& req) {
           so.peer_address = pc->advertise.empty() ? s->peers->address() : pc->advertise;
           std::fprintf(stderr, "recallfs: serving peers on %s\n", s->peers->address().c_str());
         }
-        s->sync =
-            std::make_unique<SyncWorker>(*s->lib, so, [v](const std::vector<std::string>& assets) {
-              for (const std::string& id : assets) v->content_changed(id);
-            });
+        s->sync = std::make_unique<SyncWorker>(
+            *s->lib, so, [v](const Catalog::ApplyReport& r) { v->remote_changed(r); });
         return std::shared_ptr<Vfs>(std::move(s), v);
       },
       [&] {

@@ -13,7 +13,7 @@
 namespace recall {
 
 SyncWorker::SyncWorker(Library& lib, Options options,
-                       std::function<void(const std::vector<std::string>&)> changed)
+                       std::function<void(const Catalog::ApplyReport&)> changed)
     : lib_(lib), options_(options), changed_(std::move(changed)), thread_([this] { run(); }) {}
 
 SyncWorker::~SyncWorker() {
@@ -66,7 +66,7 @@ void SyncWorker::run() {
       if (lib_.catalog().outbox_count() > 0) engine->push();
       if (want_pull || clock::now() >= next_pull) {
         Catalog::ApplyReport r = engine->pull();
-        if (!r.changed_assets.empty() && changed_) changed_(r.changed_assets);
+        if (r.applied > 0 && changed_) changed_(r);
         want_pull = false;
         next_pull = clock::now() + options_.poll_interval;
       }

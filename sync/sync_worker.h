@@ -28,16 +28,16 @@ class SyncWorker {
     // Where this device serves peers (recorded in devices), if it does.
     std::optional<std::string> peer_address;
   };
-  // `changed` is told which assets a pull changed (to invalidate caches).
+  // `changed` is told what a pull changed (to invalidate caches).
   SyncWorker(Library& lib, Options options,
-             std::function<void(const std::vector<std::string>& assets)> changed);
+             std::function<void(const Catalog::ApplyReport&)> changed);
   ~SyncWorker();  // stops and joins
 
  private:
   void run();
   Library& lib_;
   Options options_;
-  std::function<void(const std::vector<std::string>&)> changed_;
+  std::function<void(const Catalog::ApplyReport&)> changed_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -418,10 +418,23 @@ TEST(Sync, MountedDevicesSeeEachOthersChanges) {
   EXPECT_EQ(::open((b / "inbox/from-a.txt").c_str(), O_RDONLY), -1);
   EXPECT_EQ(errno, EIO) << "reading bytes that are not here";
   // And back: b renames it, a sees the new name.
+  // The kernel caches names and attributes for 10 s; a pull invalidates the
+  // ones it changes, so old names go well within that (a knows from-a.txt:
+  // it wrote it; b has just looked at paper.pdf and works/Shared).
+  const auto soon = std::chrono::seconds(4);
   ASSERT_EQ(::rename((b / "inbox/from-a.txt").c_str(), (b / "inbox/renamed-on-b.txt").c_str()), 0);
   EXPECT_TRUE(test::eventually([&] { return fs::exists(a / "inbox/renamed-on-b.txt"); }));
-  EXPECT_TRUE(test::eventually([&] { return !fs::exists(a / "inbox/from-a.txt"); }));
+  EXPECT_TRUE(test::eventually([&] { return !fs::exists(a / "inbox/from-a.txt"); }, soon))
+      << "a still shows the name b renamed away";
   EXPECT_EQ(test::read_file(a / "inbox/renamed-on-b.txt"), "written on a");
+  ASSERT_EQ(::stat((b / "works/Shared/paper.pdf").c_str(), &st), 0);
+  ASSERT_EQ(::unlink((a / "works/Shared/paper.pdf").c_str()), 0);
+  EXPECT_TRUE(test::eventually([&] { return !fs::exists(b / "works/Shared/paper.pdf"); }, soon))
+      << "b still shows a file a deleted";
+  ASSERT_EQ(::rename((a / "works/Shared").c_str(), (a / "works/Renamed").c_str()), 0);
+  EXPECT_TRUE(test::eventually([&] { return fs::exists(b / "works/Renamed"); }));
+  EXPECT_TRUE(test::eventually([&] { return !fs::exists(b / "works/Shared"); }, soon))
+      << "b still shows a work by its old title";
   // The token is in no log.
   for (auto* m : {&a, &b}) {
     std::string log = test::read_file(m->data() / "recallfs.log");
