@@ -244,12 +244,11 @@ class Catalog {
     size_t kept = 0;     // deletes not applied: the work still holds content here
     std::vector<std::string> changed_assets;
     // What a mounted tree may be showing stale (for kernel cache
-    // invalidation): the names changed rows had before, the folders whose
-    // entries changed (before and after), the titles works had before.
+    // invalidation): the names changed rows had before (assets, links,
+    // sub-folders), the titles changed works had before; changed_assets
+    // also lists the assets whose links changed (their link counts).
     std::vector<std::pair<Place, std::string>> old_names;
-    std::vector<Place> places;
     std::vector<std::string> old_titles;
-    bool works_changed = false;  // a work was added, renamed or deleted
   };
   // Applies pulled rows in one transaction, without queueing them for push.
   // A row this device has changed but not pushed yet is left alone (its push

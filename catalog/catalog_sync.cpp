@@ -108,23 +108,27 @@ std::string upsert_sql(const SyncedTable& t) {
          ", 0) ON CONFLICT(" + t.key + ") DO UPDATE SET " + sets;
 }
 
-// Notes what a row showed before it changes: its name and folder.
+// Notes what a row showed before it changes: its name, in its folder.
 void note_before(Db& db, const std::string& table, const std::string& key,
                  Catalog::ApplyReport& report) {
   auto note = [&](std::optional<std::string> work, const std::string& folder,
                   const std::string& name) {
-    Place p{std::move(work), folder};
-    report.places.push_back(p);
-    report.old_names.emplace_back(std::move(p), name);
+    report.old_names.emplace_back(Place{std::move(work), folder}, name);
   };
-  if (table == "assets" || table == "edges") {
+  if (table == "assets") {
     // An asset's links go with it when it is deleted.
-    Stmt s = db.cached(table == "assets"
-                           ? "SELECT work_id, folder, filename FROM assets WHERE id = ?1 UNION ALL "
-                             "SELECT from_id, folder, name FROM edges WHERE to_id = ?1"
-                           : "SELECT from_id, folder, name FROM edges WHERE id = ?1");
+    Stmt s = db.cached(
+        "SELECT work_id, folder, filename FROM assets WHERE id = ?1 UNION ALL "
+        "SELECT from_id, folder, name FROM edges WHERE to_id = ?1");
     s.bind(key);
     while (s.step()) note(s.opt_text(0), s.text(1), s.text(2));
+  } else if (table == "edges") {
+    Stmt s = db.cached("SELECT from_id, folder, name, to_id FROM edges WHERE id = ?");
+    s.bind(key);
+    if (s.step()) {
+      note(s.opt_text(0), s.text(1), s.text(2));
+      report.changed_assets.push_back(s.text(3));  // one link fewer or moved
+    }
   } else if (table == "folders") {
     Stmt s = db.cached("SELECT work_id, path FROM folders WHERE id = ?");
     s.bind(key);
@@ -135,31 +139,10 @@ void note_before(Db& db, const std::string& table, const std::string& key,
            slash == std::string::npos ? path : path.substr(slash + 1));
     }
   } else if (table == "works") {
-    report.works_changed = true;
     Stmt s = db.cached("SELECT title FROM works WHERE id = ?");
     s.bind(key);
     if (s.step()) report.old_titles.push_back(s.text(0));
   }
-}
-
-// Notes the folder an upserted row shows up in.
-void note_after(const std::string& table, const nlohmann::json& j, Catalog::ApplyReport& report) {
-  auto text = [&](const char* k) -> std::optional<std::string> {
-    auto it = j.find(k);
-    if (it == j.end() || !it->is_string()) return std::nullopt;
-    return it->get<std::string>();
-  };
-  if (table == "assets")
-    report.places.push_back(Place{text("work_id"), text("folder").value_or("")});
-  if (table == "edges")
-    report.places.push_back(Place{text("from_id"), text("folder").value_or("")});
-  if (table == "folders") {
-    std::string path = text("path").value_or("");
-    size_t slash = path.rfind('/');
-    report.places.push_back(
-        Place{text("work_id"), slash == std::string::npos ? "" : path.substr(0, slash)});
-  }
-  if (table == "works") report.works_changed = true;
 }
 
 }  // namespace
@@ -186,7 +169,8 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       }
       nlohmann::json j = nlohmann::json::parse(r.payload);
       note_before(db, r.table, r.key, report);
-      note_after(r.table, j, report);
+      if (r.table == "edges" && j.contains("to_id") && j["to_id"].is_string())
+        report.changed_assets.push_back(j["to_id"].get<std::string>());  // one link more
       Stmt st = db.cached(sql);
       int i = 1;
       for (const SyncedColumn& c : t.columns)

@@ -234,13 +234,20 @@ CREATE TABLE outbox(
 
 // v2: payloads carried a NULL blob as '' (what hex(NULL) gives), which the
 // server then kept as a value, so a chunk manifest added later never
-// reached it. The triggers are rebuilt with the NULL kept.
+// reached it. The triggers are rebuilt with the NULL kept, and every blob
+// described here is queued again, to fill in what the server lacks.
 std::string schema_v2() {
   std::string sql;
   for (const SyncedTable& t : synced_tables()) {
     for (const char* op : {"insert", "update", "hide", "delete"})
       sql += std::string("DROP TRIGGER IF EXISTS ") + t.name + "_outbox_" + op + ";\n";
     sql += outbox_triggers(t);
+    if (std::string(t.name) == "blobs_meta")
+      sql +=
+          "INSERT INTO outbox(tbl, row_id, op, payload, created_ms) SELECT 'blobs_meta', "
+          "sha256, 'upsert', " +
+          payload_of(t, "blobs_meta") + ", " + kNowMs +
+          " FROM blobs_meta WHERE local_only = 0 AND length(chunk_manifest) > 0;\n";
   }
   return sql;
 }

@@ -101,11 +101,13 @@ void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
   cfg->use_ino = 1;      // st_ino from the library: hard links share one
   cfg->nullpath_ok = 1;  // handle-based calls work after unlink
   cfg->hard_remove = 1;  // no .fuse_hidden files: Vfs handles unlink-while-open
-  // Names and attributes change only through this mount, whose operations
-  // the kernel follows, or behind its back, which the Vfs invalidates (pulls:
-  // old names and the folders they touched; content; links; blobs fetched or
-  // evicted). What no invalidation reaches is stale for this long at most.
-  cfg->entry_timeout = 10;
+  // Attributes change only through this mount, whose operations the kernel
+  // follows, or behind its back, which the Vfs invalidates (pulls, content,
+  // links, blobs fetched or evicted): 10 s bounds what it misses. Names are
+  // kept 1 s only: the high-level API can invalidate an inode but not a
+  // name, and a name deleted elsewhere must not linger (open(O_CREAT) on it
+  // would fail with ENOENT).
+  cfg->entry_timeout = 1;
   cfg->attr_timeout = 10;
   cfg->negative_timeout = 0;
   // Large requests: fewer round trips for big sequential reads and writes.
@@ -118,9 +120,11 @@ void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
   // O_TRUNC arrives with open(), not as a separate truncate: it is staged
   // with the writes, so a write that fails never leaves the file emptied.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-  // The library keeps no ACLs; with this the kernel asks once per inode
-  // (ls -l asks for every file) and remembers the answer.
-  if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+  // The library keeps no ACLs, and permissions are the mode bits
+  // (default_permissions). FUSE_CAP_POSIX_ACL is not asked for: with it the
+  // kernel would check an ACL for every other user's access, and fail it
+  // on our ENOTSUP.
+  conn->want &= ~FUSE_CAP_POSIX_ACL;
   // Content changes are invalidated explicitly (and a blob never changes), so
   // the kernel need not re-check attributes on every read of cached pages.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;

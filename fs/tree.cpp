@@ -179,6 +179,12 @@ std::optional<Node> Tree::child(const Node& dir, std::string_view shown) {
   return found;
 }
 
+std::vector<std::string> Tree::shown_names(const Place& place, const std::string& raw) {
+  size_t n = catalog_.lookup(place, raw).size();
+  auto raw_exists = [&](const std::string& r) { return !catalog_.lookup(place, r).empty(); };
+  return name_group(raw, std::max<size_t>(n, 1), raw_exists);
+}
+
 void Tree::list(const Node& dir,
                 const std::function<bool(const std::string& shown, const Node&)>& fn) {
   switch (dir.kind) {

@@ -56,6 +56,9 @@ class Tree {
   Node resolve(std::string_view path);
   // The entry called `shown` in directory `dir`, or nullopt.
   std::optional<Node> child(const Node& dir, std::string_view shown);
+  // Every name the entries called `raw` in `place` show as ("a.pdf",
+  // "a (2).pdf", ...); escape_name(raw) alone when there is none.
+  std::vector<std::string> shown_names(const Place& place, const std::string& raw);
   // Streams a directory's entries with their shown names, in name order.
   void list(const Node& dir, const std::function<bool(const std::string& shown, const Node&)>& fn);
 

@@ -555,66 +555,53 @@ std::string Vfs::place_path(const Place& place) {
   return p;
 }
 
+void Vfs::invalidate(const std::string& path) {
+  std::lock_guard lock(invalidate_mu_);
+  if (invalidate_) invalidate_(path);
+}
+
 void Vfs::content_changed(const std::string& asset_id) {
-  if (!invalidate_) return;
+  {
+    std::lock_guard lock(invalidate_mu_);
+    if (!invalidate_) return;
+  }
+  invalidate_names(asset_id);
+}
+
+void Vfs::invalidate_names(const std::string& asset_id) {
   auto a = lib_.catalog().get_asset(asset_id);
   if (!a) return;  // deleted: remote_changed() or the kernel's own unlink covers its names
-  // Collision suffixes are not worked out here: such names stay stale for
-  // the kernel's timeouts at most (remote_changed() relists the folders).
-  invalidate_(place_path(Place{a->work_id, a->folder}) + "/" + escape_name(a->filename));
-  for (const Edge& e : lib_.catalog().links_of(asset_id))
-    invalidate_(place_path(Place{e.from_id, e.folder}) + "/" + escape_name(e.name));
-}
-
-void Vfs::blob_changed(const std::string& sha256) {
-  if (!invalidate_) return;
-  for (const Asset& a : lib_.catalog().assets_with_blob(sha256)) content_changed(a.id);
-}
-
-void Vfs::remote_changed(const Catalog::ApplyReport& report) {
-  if (!invalidate_) return;
-  // Beyond this, a listing per folder costs more than names that stay stale
-  // for the kernel's timeouts.
-  constexpr size_t kMaxFolders = 512;
-  Catalog& cat = lib_.catalog();
-  for (const std::string& title : report.old_titles) invalidate_("/works/" + escape_name(title));
-  auto shown = [&](const Place& p) -> std::optional<std::string> {
-    if (p.work_id && !cat.get_work(*p.work_id)) return std::nullopt;  // gone with its work
-    return place_path(p);
+  auto names_in = [&](const Place& place, const std::string& raw) {
+    std::string dir = place_path(place);
+    for (const std::string& shown : tree_.shown_names(place, raw)) invalidate(dir + "/" + shown);
   };
-  for (const auto& [place, name] : report.old_names)
-    if (auto dir = shown(place)) invalidate_(*dir + "/" + escape_name(name));
-  std::vector<Place> places = report.places;
-  std::sort(places.begin(), places.end(), [](const Place& a, const Place& b) {
-    return std::tie(a.work_id, a.folder) < std::tie(b.work_id, b.folder);
-  });
-  places.erase(std::unique(places.begin(), places.end()), places.end());
-  if (places.size() <= kMaxFolders) {
-    for (const Place& p : places) {
-      std::optional<std::string> dir = shown(p);
-      if (!dir) continue;
-      Node node;
-      node.kind = Node::Kind::Dir;
-      node.place = p;
-      try {
-        tree_.list(node, [&](const std::string& name, const Node&) {
-          invalidate_(*dir + "/" + name);
-          return true;
-        });
-      } catch (const Error&) {
-        // A sub-folder that is gone: its old name was invalidated above.
-      }
+  names_in(Place{a->work_id, a->folder}, a->filename);
+  for (const Edge& e : lib_.catalog().links_of(asset_id))
+    names_in(Place{e.from_id, e.folder}, e.name);
+}
+
+void Vfs::blob_changed(const std::string& sha256) noexcept {
+  try {
+    invalidate("/blobs/" + sha256);
+    for (const Asset& a : lib_.catalog().assets_with_blob(sha256)) content_changed(a.id);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: cache invalidation for blob %s: %s\n", sha256.c_str(),
+                 e.what());
+  }
+}
+
+void Vfs::remote_changed(const Catalog::ApplyReport& report) noexcept {
+  try {
+    Catalog& cat = lib_.catalog();
+    for (const std::string& title : report.old_titles) invalidate("/works/" + escape_name(title));
+    for (const auto& [place, name] : report.old_names) {
+      if (place.work_id && !cat.get_work(*place.work_id)) continue;  // gone: its title covers it
+      invalidate(place_path(place) + "/" + escape_name(name));
     }
+    for (const std::string& id : report.changed_assets) content_changed(id);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: cache invalidation after a pull: %s\n", e.what());
   }
-  if (report.works_changed && cat.counts().works <= kMaxFolders) {
-    Node works;
-    works.kind = Node::Kind::WorksDir;
-    tree_.list(works, [&](const std::string& title, const Node&) {
-      invalidate_("/works/" + title);
-      return true;
-    });
-  }
-  for (const std::string& id : report.changed_assets) content_changed(id);
 }
 
 std::shared_ptr<OpenFile> Vfs::find_open(const std::string& asset_id) {

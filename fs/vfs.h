@@ -143,6 +143,7 @@ class Vfs {
   // Called after content or names change, with the paths whose kernel caches
   // are stale (set by the FUSE adapter).
   void set_invalidator(std::function<void(const std::string& path)> fn) {
+    std::lock_guard lock(invalidate_mu_);
     invalidate_ = std::move(fn);
   }
 
@@ -161,12 +162,13 @@ class Vfs {
   // shows new content or is gone: each name of a hard-linked file is its own
   // kernel inode. Called after commits and after pulls.
   void content_changed(const std::string& asset_id);
-  // After a pull: every name the kernel may hold stale — old names of changed
-  // rows, the entries of every folder whose listing changed (collision
-  // suffixes move), old work titles — and the changed assets' contents.
-  void remote_changed(const Catalog::ApplyReport& report);
+  // After a pull: the names the kernel may hold stale — old names of
+  // changed rows, old work titles — and every name of the changed assets.
+  // Never throws (it runs on the sync worker).
+  void remote_changed(const Catalog::ApplyReport& report) noexcept;
   // A blob was fetched here or evicted: its files' st_blocks changed.
-  void blob_changed(const std::string& sha256);
+  // Never throws.
+  void blob_changed(const std::string& sha256) noexcept;
 
  private:
   struct Handle;
@@ -209,6 +211,11 @@ class Vfs {
   Options options_;
   std::filesystem::path staging_dir_;
   int64_t started_ns_;  // times shown for the fixed folders
+  // Sends one path to the invalidator, if there is one.
+  void invalidate(const std::string& path);
+  // Every name an asset shows under (collision suffixes included).
+  void invalidate_names(const std::string& asset_id);
+  std::mutex invalidate_mu_;  // guards invalidate_: workers call it while unmounting
   std::function<void(const std::string&)> invalidate_;
   std::shared_ptr<Fetcher> fetcher_;
   std::function<void(const std::string&)> on_stored_;

@@ -55,7 +55,7 @@ void ReplicationWorker::describe_chunks() {
   for (const std::string& sha : batch) {
     if (stop_) return;
     described_up_to_ = sha;
-    if (undescribable_.contains(sha)) continue;
+    if (undescribable_.contains(sha) || !lib_.blobs().has(sha)) continue;  // evicted meanwhile
     try {
       ChunkManifest m = lib_.blobs().manifest(sha);
       lib_.catalog().set_blob_manifest(sha, static_cast<int64_t>(m.chunk_size), m.packed());

@@ -175,6 +175,29 @@ TEST_F(CatalogTest, ABlobWithoutManifestIsQueuedWithNullAndItsManifestLater) {
   EXPECT_TRUE(cat->blobs_lacking_manifest("", 10).empty());
 }
 
+// A catalog of schema 1 pushed its blobs without manifests as '' (which the
+// server keeps); opening it with schema 2 queues every described blob again.
+TEST_F(CatalogTest, MigratingFromSchemaOneQueuesDescribedBlobsAgain) {
+  cat->add_asset(asset_in(Place{}, "paper.pdf", "pdf bytes"));
+  std::string sha = test::sha256_of("pdf bytes");
+  cat->set_blob_manifest(sha, 4 << 20, std::vector<unsigned char>(32, 0xcd));
+  cat->drop_outbox_through(new_outbox().back().seq);  // all pushed
+  cat.reset();
+  {
+    Db db = Db::open(dir / "catalog.db", {});
+    db.set_user_version(1);
+  }
+  cat = Catalog::open(dir / "catalog.db", {});
+  EXPECT_EQ(cat->schema_version(), kCatalogSchemaVersion);
+  auto rows = new_outbox();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].table, "blobs_meta");
+  EXPECT_EQ(rows[0].row_id, sha);
+  std::string hex;
+  for (int i = 0; i < 32; ++i) hex += "cd";
+  EXPECT_EQ(nlohmann::json::parse(*rows[0].payload)["chunk_manifest"], hex);
+}
+
 TEST_F(CatalogTest, ARolledBackChangeLeavesNoRowAndNoOutboxEntry) {
   new_outbox();
   Work w = cat->create_work("Kept");

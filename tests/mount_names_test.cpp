@@ -167,6 +167,32 @@ TEST(MountNames, AttributesOutsideUserSpaceAreNotSupported) {
   EXPECT_LE(asked, 3u) << r.err;
 }
 
+// Another user, through allow_other: the mode bits decide (no ACL is kept,
+// and none is asked for), so a 0644 file reads and a 0600 one does not.
+TEST(MountNames, AnotherUserGetsWhatTheModeBitsSay) {
+  RECALL_REQUIRE_FUSE();
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  MountedLibrary m;
+  m.unmount();
+  fs::permissions(m.tmp(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  m.mount({"-o", "allow_other"});
+  test::write_file(m / "inbox/open.txt", "for all");
+  test::write_file(m / "inbox/mine.txt", "for me");
+  ASSERT_EQ(::chmod((m / "inbox/open.txt").c_str(), 0644), 0);
+  ASSERT_EQ(::chmod((m / "inbox/mine.txt").c_str(), 0600), 0);
+  auto as_nobody = [&](const std::string& cmd) {
+    return test::run({"runuser", "-u", "nobody", "--", "sh", "-c", cmd});
+  };
+  test::RunResult r = as_nobody("cat '" + (m / "inbox/open.txt").string() + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "for all");
+  r = as_nobody("ls -l '" + (m / "inbox").string() + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = as_nobody("cat '" + (m / "inbox/mine.txt").string() + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << r.err;
+}
+
 TEST(MountNames, StatShowsSizeTimesAndLocalBlocks) {
   RECALL_REQUIRE_FUSE();
   MountedLibrary m;

@@ -418,9 +418,9 @@ TEST(Sync, MountedDevicesSeeEachOthersChanges) {
   EXPECT_EQ(::open((b / "inbox/from-a.txt").c_str(), O_RDONLY), -1);
   EXPECT_EQ(errno, EIO) << "reading bytes that are not here";
   // And back: b renames it, a sees the new name.
-  // The kernel caches names and attributes for 10 s; a pull invalidates the
-  // ones it changes, so old names go well within that (a knows from-a.txt:
-  // it wrote it; b has just looked at paper.pdf and works/Shared).
+  // The kernel keeps attributes for 10 s and names for 1 s; a pull
+  // invalidates what it changes, so old names go within seconds (a knows
+  // from-a.txt: it wrote it; b has just looked at paper.pdf and works/Shared).
   const auto soon = std::chrono::seconds(4);
   ASSERT_EQ(::rename((b / "inbox/from-a.txt").c_str(), (b / "inbox/renamed-on-b.txt").c_str()), 0);
   EXPECT_TRUE(test::eventually([&] { return fs::exists(a / "inbox/renamed-on-b.txt"); }));
