@@ -620,22 +620,41 @@ ScanReport BlobStore::scan(const std::function<void(uint64_t)>& progress) {
 
 // ---- chunk manifests -------------------------------------------------------
 
-ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size) {
+ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size, Digest* whole) {
   if (chunk_size == 0) throw Error(EINVAL, "chunk size must be positive");
   ChunkManifest m;
   m.chunk_size = chunk_size;
   std::vector<std::byte> buf(std::min<uint64_t>(kIoBuffer, chunk_size));
-  for (uint64_t off = 0; off < size; off += chunk_size)
-    m.chunks.push_back(hash_fd(fd, off, std::min(chunk_size, size - off), buf, nullptr));
+  Sha256 all;
+  for (uint64_t off = 0; off < size; off += chunk_size) {
+    uint64_t length = std::min(chunk_size, size - off);
+    Sha256 h;
+    for (uint64_t done = 0; done < length;) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+      size_t n = pread_full(fd, std::span(buf.data(), want), off + done);
+      if (n == 0) break;  // shorter than expected: the digests will not match
+      std::span<const std::byte> piece(buf.data(), n);
+      h.update(piece);
+      if (whole) all.update(piece);
+      done += n;
+    }
+    m.chunks.push_back(h.finish());
+  }
+  if (whole) *whole = all.finish();
   return m;
 }
 
+// A manifest goes to every device of the account and is never replaced, so
+// it is made only from bytes that match their name.
 ChunkManifest BlobStore::manifest(const std::string& sha256, uint64_t chunk_size) {
   require_sha(sha256);
   if (auto m = index_->manifest(sha256); m && m->chunk_size == chunk_size) return *m;
   UniqueFd fd = open_object(sha256);
   uint64_t size = static_cast<uint64_t>(stat_fd(fd.get(), object_path(sha256)).st_size);
-  ChunkManifest m = compute_manifest(fd.get(), size, chunk_size);
+  Digest whole;
+  ChunkManifest m = compute_manifest(fd.get(), size, chunk_size, &whole);
+  if (to_hex(whole) != sha256)
+    throw Error(EIO, "object " + sha256 + " does not match its name (recallfs verify repairs it)");
   index_->set_manifest(sha256, m);
   return m;
 }

@@ -134,7 +134,8 @@ class BlobStore {
   ScanReport scan(const std::function<void(uint64_t files_seen)>& progress = {});
 
   // The chunk manifest of an object: computed from its bytes on first use and
-  // stored in the index. ENOENT when the object is absent.
+  // stored in the index. ENOENT when the object is absent, EIO when its bytes
+  // no longer match its name.
   ChunkManifest manifest(const std::string& sha256, uint64_t chunk_size = kDefaultChunkSize);
 
   const std::filesystem::path& root() const { return root_; }
@@ -156,7 +157,8 @@ class BlobStore {
   std::unordered_map<std::string, int64_t> touched_;
 };
 
-// Computes a manifest over `size` bytes of the file open at `fd`.
-ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size);
+// Computes a manifest over `size` bytes of the file open at `fd`, and with
+// `whole` the SHA-256 of all of them in the same pass.
+ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size, Digest* whole = nullptr);
 
 }  // namespace recall

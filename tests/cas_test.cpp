@@ -393,6 +393,25 @@ TEST(BlobStore, ChunkManifestHasOneHashPerChunkAndIsStored) {
   // Other chunk sizes and the empty object.
   EXPECT_EQ(store->manifest(r.sha256, 1 << 20).chunks.size(), 10u);
   EXPECT_TRUE(store->manifest(put_string(*store, "").sha256).chunks.empty());
+  // Bytes that no longer match their name give no manifest (it would be
+  // synced to every device and never replaced).
+  std::string other = test::random_bytes(rng, 5 << 20);
+  PutResult o = put_string(*store, other);
+  fs::path victim = store->object_path(o.sha256);
+  fs::permissions(victim, fs::perms::owner_write, fs::perm_options::add);
+  {
+    UniqueFd fd = open_file(victim, O_RDWR);
+    char b;
+    ASSERT_EQ(::pread(fd.get(), &b, 1, 4 << 20), 1);
+    b ^= 0x01;
+    ASSERT_EQ(::pwrite(fd.get(), &b, 1, 4 << 20), 1);
+  }
+  try {
+    store->manifest(o.sha256);
+    ADD_FAILURE() << "a manifest of damaged bytes";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), EIO);
+  }
 }
 
 TEST(BlobStore, ContentMetadataOfRealFiles) {
