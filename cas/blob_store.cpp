@@ -620,7 +620,8 @@ ScanReport BlobStore::scan(const std::function<void(uint64_t)>& progress) {
 
 // ---- chunk manifests -------------------------------------------------------
 
-ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size, Digest* whole) {
+ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size, Digest* whole,
+                               const std::atomic<bool>* stop) {
   if (chunk_size == 0) throw Error(EINVAL, "chunk size must be positive");
   ChunkManifest m;
   m.chunk_size = chunk_size;
@@ -630,6 +631,7 @@ ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size, Diges
     uint64_t length = std::min(chunk_size, size - off);
     Sha256 h;
     for (uint64_t done = 0; done < length;) {
+      if (stop && *stop) throw Error(ECANCELED, "stopped");
       size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
       size_t n = pread_full(fd, std::span(buf.data(), want), off + done);
       if (n == 0) break;  // shorter than expected: the digests will not match
@@ -646,13 +648,14 @@ ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size, Diges
 
 // A manifest goes to every device of the account and is never replaced, so
 // it is made only from bytes that match their name.
-ChunkManifest BlobStore::manifest(const std::string& sha256, uint64_t chunk_size) {
+ChunkManifest BlobStore::manifest(const std::string& sha256, uint64_t chunk_size,
+                                  const std::atomic<bool>* stop) {
   require_sha(sha256);
   if (auto m = index_->manifest(sha256); m && m->chunk_size == chunk_size) return *m;
   UniqueFd fd = open_object(sha256);
   uint64_t size = static_cast<uint64_t>(stat_fd(fd.get(), object_path(sha256)).st_size);
   Digest whole;
-  ChunkManifest m = compute_manifest(fd.get(), size, chunk_size, &whole);
+  ChunkManifest m = compute_manifest(fd.get(), size, chunk_size, &whole, stop);
   if (to_hex(whole) != sha256)
     throw Error(EIO, "object " + sha256 + " does not match its name (recallfs verify repairs it)");
   index_->set_manifest(sha256, m);

@@ -27,6 +27,7 @@
 // the disk is full (nothing is left behind), EUCLEAN for a corrupt index.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -135,8 +136,9 @@ class BlobStore {
 
   // The chunk manifest of an object: computed from its bytes on first use and
   // stored in the index. ENOENT when the object is absent, EIO when its bytes
-  // no longer match its name.
-  ChunkManifest manifest(const std::string& sha256, uint64_t chunk_size = kDefaultChunkSize);
+  // no longer match its name, ECANCELED when `stop` is set meanwhile.
+  ChunkManifest manifest(const std::string& sha256, uint64_t chunk_size = kDefaultChunkSize,
+                         const std::atomic<bool>* stop = nullptr);
 
   const std::filesystem::path& root() const { return root_; }
 
@@ -159,6 +161,7 @@ class BlobStore {
 
 // Computes a manifest over `size` bytes of the file open at `fd`, and with
 // `whole` the SHA-256 of all of them in the same pass.
-ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size, Digest* whole = nullptr);
+ChunkManifest compute_manifest(int fd, uint64_t size, uint64_t chunk_size, Digest* whole = nullptr,
+                               const std::atomic<bool>* stop = nullptr);
 
 }  // namespace recall

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "base/error.h"
 #include "sync/cloud_config.h"
 #include "sync/credentials.h"
 #include "sync/replicator.h"
@@ -57,8 +58,13 @@ void ReplicationWorker::describe_chunks() {
     described_up_to_ = sha;
     if (undescribable_.contains(sha) || !lib_.blobs().has(sha)) continue;  // evicted meanwhile
     try {
-      ChunkManifest m = lib_.blobs().manifest(sha);
+      // Unmounting does not wait for a large blob to be hashed.
+      ChunkManifest m = lib_.blobs().manifest(sha, kDefaultChunkSize, &stop_);
       lib_.catalog().set_blob_manifest(sha, static_cast<int64_t>(m.chunk_size), m.packed());
+    } catch (const Error& e) {
+      if (e.code() == ECANCELED) return;  // described at the next start
+      undescribable_.insert(sha);
+      std::fprintf(stderr, "recallfs: cannot describe blob %s: %s\n", sha.c_str(), e.what());
     } catch (const std::exception& e) {
       undescribable_.insert(sha);
       std::fprintf(stderr, "recallfs: cannot describe blob %s: %s\n", sha.c_str(), e.what());
