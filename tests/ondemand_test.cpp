@@ -177,14 +177,27 @@ TEST(OnDemand, TheCacheStaysWithinItsBudgetAndKeepsPinnedAndUnuploadedBytes) {
   EXPECT_EQ(xattr(b, name(0), "pinned"), "1");
   EXPECT_EQ(xattr(b, name(0), "local"), "1");
 
-  // Reading all of it keeps the store within budget, least recent out.
+  // Reading all of it keeps the store within budget, least recent out. The
+  // kernel keeps attributes for 10 s; st_blocks follows the bytes well
+  // before that, as fetches and evictions invalidate them.
+  auto blocks = [&](int i) {
+    struct stat st {};
+    return ::stat((b / name(i)).c_str(), &st) == 0 ? st.st_blocks : -1;
+  };
+  const auto soon = std::chrono::seconds(3);
   for (int i = 1; i < 8; ++i) {
     EXPECT_TRUE(test::read_file(b / name(i)) == files[static_cast<size_t>(i)]) << name(i);
     EXPECT_TRUE(test::eventually([&] { return xattr(b, name(i), "local") == "1"; })) << name(i);
+    if (i == 1) {
+      EXPECT_TRUE(test::eventually([&] { return blocks(1) == (1 << 20) / 512; }, soon))
+          << "st_blocks of a fetched file: " << blocks(1);
+    }
     EXPECT_LE(stored_bytes(b), kBudget) << "after reading " << name(i);
   }
   EXPECT_EQ(xattr(b, name(0), "local"), "1") << "a pinned file was evicted";
   EXPECT_EQ(xattr(b, name(1), "local"), "0") << "the least recently used file was kept";
+  EXPECT_TRUE(test::eventually([&] { return blocks(1) == 0; }, soon))
+      << "st_blocks of an evicted file: " << blocks(1);
 
   // A new file that cannot reach the cloud yet is never evicted.
   proxy.set_mode("no-uploads");
