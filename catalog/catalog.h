@@ -245,10 +245,12 @@ class Catalog {
     std::vector<std::string> changed_assets;
     // What a mounted tree may be showing stale (for kernel cache
     // invalidation): the names changed rows had before (assets, links,
-    // sub-folders), the titles changed works had before; changed_assets
-    // also lists the assets whose links changed (their link counts).
-    std::vector<std::pair<Place, std::string>> old_names;
-    std::vector<std::string> old_titles;
+    // sub-folders) and the titles changed works had, before and after
+    // (a new work or folder is missing from its parent's listing);
+    // changed_assets also lists the assets whose links changed (their
+    // link counts).
+    std::vector<std::pair<Place, std::string>> stale_names;
+    std::vector<std::string> stale_titles;
   };
   // Applies pulled rows in one transaction, without queueing them for push.
   // A row this device has changed but not pushed yet is left alone (its push

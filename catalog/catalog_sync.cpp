@@ -109,11 +109,11 @@ std::string upsert_sql(const SyncedTable& t) {
 }
 
 // Notes what a row showed before it changes: its name, in its folder.
-void note_before(Db& db, const std::string& table, const std::string& key,
-                 Catalog::ApplyReport& report) {
+void note_names(Db& db, const std::string& table, const std::string& key,
+                Catalog::ApplyReport& report) {
   auto note = [&](std::optional<std::string> work, const std::string& folder,
                   const std::string& name) {
-    report.old_names.emplace_back(Place{std::move(work), folder}, name);
+    report.stale_names.emplace_back(Place{std::move(work), folder}, name);
   };
   if (table == "assets") {
     // An asset's links go with it when it is deleted.
@@ -141,7 +141,7 @@ void note_before(Db& db, const std::string& table, const std::string& key,
   } else if (table == "works") {
     Stmt s = db.cached("SELECT title FROM works WHERE id = ?");
     s.bind(key);
-    if (s.step()) report.old_titles.push_back(s.text(0));
+    if (s.step()) report.stale_titles.push_back(s.text(0));
   }
 }
 
@@ -168,7 +168,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
         continue;
       }
       nlohmann::json j = nlohmann::json::parse(r.payload);
-      note_before(db, r.table, r.key, report);
+      note_names(db, r.table, r.key, report);
       if (r.table == "edges" && j.contains("to_id") && j["to_id"].is_string())
         report.changed_assets.push_back(j["to_id"].get<std::string>());  // one link more
       Stmt st = db.cached(sql);
@@ -178,6 +178,8 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       st.run();
       if (db.changes() > 0) {
         report.applied++;
+        // A new or renamed work or folder: listings of its parent are stale.
+        if (r.table == "works" || r.table == "folders") note_names(db, r.table, r.key, report);
         if (r.table == "assets") report.changed_assets.push_back(r.key);
       }
     }
@@ -229,7 +231,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
           continue;
         }
       }
-      note_before(db, table, r.key, report);
+      note_names(db, table, r.key, report);
       if (table == "assets") db.cached("DELETE FROM edges WHERE to_id = ?").bind(r.key).run();
       db.cached(std::string("DELETE FROM ") + table + " WHERE " + t->key + " = ?")
           .bind(r.key)

@@ -1,9 +1,9 @@
-// Translates libfuse3 high-level calls into Vfs calls (see fuse_adapter.h).
+// Translates libfuse3 low-level requests into Vfs calls (see fuse_adapter.h).
 #define FUSE_USE_VERSION 314
 #include "fs/fuse_adapter.h"
 
 #include <fcntl.h>
-#include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -18,21 +18,40 @@
 #include <vector>
 
 #include "base/error.h"
+#include "fs/listing_state.h"
+#include "fs/node_table.h"
 #include "fs/vfs.h"
 
 namespace recall {
 namespace {
 
-struct MountState {
+// How long the kernel may keep what it was told without asking again.
+// Everything that changes behind its back is invalidated (pulls, commits,
+// links, blobs fetched or evicted), so these bound only what the Vfs cannot
+// see: the library changed by another process (`recallfs sync` while
+// mounted). A file's name is kept 1 s: a shown name can also change when a
+// colliding name comes or goes ("paper (2).pdf").
+constexpr double kAttrTimeout = 10;
+constexpr double kDirEntryTimeout = 10;
+constexpr double kFileEntryTimeout = 1;
+
+struct Mount {
   std::shared_ptr<Vfs> vfs;
+  NodeTable nodes;
+  Listings listings;
+  StatInterest stat_interest;
+  bool no_opendir = false;  // the kernel takes ENOSYS to OPENDIR as "never again"
 };
 
-// Sends the kernel cache invalidations the Vfs asks for, from a thread of
-// its own: a notification written from inside a request handler could wait
-// on the very request being handled.
+Mount& mount_of(fuse_req_t req) { return *static_cast<Mount*>(fuse_req_userdata(req)); }
+
+// Sends the kernel cache invalidations the Vfs asks for (by path), from a
+// thread of its own: a notification sent from inside a request handler could
+// wait on the very request being handled.
 class Invalidator {
  public:
-  explicit Invalidator(struct fuse* f) : f_(f), thread_([this] { run(); }) {}
+  Invalidator(fuse_session* se, const NodeTable& nodes)
+      : se_(se), nodes_(nodes), thread_([this] { run(); }) {}
   ~Invalidator() {
     {
       std::lock_guard lock(mu_);
@@ -58,11 +77,26 @@ class Invalidator {
       std::string path = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
-      fuse_invalidate_path(f_, path.c_str());  // -ENOENT: not cached, fine
+      send(path);
       lock.lock();
     }
   }
-  struct fuse* f_;
+  // The name goes from its folder's cached entries, the folder's cached
+  // listing goes (dropping the entry does that only when the kernel holds
+  // the entry), and the node, if the kernel holds one, loses its attributes
+  // and cached pages. When the kernel does not know the folder either, the
+  // nearest folder it knows drops the next name on the path. Errors
+  // (-ENOENT: forgotten meanwhile) need nothing.
+  void send(const std::string& path) {
+    NodeTable::Found f = nodes_.find(path);
+    if (f.parent != 0) {
+      fuse_lowlevel_notify_inval_entry(se_, f.parent, f.name.data(), f.name.size());
+      fuse_lowlevel_notify_inval_inode(se_, f.parent, 0, 0);
+    }
+    if (f.node != 0) fuse_lowlevel_notify_inval_inode(se_, f.node, 0, 0);
+  }
+  fuse_session* se_;
+  const NodeTable& nodes_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;
@@ -70,52 +104,83 @@ class Invalidator {
   std::thread thread_;
 };
 
-Vfs& vfs() { return *static_cast<MountState*>(fuse_get_context()->private_data)->vfs; }
-
-// The one place where recall::Error becomes -errno.
+// The one place where recall::Error becomes an errno reply. `f` replies
+// itself on success, as its last step.
 template <typename F>
-int guarded(const char* op, F&& f) {
+void guarded(fuse_req_t req, const char* op, F&& f) noexcept {
+  int err = EIO;
   try {
-    return f();
+    f();
+    return;
   } catch (const Error& e) {
-    if (e.code() == EIO) std::fprintf(stderr, "recallfs: %s: %s\n", op, e.what());
-    return -e.code();
+    err = e.code();
+    if (err == EIO) std::fprintf(stderr, "recallfs: %s: %s\n", op, e.what());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: %s: internal error: %s\n", op, e.what());
-    return -EIO;
   }
+  fuse_reply_err(req, err);
 }
 
-std::optional<int64_t> mtime_of(const struct timespec tv[2]) {
-  if (!tv) return std::nullopt;  // utimes(NULL): now
-  if (tv[1].tv_nsec == UTIME_OMIT) return std::nullopt;
-  if (tv[1].tv_nsec == UTIME_NOW) {
+std::string path_of(Mount& m, fuse_ino_t ino) {
+  std::optional<std::string> p = m.nodes.path(ino);
+  if (!p) throw Error(ENOENT, "no such file (it was removed)");
+  return *p;
+}
+std::string child_path_of(Mount& m, fuse_ino_t parent, const char* name) {
+  std::optional<std::string> p = m.nodes.child_path(parent, name);
+  if (!p) throw Error(ENOENT, "no such folder (it was removed)");
+  return *p;
+}
+
+// Replies with a name's node, counting the lookup the kernel now holds.
+fuse_entry_param entry_for(Mount& m, fuse_ino_t parent, const char* name, const struct stat& st) {
+  fuse_entry_param e{};
+  e.ino = m.nodes.remember(parent, name);
+  e.attr = st;
+  e.attr_timeout = kAttrTimeout;
+  e.entry_timeout = S_ISDIR(st.st_mode) ? kDirEntryTimeout : kFileEntryTimeout;
+  return e;
+}
+void reply_entry(fuse_req_t req, Mount& m, fuse_ino_t parent, const char* name,
+                 const struct stat& st) {
+  fuse_entry_param e = entry_for(m, parent, name, st);
+  if (fuse_reply_entry(req, &e) != 0) m.nodes.forget(e.ino, 1);  // interrupted
+}
+
+// A node's attributes: by its open handle when the kernel sent one or the
+// node has lost its name (an unlinked file still open), by path otherwise.
+struct stat attr_of(Mount& m, fuse_ino_t ino, const fuse_file_info* fi) {
+  if (fi) return m.vfs->fgetattr(fi->fh);
+  if (std::optional<std::string> p = m.nodes.path(ino)) return m.vfs->getattr(*p);
+  if (std::optional<uint64_t> h = m.nodes.open_handle(ino)) return m.vfs->fgetattr(*h);
+  throw Error(ENOENT, "no such file (it was removed)");
+}
+
+std::optional<int64_t> mtime_of(const struct stat* attr, int to_set) {
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
   }
-  return static_cast<int64_t>(tv[1].tv_sec) * 1000000000 + tv[1].tv_nsec;
+  if (to_set & FUSE_SET_ATTR_MTIME)
+    return static_cast<int64_t>(attr->st_mtim.tv_sec) * 1000000000 + attr->st_mtim.tv_nsec;
+  return std::nullopt;  // atime only: the library keeps no atime
 }
 
-void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
-  cfg->use_ino = 1;      // st_ino from the library: hard links share one
-  cfg->nullpath_ok = 1;  // handle-based calls work after unlink
-  cfg->hard_remove = 1;  // no .fuse_hidden files: Vfs handles unlink-while-open
-  // Attributes change only through this mount, whose operations the kernel
-  // follows, or behind its back, which the Vfs invalidates (pulls, content,
-  // links, blobs fetched or evicted): 10 s bounds what it misses. Names are
-  // kept 1 s only: the high-level API can invalidate an inode but not a
-  // name, and a name deleted elsewhere must not linger (open(O_CREAT) on it
-  // would fail with ENOENT).
-  cfg->entry_timeout = 1;
-  cfg->attr_timeout = 10;
-  cfg->negative_timeout = 0;
+void op_init(void* userdata, struct fuse_conn_info* conn) {
   // Large requests: fewer round trips for big sequential reads and writes.
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  // No OPENDIR and RELEASEDIR: two round trips fewer per folder listed.
+  // The kernel then keeps listings cached until a change in the folder
+  // (here, or invalidated after a pull) drops them.
+  if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+    conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+    static_cast<Mount*>(userdata)->no_opendir = true;
+  }
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // writes must reach us in order, at once
   // O_TRUNC arrives with open(), not as a separate truncate: it is staged
   // with the writes, so a write that fails never leaves the file emptied.
@@ -128,240 +193,335 @@ void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
   // Content changes are invalidated explicitly (and a blob never changes), so
   // the kernel need not re-check attributes on every read of cached pages.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-  return fuse_get_context()->private_data;
 }
 
-// The high-level library looks up every entry it puts into a READDIRPLUS
-// reply, by path, right there in the filler. That entry's attributes are
-// the ones we just listed: the filler's thread answers from them.
-struct ListingInProgress {
-  const Vfs::DirListing* listing = nullptr;
-  size_t index = 0;
-};
-thread_local ListingInProgress tl_listing;
-
-bool attr_from_listing(const char* path, struct stat* st) {
-  const ListingInProgress& l = tl_listing;
-  if (!l.listing || l.index >= l.listing->entries.size()) return false;
-  const auto& [name, attr] = l.listing->entries[l.index];
-  std::string_view p(path), dir(l.listing->path);
-  if (dir == "/") dir = "";
-  if (p.size() != dir.size() + 1 + name.size() || !p.starts_with(dir) || p[dir.size()] != '/' ||
-      p.substr(dir.size() + 1) != name)
-    return false;
-  *st = attr;
-  return true;
-}
-
-int op_getattr(const char* path, struct stat* st, struct fuse_file_info* fi) {
-  if (!fi && attr_from_listing(path, st)) return 0;
-  return guarded("getattr", [&] {
-    *st = fi ? vfs().fgetattr(fi->fh) : vfs().getattr(path);
-    return 0;
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  guarded(req, "lookup", [&] {
+    Mount& m = mount_of(req);
+    struct stat st = m.vfs->getattr(child_path_of(m, parent, name));
+    if (!S_ISDIR(st.st_mode)) m.stat_interest.noted(fuse_req_ctx(req)->pid);
+    reply_entry(req, m, parent, name, st);
   });
 }
 
-int op_opendir(const char* path, struct fuse_file_info* fi) {
-  return guarded("opendir", [&] {
-    fi->fh = vfs().opendir(path);
-    return 0;
-  });
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  mount_of(req).nodes.forget(ino, nlookup);
+  fuse_reply_none(req);
 }
-int op_releasedir(const char*, struct fuse_file_info* fi) {
-  return guarded("releasedir", [&] { return vfs().releasedir(fi->fh), 0; });
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+  Mount& m = mount_of(req);
+  for (size_t i = 0; i < count; ++i) m.nodes.forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
 }
 
-// Offsets are positions in the handle's listing (1-based; 0 = from the
-// start), so the kernel can page through a directory of any size.
-int op_readdir(const char*, void* buf, fuse_fill_dir_t filler, off_t offset,
-               struct fuse_file_info* fi, enum fuse_readdir_flags flags) {
-  return guarded("readdir", [&] {
-    auto plus = (flags & FUSE_READDIR_PLUS) ? FUSE_FILL_DIR_PLUS : fuse_fill_dir_flags(0);
-    std::shared_ptr<const Vfs::DirListing> listing = vfs().read_dir(fi->fh, offset == 0);
-    struct Scope {
-      Scope(const Vfs::DirListing* l) { tl_listing = {l, 0}; }
-      ~Scope() { tl_listing = {}; }
-    } scope(listing.get());
-    const auto& entries = listing->entries;
-    for (size_t i = static_cast<size_t>(offset); i < entries.size(); ++i) {
-      tl_listing.index = i;
-      if (filler(buf, entries[i].first.c_str(), &entries[i].second, static_cast<off_t>(i + 1),
-                 plus))
-        break;  // the reply is full; the kernel asks again from i + 1
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  guarded(req, "getattr", [&] {
+    Mount& m = mount_of(req);
+    struct stat st = attr_of(m, ino, fi);
+    if (!S_ISDIR(st.st_mode)) m.stat_interest.noted(fuse_req_ctx(req)->pid);
+    fuse_reply_attr(req, &st, kAttrTimeout);
+  });
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                struct fuse_file_info* fi) {
+  guarded(req, "setattr", [&] {
+    Mount& m = mount_of(req);
+    Vfs& v = *m.vfs;
+    // An open handle when the kernel sent one (ftruncate, fchmod) or the
+    // file has lost its name; the path otherwise.
+    std::string path;
+    uint64_t fh = fi ? fi->fh : 0;
+    if (!fi) {
+      if (std::optional<std::string> p = m.nodes.path(ino))
+        path = std::move(*p);
+      else if (std::optional<uint64_t> h = m.nodes.open_handle(ino))
+        fh = *h;
+      else
+        throw Error(ENOENT, "no such file (it was removed)");
     }
-    return 0;
+    bool by_handle = path.empty();
+    if (to_set & FUSE_SET_ATTR_MODE)
+      by_handle ? v.fchmod(fh, attr->st_mode) : v.chmod(path, attr->st_mode);
+    if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+      v.chown(by_handle ? "/" : path, (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : uid_t(-1),
+              (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : gid_t(-1));
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+      if (attr->st_size < 0) throw Error(EINVAL, "negative size");
+      auto size = static_cast<uint64_t>(attr->st_size);
+      by_handle ? v.ftruncate(fh, size) : v.truncate(path, size);
+    }
+    if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_ATIME |
+                  FUSE_SET_ATTR_ATIME_NOW)) {
+      std::optional<int64_t> mtime = mtime_of(attr, to_set);
+      by_handle ? v.futimens(fh, mtime) : v.utimens(path, mtime);
+    }
+    struct stat st = by_handle ? v.fgetattr(fh) : v.getattr(path);
+    fuse_reply_attr(req, &st, kAttrTimeout);
   });
 }
 
-int op_mkdir(const char* path, mode_t mode) {
-  return guarded("mkdir", [&] { return vfs().mkdir(path, mode), 0; });
-}
-int op_rmdir(const char* path) {
-  return guarded("rmdir", [&] { return vfs().rmdir(path), 0; });
-}
-int op_unlink(const char* path) {
-  return guarded("unlink", [&] { return vfs().unlink(path), 0; });
-}
-int op_rename(const char* from, const char* to, unsigned int flags) {
-  return guarded("rename", [&] { return vfs().rename(from, to, flags), 0; });
-}
-int op_link(const char* from, const char* to) {
-  return guarded("link", [&] { return vfs().link(from, to), 0; });
-}
-int op_symlink(const char*, const char*) { return -EPERM; }  // a library holds files
-int op_mknod(const char*, mode_t, dev_t) { return -EPERM; }
-int op_readlink(const char*, char*, size_t) { return -EINVAL; }
-
-int op_chmod(const char* path, mode_t mode, struct fuse_file_info* fi) {
-  return guarded("chmod", [&] {
-    fi ? vfs().fchmod(fi->fh, mode) : vfs().chmod(path, mode);
-    return 0;
-  });
-}
-int op_chown(const char* path, uid_t uid, gid_t gid, struct fuse_file_info*) {
-  return guarded("chown", [&] { return vfs().chown(path ? path : "/", uid, gid), 0; });
-}
-int op_truncate(const char* path, off_t size, struct fuse_file_info* fi) {
-  return guarded("truncate", [&] {
-    if (size < 0) throw Error(EINVAL, "negative size");
-    fi ? vfs().ftruncate(fi->fh, static_cast<uint64_t>(size))
-       : vfs().truncate(path, static_cast<uint64_t>(size));
-    return 0;
-  });
-}
-int op_utimens(const char* path, const struct timespec tv[2], struct fuse_file_info* fi) {
-  return guarded("utimens", [&] {
-    fi ? vfs().futimens(fi->fh, mtime_of(tv)) : vfs().utimens(path, mtime_of(tv));
-    return 0;
-  });
+// Folders need no handle (readdir is stateless): see op_init.
+void op_opendir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  if (mount_of(req).no_opendir) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  fi->fh = 0;
+  fuse_reply_open(req, fi);
 }
 
-int op_open(const char* path, struct fuse_file_info* fi) {
-  return guarded("open", [&] {
-    Vfs::OpenResult r = vfs().open(path, fi->flags);
+// Offsets: see Listings. "." and ".." carry no node (the kernel knows
+// them); files carry theirs only for a thread that uses them (StatInterest).
+void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  guarded(req, plus ? "readdirplus" : "readdir", [&] {
+    Mount& m = mount_of(req);
+    uint64_t serial = static_cast<uint64_t>(off) >> 32;
+    size_t index = static_cast<uint64_t>(off) & 0xffffffff;
+    std::shared_ptr<const Vfs::DirListing> listing = off ? m.listings.find(serial) : nullptr;
+    if (!listing || listing->path != m.nodes.path(ino)) {
+      listing = m.vfs->list_dir(path_of(m, ino));
+      serial = m.listings.add(listing);
+    }
+    bool file_attrs = plus && m.stat_interest.wants_file_attrs(fuse_req_ctx(req)->pid);
+    auto buf = std::make_unique_for_overwrite<char[]>(size);
+    size_t used = 0;
+    const auto& entries = listing->entries;
+    for (; index < entries.size(); ++index) {
+      const auto& [name, st] = entries[index];
+      auto next = static_cast<off_t>(serial << 32 | (index + 1));
+      size_t room = size - used;
+      size_t need;
+      if (plus) {
+        // A name without a node (ino 0) is a bare dirent to the kernel.
+        bool bare = name == "." || name == ".." || (!file_attrs && !S_ISDIR(st.st_mode));
+        fuse_entry_param e{};
+        if (bare)
+          e.attr = st;
+        else
+          e = entry_for(m, ino, name.c_str(), st);
+        need = fuse_add_direntry_plus(req, buf.get() + used, room, name.c_str(), &e, next);
+        if (need > room && !bare) m.nodes.forget(e.ino, 1);  // not sent after all
+      } else {
+        need = fuse_add_direntry(req, buf.get() + used, room, name.c_str(), &st, next);
+      }
+      if (need > room) break;
+      used += need;
+    }
+    if (used == 0) m.listings.done(serial);  // read to its end
+    fuse_reply_buf(req, buf.get(), used);
+  });
+}
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info*) {
+  readdir(req, ino, size, off, false);
+}
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info*) {
+  readdir(req, ino, size, off, true);
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  guarded(req, "mkdir", [&] {
+    Mount& m = mount_of(req);
+    std::string path = child_path_of(m, parent, name);
+    m.vfs->mkdir(path, mode);
+    reply_entry(req, m, parent, name, m.vfs->getattr(path));
+  });
+}
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  guarded(req, "rmdir", [&] {
+    Mount& m = mount_of(req);
+    m.vfs->rmdir(child_path_of(m, parent, name));
+    m.nodes.removed(parent, name);
+    fuse_reply_err(req, 0);
+  });
+}
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  guarded(req, "unlink", [&] {
+    Mount& m = mount_of(req);
+    m.vfs->unlink(child_path_of(m, parent, name));
+    m.nodes.removed(parent, name);
+    fuse_reply_err(req, 0);
+  });
+}
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) {
+  guarded(req, "rename", [&] {
+    Mount& m = mount_of(req);
+    m.vfs->rename(child_path_of(m, parent, name), child_path_of(m, newparent, newname), flags);
+    m.nodes.moved(parent, name, newparent, newname);
+    fuse_reply_err(req, 0);
+  });
+}
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  guarded(req, "link", [&] {
+    Mount& m = mount_of(req);
+    std::string to = child_path_of(m, newparent, newname);
+    m.vfs->link(path_of(m, ino), to);
+    reply_entry(req, m, newparent, newname, m.vfs->getattr(to));
+  });
+}
+// A library holds files and folders only.
+void op_symlink(fuse_req_t req, const char*, fuse_ino_t, const char*) {
+  fuse_reply_err(req, EPERM);
+}
+void op_mknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) {
+  fuse_reply_err(req, EPERM);
+}
+void op_readlink(fuse_req_t req, fuse_ino_t) { fuse_reply_err(req, EINVAL); }
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  guarded(req, "open", [&] {
+    Mount& m = mount_of(req);
+    Vfs::OpenResult r = m.vfs->open(path_of(m, ino), fi->flags);
     fi->fh = r.handle;
     fi->keep_cache = r.keep_cache;
     fi->direct_io = r.direct_io;
-    return 0;
+    m.nodes.add_open_handle(ino, r.handle);
+    if (fuse_reply_open(req, fi) != 0) {  // interrupted: nobody will release it
+      m.nodes.remove_open_handle(ino, r.handle);
+      m.vfs->release(r.handle);
+    }
   });
 }
-int op_create(const char* path, mode_t mode, struct fuse_file_info* fi) {
-  return guarded("create", [&] {
-    Vfs::OpenResult r = vfs().create(path, mode, fi->flags);
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               struct fuse_file_info* fi) {
+  guarded(req, "create", [&] {
+    Mount& m = mount_of(req);
+    Vfs::OpenResult r = m.vfs->create(child_path_of(m, parent, name), mode, fi->flags);
     fi->fh = r.handle;
     fi->keep_cache = r.keep_cache;
-    return 0;
-  });
-}
-
-int op_read(const char*, char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
-  return guarded("read", [&] {
-    return static_cast<int>(vfs().read(fi->fh, std::as_writable_bytes(std::span(buf, size)),
-                                       static_cast<uint64_t>(off)));
-  });
-}
-
-// Reads of stored bytes are spliced from the object's fd to the kernel.
-int op_read_buf(const char*, struct fuse_bufvec** bufp, size_t size, off_t off,
-                struct fuse_file_info* fi) {
-  return guarded("read", [&] {
-    auto* bv = static_cast<fuse_bufvec*>(std::malloc(sizeof(fuse_bufvec)));
-    if (!bv) throw Error(ENOMEM, "out of memory");
-    *bv = FUSE_BUFVEC_INIT(size);
-    Vfs::SpliceSource src;
+    struct stat st;
     try {
-      src = vfs().splice_source(fi->fh, size, static_cast<uint64_t>(off));
+      st = m.vfs->fgetattr(r.handle);
     } catch (...) {
-      std::free(bv);
+      m.vfs->release(r.handle);
       throw;
     }
-    if (src.fd >= 0) {
-      bv->buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-      bv->buf[0].fd = src.fd;
-      bv->buf[0].pos = off;
-      bv->buf[0].size = src.size;
-    } else {
-      void* mem = std::malloc(size ? size : 1);
-      if (!mem) {
-        std::free(bv);
-        throw Error(ENOMEM, "out of memory");
-      }
-      try {
-        bv->buf[0].size =
-            vfs().read(fi->fh, std::as_writable_bytes(std::span(static_cast<char*>(mem), size)),
-                       static_cast<uint64_t>(off));
-      } catch (...) {
-        std::free(mem);
-        std::free(bv);
-        throw;
-      }
-      bv->buf[0].mem = mem;  // libfuse frees both after replying
-      bv->buf[0].flags = fuse_buf_flags(0);
+    fuse_entry_param e = entry_for(m, parent, name, st);
+    m.nodes.add_open_handle(e.ino, r.handle);
+    if (fuse_reply_create(req, &e, fi) != 0) {
+      m.nodes.remove_open_handle(e.ino, r.handle);
+      m.nodes.forget(e.ino, 1);
+      m.vfs->release(r.handle);
     }
-    *bufp = bv;
-    return 0;
   });
 }
 
-int op_write(const char*, const char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
-  return guarded("write", [&] {
-    return static_cast<int>(
-        vfs().write(fi->fh, std::as_bytes(std::span(buf, size)), static_cast<uint64_t>(off)));
+// Stored bytes are spliced from the object's fd to the kernel; a file being
+// written is read into memory.
+void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info* fi) {
+  guarded(req, "read", [&] {
+    Vfs& v = *mount_of(req).vfs;
+    if (off < 0) throw Error(EINVAL, "negative offset");
+    Vfs::SpliceSource src = v.splice_source(fi->fh, size, static_cast<uint64_t>(off));
+    if (src.fd >= 0) {
+      fuse_bufvec bv = FUSE_BUFVEC_INIT(src.size);
+      bv.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+      bv.buf[0].fd = src.fd;
+      bv.buf[0].pos = off;
+      fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+      return;
+    }
+    auto buf = std::make_unique_for_overwrite<char[]>(size ? size : 1);
+    size_t n = v.read(fi->fh, std::as_writable_bytes(std::span(buf.get(), size)),
+                      static_cast<uint64_t>(off));
+    fuse_reply_buf(req, buf.get(), n);
   });
 }
 
-int op_statfs(const char*, struct statvfs* sv) {
-  return guarded("statfs", [&] {
-    *sv = vfs().statfs();
-    return 0;
+void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+              struct fuse_file_info* fi) {
+  guarded(req, "write", [&] {
+    if (off < 0) throw Error(EINVAL, "negative offset");
+    size_t n = mount_of(req).vfs->write(fi->fh, std::as_bytes(std::span(buf, size)),
+                                        static_cast<uint64_t>(off));
+    fuse_reply_write(req, n);
   });
 }
-int op_flush(const char*, struct fuse_file_info* fi) {
-  return guarded("flush", [&] { return vfs().flush(fi->fh), 0; });
+
+void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  guarded(req, "flush", [&] {
+    mount_of(req).vfs->flush(fi->fh);
+    fuse_reply_err(req, 0);
+  });
 }
-int op_release(const char*, struct fuse_file_info* fi) {
-  return guarded("release", [&] { return vfs().release(fi->fh), 0; });
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  Mount& m = mount_of(req);
+  m.nodes.remove_open_handle(ino, fi->fh);
+  guarded(req, "release", [&] {
+    m.vfs->release(fi->fh);
+    fuse_reply_err(req, 0);
+  });
 }
-int op_fsync(const char*, int, struct fuse_file_info* fi) {
-  return guarded("fsync", [&] { return vfs().fsync(fi->fh), 0; });
+void op_fsync(fuse_req_t req, fuse_ino_t, int, struct fuse_file_info* fi) {
+  guarded(req, "fsync", [&] {
+    mount_of(req).vfs->fsync(fi->fh);
+    fuse_reply_err(req, 0);
+  });
+}
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  guarded(req, "statfs", [&] {
+    struct statvfs sv = mount_of(req).vfs->statfs();
+    fuse_reply_statfs(req, &sv);
+  });
 }
 
-int op_setxattr(const char* path, const char* name, const char* value, size_t size, int) {
-  return guarded("setxattr",
-                 [&] { return vfs().setxattr(path, name, std::string_view(value, size)), 0; });
+// An xattr value or name list: its size when asked with size 0.
+void reply_xattr(fuse_req_t req, const std::string& v, size_t size) {
+  if (size == 0)
+    fuse_reply_xattr(req, v.size());
+  else if (v.size() > size)
+    fuse_reply_err(req, ERANGE);
+  else
+    fuse_reply_buf(req, v.data(), v.size());
 }
-int op_getxattr(const char* path, const char* name, char* value, size_t size) {
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                 int) {
+  guarded(req, "setxattr", [&] {
+    Mount& m = mount_of(req);
+    m.vfs->setxattr(path_of(m, ino), name, std::string_view(value, size));
+    fuse_reply_err(req, 0);
+  });
+}
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   // ls asks every file for security.selinux and ACLs: answer without a lookup.
-  if (!Vfs::is_library_xattr(name)) return -Vfs::foreign_xattr_errno(name);
-  return guarded("getxattr", [&] {
-    std::string v = vfs().getxattr(path, name);
-    if (size == 0) return static_cast<int>(v.size());
-    if (v.size() > size) return -ERANGE;
-    std::memcpy(value, v.data(), v.size());
-    return static_cast<int>(v.size());
+  if (!Vfs::is_library_xattr(name)) {
+    fuse_reply_err(req, Vfs::foreign_xattr_errno(name));
+    return;
+  }
+  guarded(req, "getxattr", [&] {
+    Mount& m = mount_of(req);
+    reply_xattr(req, m.vfs->getxattr(path_of(m, ino), name), size);
   });
 }
-int op_listxattr(const char* path, char* list, size_t size) {
-  return guarded("listxattr", [&] {
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  guarded(req, "listxattr", [&] {
+    Mount& m = mount_of(req);
     std::string all;
-    for (const std::string& n : vfs().listxattr(path)) all += n + '\0';
-    if (size == 0) return static_cast<int>(all.size());
-    if (all.size() > size) return -ERANGE;
-    std::memcpy(list, all.data(), all.size());
-    return static_cast<int>(all.size());
+    for (const std::string& n : m.vfs->listxattr(path_of(m, ino))) all += n + '\0';
+    reply_xattr(req, all, size);
   });
 }
-int op_removexattr(const char* path, const char* name) {
-  return guarded("removexattr", [&] { return vfs().removexattr(path, name), 0; });
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  guarded(req, "removexattr", [&] {
+    Mount& m = mount_of(req);
+    m.vfs->removexattr(path_of(m, ino), name);
+    fuse_reply_err(req, 0);
+  });
 }
 
-fuse_operations make_operations() {
-  fuse_operations ops{};
+fuse_lowlevel_ops make_operations() {
+  fuse_lowlevel_ops ops{};
   ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.forget = op_forget;
+  ops.forget_multi = op_forget_multi;
   ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
   ops.opendir = op_opendir;
   ops.readdir = op_readdir;
-  ops.releasedir = op_releasedir;
+  ops.readdirplus = op_readdirplus;
   ops.mkdir = op_mkdir;
   ops.rmdir = op_rmdir;
   ops.unlink = op_unlink;
@@ -370,29 +530,20 @@ fuse_operations make_operations() {
   ops.symlink = op_symlink;
   ops.mknod = op_mknod;
   ops.readlink = op_readlink;
-  ops.chmod = op_chmod;
-  ops.chown = op_chown;
-  ops.truncate = op_truncate;
-  ops.utimens = op_utimens;
   ops.open = op_open;
   ops.create = op_create;
   ops.read = op_read;
-  ops.read_buf = op_read_buf;
   ops.write = op_write;
-  ops.statfs = op_statfs;
   ops.flush = op_flush;
   ops.release = op_release;
   ops.fsync = op_fsync;
+  ops.statfs = op_statfs;
   ops.setxattr = op_setxattr;
   ops.getxattr = op_getxattr;
   ops.listxattr = op_listxattr;
   ops.removexattr = op_removexattr;
   return ops;
 }
-
-}  // namespace
-
-namespace {
 
 // The kernel reads ahead at most the mount's read_ahead_kb (128 KiB for a new
 // FUSE mount), whatever max_readahead says, so sequential reads arrive as
@@ -429,25 +580,25 @@ int serve(const MountOptions& options, const std::function<std::shared_ptr<Vfs>(
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
 
-  static fuse_operations ops = make_operations();
-  MountState state;
-  struct fuse* f = fuse_new(&args, &ops, sizeof ops, &state);
-  if (!f) {
+  static const fuse_lowlevel_ops ops = make_operations();
+  Mount state;
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &state);
+  if (!se) {
     report("bad mount options: " + opts);
     return 1;
   }
   struct Destroy {
-    struct fuse* f;
-    ~Destroy() { fuse_destroy(f); }
-  } destroy{f};
-  if (fuse_mount(f, options.mountpoint.c_str()) != 0) {
+    fuse_session* se;
+    ~Destroy() { fuse_session_destroy(se); }
+  } destroy{se};
+  if (fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
     report("cannot mount on " + quote(options.mountpoint));
     return 1;
   }
   struct Unmount {
-    struct fuse* f;
-    ~Unmount() { fuse_unmount(f); }
-  } unmount{f};
+    fuse_session* se;
+    ~Unmount() { fuse_session_unmount(se); }
+  } unmount{se};
   raise_readahead(options.mountpoint);
   try {
     state.vfs = make_vfs();
@@ -455,19 +606,19 @@ int serve(const MountOptions& options, const std::function<std::shared_ptr<Vfs>(
     report(std::string("cannot open the library: ") + e.what());
     return 1;
   }
-  if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
+  if (fuse_set_signal_handlers(se) != 0) {
     report("cannot install signal handlers");
     return 1;
   }
-  auto invalidator = std::make_unique<Invalidator>(f);
+  auto invalidator = std::make_unique<Invalidator>(se, state.nodes);
   state.vfs->set_invalidator([inv = invalidator.get()](const std::string& p) { inv->push(p); });
   if (on_mounted) on_mounted();
   report("");
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, 16);
-  int rc = fuse_loop_mt(f, cfg);
+  int rc = fuse_session_loop_mt(se, cfg);
   fuse_loop_cfg_destroy(cfg);
-  fuse_remove_signal_handlers(fuse_get_session(f));
+  fuse_remove_signal_handlers(se);
   state.vfs->set_invalidator(nullptr);
   invalidator.reset();
   state.vfs.reset();  // closes the library before the mount goes away

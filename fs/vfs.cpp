@@ -160,13 +160,6 @@ struct stat Vfs::getattr(std::string_view path) {
   return r.pending ? open_file_attr(*r.pending) : node_attr(r.node);
 }
 
-void Vfs::readdir(std::string_view path,
-                  const std::function<bool(const std::string&, const struct stat&)>& fn) {
-  Resolved r = resolve(path);
-  if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
-  list_node(r, fn);
-}
-
 void Vfs::list_node(const Resolved& r,
                     const std::function<bool(const std::string&, const struct stat&)>& fn) {
   bool more = true;
@@ -194,45 +187,19 @@ void Vfs::list_node(const Resolved& r,
   }
 }
 
-uint64_t Vfs::opendir(std::string_view path) {
+std::shared_ptr<const Vfs::DirListing> Vfs::list_dir(std::string_view path) {
   Resolved r = resolve(path);
   if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
   auto listing = std::make_shared<DirListing>();
   listing->path = std::string(path);
-  listing->node = std::move(r.node);
-  std::lock_guard lock(files_mu_);
-  uint64_t id = next_handle_++;
-  dir_handles_[id] = std::move(listing);
-  return id;
-}
-
-std::shared_ptr<const Vfs::DirListing> Vfs::read_dir(uint64_t dir_handle, bool from_start) {
-  std::shared_ptr<const DirListing> current;
-  {
-    std::lock_guard lock(files_mu_);
-    auto it = dir_handles_.find(dir_handle);
-    if (it == dir_handles_.end()) throw Error(EBADF, "no such directory handle");
-    current = it->second;
-  }
-  if (!from_start && !current->entries.empty()) return current;
-  auto fresh = std::make_shared<DirListing>();
-  fresh->path = current->path;
-  fresh->node = current->node;  // resolved once, at opendir
-  struct stat self = node_attr(fresh->node);
-  fresh->entries.emplace_back(".", self);
-  fresh->entries.emplace_back("..", self);  // the kernel fills in the real parent
-  list_node(Resolved{fresh->node, nullptr}, [&](const std::string& name, const struct stat& st) {
-    fresh->entries.emplace_back(name, st);
+  struct stat self = node_attr(r.node);
+  listing->entries.emplace_back(".", self);
+  listing->entries.emplace_back("..", self);  // the kernel fills in the real parent
+  list_node(r, [&](const std::string& name, const struct stat& st) {
+    listing->entries.emplace_back(name, st);
     return true;
   });
-  std::lock_guard lock(files_mu_);
-  dir_handles_[dir_handle] = fresh;
-  return fresh;
-}
-
-void Vfs::releasedir(uint64_t dir_handle) {
-  std::lock_guard lock(files_mu_);
-  dir_handles_.erase(dir_handle);
+  return listing;
 }
 
 struct statvfs Vfs::statfs() {
@@ -348,6 +315,7 @@ void Vfs::collect_blob(const std::string& sha256) {
   } catch (const Error&) {
     // Already gone: nothing to free.
   }
+  invalidate("/blobs/" + sha256);
 }
 
 void Vfs::link(std::string_view from, std::string_view to) {
@@ -593,8 +561,8 @@ void Vfs::blob_changed(const std::string& sha256) noexcept {
 void Vfs::remote_changed(const Catalog::ApplyReport& report) noexcept {
   try {
     Catalog& cat = lib_.catalog();
-    for (const std::string& title : report.old_titles) invalidate("/works/" + escape_name(title));
-    for (const auto& [place, name] : report.old_names) {
+    for (const std::string& title : report.stale_titles) invalidate("/works/" + escape_name(title));
+    for (const auto& [place, name] : report.stale_names) {
       if (place.work_id && !cat.get_work(*place.work_id)) continue;  // gone: its title covers it
       invalidate(place_path(place) + "/" + escape_name(name));
     }
@@ -613,16 +581,23 @@ std::shared_ptr<OpenFile> Vfs::find_open(const std::string& asset_id) {
 void Vfs::set_file_attrs(const std::string& asset_id, std::optional<uint32_t> mode,
                          std::optional<int64_t> mtime_ns) {
   bool pending = false;
-  if (auto of = find_open(asset_id)) {
+  std::shared_ptr<OpenFile> of = find_open(asset_id);
+  if (of) {
     std::lock_guard lock(of->mu);
     if (mode) of->mode = *mode;
     if (mtime_ns) of->mtime_ns = *mtime_ns;
     pending = of->pending;
   }
   // A new file gets them with its first commit.
-  if (!pending) lib_.catalog().set_asset_attrs(asset_id, mode, mtime_ns);
+  if (pending) return;
+  try {
+    lib_.catalog().set_asset_attrs(asset_id, mode, mtime_ns);
+  } catch (const Error& e) {
+    if (e.code() != ENOENT || !of) throw;
+    return;  // unlinked while open: only its open state shows them
+  }
   // The kernel updated the name it was asked through, not the other links.
-  if (!pending && !lib_.catalog().links_of(asset_id).empty()) content_changed(asset_id);
+  if (!lib_.catalog().links_of(asset_id).empty()) content_changed(asset_id);
 }
 
 // ---- extended attributes ---------------------------------------------------

@@ -64,20 +64,13 @@ class Vfs {
 
   // ---- names
   struct stat getattr(std::string_view path);
-  // Lists a directory with the attributes of each entry (for READDIRPLUS).
-  void readdir(std::string_view path,
-               const std::function<bool(const std::string& name, const struct stat&)>& fn);
-  // Directory handles: opendir checks the path is a directory; the listing
-  // is read at the first read (and again at a read from offset 0, a
-  // rewinddir) and kept, so that the kernel can page through it by offset.
+  // A directory's listing, "." and ".." first, each entry with its
+  // attributes. The adapter keeps it while the kernel pages through it.
   struct DirListing {
     std::string path;
-    Node node;
     std::vector<std::pair<std::string, struct stat>> entries;
   };
-  uint64_t opendir(std::string_view path);
-  std::shared_ptr<const DirListing> read_dir(uint64_t dir_handle, bool from_start);
-  void releasedir(uint64_t dir_handle);
+  std::shared_ptr<const DirListing> list_dir(std::string_view path);
   void mkdir(std::string_view path, mode_t mode);
   void rmdir(std::string_view path);
   void unlink(std::string_view path);
@@ -230,7 +223,6 @@ class Vfs {
   // New files not yet committed: (work id or "", folder, raw name) -> asset id.
   std::map<std::tuple<std::string, std::string, std::string>, std::string> pending_;
   std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles_;
-  std::unordered_map<uint64_t, std::shared_ptr<const DirListing>> dir_handles_;
   uint64_t next_handle_ = 1;
   // The content each asset had when last opened, to keep the kernel's cache
   // only while it is unchanged.

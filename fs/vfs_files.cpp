@@ -460,6 +460,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
   }
   // Phase 2, in the namespace's order: record it.
   std::lock_guard ns(ns_mu_);
+  if (!put.deduplicated) invalidate("/blobs/" + put.sha256);  // a listing of blobs/ lacks it
   BlobMeta meta = blob_for(put, name);
   if (pending) {
     NewAsset n;

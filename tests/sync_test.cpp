@@ -402,9 +402,23 @@ TEST(Sync, MountedDevicesSeeEachOthersChanges) {
     RunResult r = m->recallfs({"signin", "--server", pg.client_url(), "--token", token});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
+  // b lists its folders first: the kernel keeps those listings cached, and
+  // a pull must drop them (new names, an empty new work, names gone).
+  auto names = [](const fs::path& dir) {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
+    return out;
+  };
+  ASSERT_EQ(names(b / "inbox"), std::set<std::string>{});
+  ASSERT_EQ(names(b / "works"), std::set<std::string>{});
   test::write_file(a / "inbox/from-a.txt", "written on a");
   ASSERT_EQ(::mkdir((a / "works/Shared").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((a / "works/Empty").c_str(), 0755), 0);
   test::write_file(a / "works/Shared/paper.pdf", "a paper");
+  EXPECT_TRUE(test::eventually([&] {
+    return names(b / "inbox") == std::set<std::string>{"from-a.txt"} &&
+           names(b / "works") == std::set<std::string>{"Empty", "Shared"};
+  })) << "b's cached listings do not show a's new file and works";
   EXPECT_TRUE(
       test::eventually([&] { return fs::exists(b / "inbox/from-a.txt"); }, std::chrono::seconds(2)))
       << "b did not see a's file within 2 s";
@@ -426,15 +440,32 @@ TEST(Sync, MountedDevicesSeeEachOthersChanges) {
   EXPECT_TRUE(test::eventually([&] { return fs::exists(a / "inbox/renamed-on-b.txt"); }));
   EXPECT_TRUE(test::eventually([&] { return !fs::exists(a / "inbox/from-a.txt"); }, soon))
       << "a still shows the name b renamed away";
+  EXPECT_TRUE(test::eventually(
+      [&] { return names(a / "inbox") == std::set<std::string>{"renamed-on-b.txt"}; }, soon))
+      << "a's listing of inbox/ is stale";
   EXPECT_EQ(test::read_file(a / "inbox/renamed-on-b.txt"), "written on a");
   ASSERT_EQ(::stat((b / "works/Shared/paper.pdf").c_str(), &st), 0);
   ASSERT_EQ(::unlink((a / "works/Shared/paper.pdf").c_str()), 0);
   EXPECT_TRUE(test::eventually([&] { return !fs::exists(b / "works/Shared/paper.pdf"); }, soon))
       << "b still shows a file a deleted";
+  EXPECT_TRUE(test::eventually([&] { return names(b / "works/Shared").empty(); }, soon))
+      << "b's listing still shows a file a deleted";
   ASSERT_EQ(::rename((a / "works/Shared").c_str(), (a / "works/Renamed").c_str()), 0);
   EXPECT_TRUE(test::eventually([&] { return fs::exists(b / "works/Renamed"); }));
   EXPECT_TRUE(test::eventually([&] { return !fs::exists(b / "works/Shared"); }, soon))
       << "b still shows a work by its old title";
+  EXPECT_TRUE(test::eventually(
+      [&] {
+        return names(b / "works") == std::set<std::string>{"Empty", "Renamed"};
+      },
+      soon))
+      << "b's listing of works/ is stale";
+  // A new empty work on its own: nothing but its row says b's listing of
+  // works/ is stale.
+  ASSERT_EQ(::mkdir((a / "works/Later").c_str(), 0755), 0);
+  EXPECT_TRUE(test::eventually([&] {
+    return names(b / "works") == std::set<std::string>{"Empty", "Later", "Renamed"};
+  })) << "b's listing of works/ lacks a new empty work";
   // The token is in no log.
   for (auto* m : {&a, &b}) {
     std::string log = test::read_file(m->data() / "recallfs.log");

@@ -1,0 +1,192 @@
+// Listings and the kernel's caches on a real mount. The adapter sends no
+// OPENDIR, so the kernel keeps each folder's listing cached until a change
+// drops it, and READDIRPLUS replies carry files' attributes only for a
+// process that stats files: these tests check that what the shell tools see
+// is never stale and never wrong, whichever way a listing was served.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "tests/mount_fixture.h"
+
+namespace recall {
+namespace {
+namespace fs = std::filesystem;
+using test::MountedLibrary;
+
+std::set<std::string> listing(const fs::path& dir) {
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
+  return out;
+}
+
+std::string sha_of_file(MountedLibrary& m, const std::string& rel) {
+  return m.shell("getfattr --only-values -n user.recall.sha256 '" + rel + "'").out;
+}
+
+TEST(MountListing, CachedListingsFollowEveryChangeMadeHere) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  // Each folder is listed first, so the kernel holds its listing; every
+  // change after that must show in the next listing.
+  EXPECT_EQ(listing(m / "works"), std::set<std::string>{});
+  EXPECT_EQ(listing(m / "blobs"), std::set<std::string>{});
+  ASSERT_EQ(::mkdir((m / "works/A").c_str(), 0755), 0);
+  EXPECT_EQ(listing(m / "works"), std::set<std::string>{"A"});
+  EXPECT_EQ(listing(m / "works/A"), std::set<std::string>{});
+  test::write_file(m / "works/A/one.txt", "one");
+  test::write_file(m / "works/A/two.txt", "two");
+  EXPECT_EQ(listing(m / "works/A"), (std::set<std::string>{"one.txt", "two.txt"}));
+  // A new blob appears in blobs/ (the daemon drops that listing itself).
+  std::string one = sha_of_file(m, "works/A/one.txt"), two = sha_of_file(m, "works/A/two.txt");
+  ASSERT_EQ(one.size(), 64u);
+  EXPECT_TRUE(test::eventually(
+      [&] {
+        return listing(m / "blobs") == std::set<std::string>{one, two};
+      },
+      std::chrono::seconds(3)))
+      << "blobs/ does not list the blobs just stored";
+  ASSERT_EQ(::rename((m / "works/A/one.txt").c_str(), (m / "works/A/uno.txt").c_str()), 0);
+  EXPECT_EQ(listing(m / "works/A"), (std::set<std::string>{"two.txt", "uno.txt"}));
+  ASSERT_EQ(::mkdir((m / "works/B").c_str(), 0755), 0);
+  ASSERT_EQ(::link((m / "works/A/two.txt").c_str(), (m / "works/B/two.txt").c_str()), 0);
+  EXPECT_EQ(listing(m / "works/B"), std::set<std::string>{"two.txt"});
+  ASSERT_EQ(::rename((m / "works/A").c_str(), (m / "works/Renamed").c_str()), 0);
+  EXPECT_EQ(listing(m / "works"), (std::set<std::string>{"B", "Renamed"}));
+  EXPECT_EQ(listing(m / "works/Renamed"), (std::set<std::string>{"two.txt", "uno.txt"}));
+  EXPECT_EQ(test::read_file(m / "works/Renamed/uno.txt"), "one");
+  ASSERT_EQ(::unlink((m / "works/Renamed/uno.txt").c_str()), 0);
+  EXPECT_EQ(listing(m / "works/Renamed"), std::set<std::string>{"two.txt"});
+  // The last asset on blob `one` is gone, and so is the blob.
+  EXPECT_TRUE(test::eventually([&] { return listing(m / "blobs") == std::set<std::string>{two}; },
+                               std::chrono::seconds(3)))
+      << "blobs/ still lists a blob no asset needs";
+  // The same folders from a fresh mount: the catalog agrees.
+  m.unmount();
+  m.mount();
+  EXPECT_EQ(listing(m / "works"), (std::set<std::string>{"B", "Renamed"}));
+  EXPECT_EQ(listing(m / "works/Renamed"), std::set<std::string>{"two.txt"});
+}
+
+TEST(MountListing, FilesListedWithoutAttributesStillStatRight) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  ASSERT_EQ(::mkdir((m / "works/W").c_str(), 0755), 0);
+  for (int i = 0; i < 30; ++i)
+    test::write_file(m / ("works/W/f" + std::to_string(i)), std::string(i * 10, 'x'));
+  // A fresh mount: find (names and types only) is served bare dirents, and
+  // must still see every file as a file.
+  m.unmount();
+  m.mount();
+  auto found = m.shell("find works -type f | wc -l");
+  EXPECT_EQ(found.out, "30\n") << found.err;
+  auto dirs = m.shell("find works -type d | wc -l");
+  EXPECT_EQ(dirs.out, "2\n");
+  // Then the same files stat-ed: every size right, from lookups or from
+  // listings with attributes alike.
+  for (int i = 0; i < 30; ++i) {
+    struct stat st;
+    ASSERT_EQ(::stat((m / ("works/W/f" + std::to_string(i))).c_str(), &st), 0);
+    EXPECT_EQ(st.st_size, i * 10);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+  }
+  auto ls = m.shell("ls -ln works/W | awk 'NR > 1 {s += $5} END {print s, NR - 1}'");
+  EXPECT_EQ(ls.out, std::to_string(10 * (29 * 30 / 2)) + " 30\n");
+  auto du = m.shell("du -sb works/W | cut -f1");
+  EXPECT_FALSE(du.out.empty());
+}
+
+TEST(MountListing, ABigFolderIsListedWholeAcrossManyRequestsAndByManyReaders) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  // 3000 files with 200-byte names: more than one READDIR reply holds, so
+  // the kernel pages through the listing by offset.
+  fs::path src = m.tmp() / "src";
+  fs::create_directories(src);
+  std::vector<std::string> args = {"add", "--work", "Big"};
+  std::set<std::string> want;
+  for (int i = 0; i < 3000; ++i) {
+    std::string name = std::to_string(10000 + i) + std::string(195, 'n') + ".txt";
+    test::write_file(src / name, "");
+    args.push_back((src / name).string());
+    want.insert(name);
+  }
+  m.unmount();
+  auto added = m.recallfs(args);
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  m.mount();
+  // Four readers at once, each listing it many times, some stat-ing what
+  // they list, while a writer keeps adding and removing one more file (so
+  // the kernel's cached listing keeps being dropped and the daemon serves
+  // the pages again). Every file that stays must be listed exactly once.
+  std::atomic<bool> stop = false;
+  std::atomic<int> wrong = 0;
+  std::thread writer([&] {
+    for (int i = 0; !stop; ++i) {
+      fs::path churn = m / ("works/Big/zz-churn-" + std::to_string(i % 3));
+      test::write_file(churn, "x");
+      fs::remove(churn);
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t)
+    readers.emplace_back([&, t] {
+      for (int round = 0; round < 5; ++round) {
+        std::set<std::string> seen;
+        size_t count = 0;
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(m / "works/Big")) {
+          std::string name = e.path().filename().string();
+          if (name.starts_with("zz-churn-")) continue;
+          seen.insert(name);
+          ++count;
+          if (t % 2 && count % 500 == 0 && e.file_size(ec) != 0) ++wrong;
+        }
+        if (seen != want || count != want.size()) ++wrong;
+      }
+    });
+  for (auto& r : readers) r.join();
+  stop = true;
+  writer.join();
+  EXPECT_EQ(wrong, 0) << "a listing missed, repeated or misdescribed entries";
+  auto ls = m.shell("ls works/Big | wc -l; ls -l works/Big | grep -c '^-'");
+  EXPECT_EQ(ls.out, "3000\n3000\n");
+}
+
+TEST(MountListing, AFileKeepsWorkingThroughItsHandleAfterItsNameIsGone) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  ASSERT_EQ(::mkdir((m / "works/W").c_str(), 0755), 0);
+  test::write_file(m / "works/W/kept.txt", "0123456789");
+  int fd = ::open((m / "works/W/kept.txt").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  // The folder is renamed under the open file: its handle follows.
+  ASSERT_EQ(::rename((m / "works/W").c_str(), (m / "works/V").c_str()), 0);
+  ASSERT_EQ(::pwrite(fd, "AB", 2, 0), 2);
+  ASSERT_EQ(::fsync(fd), 0);
+  EXPECT_EQ(test::read_file(m / "works/V/kept.txt"), "AB23456789");
+  // Unlinked while open: fstat, reads, fchmod and ftruncate still work.
+  ASSERT_EQ(::unlink((m / "works/V/kept.txt").c_str()), 0);
+  struct stat st;
+  ASSERT_EQ(::fstat(fd, &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_size, 10);
+  char buf[16] = {};
+  EXPECT_EQ(::pread(fd, buf, sizeof buf, 0), 10);
+  EXPECT_EQ(std::string(buf, 10), "AB23456789");
+  EXPECT_EQ(::fchmod(fd, 0600), 0) << strerror(errno);
+  EXPECT_EQ(::ftruncate(fd, 4), 0) << strerror(errno);
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_size, 4);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(::close(fd), 0);
+  EXPECT_FALSE(fs::exists(m / "works/V/kept.txt"));
+  EXPECT_EQ(listing(m / "works/V"), std::set<std::string>{});
+}
+
+}  // namespace
+}  // namespace recall

@@ -1,0 +1,105 @@
+// NodeTable: node ids for paths, as the kernel looks names up, renames,
+// unlinks and forgets them; and the listing state the adapter keeps.
+#include "fs/node_table.h"
+
+#include <gtest/gtest.h>
+
+#include "fs/listing_state.h"
+
+namespace recall {
+namespace {
+
+TEST(NodeTable, PathsFollowRenamesOfTheFoldersAbove) {
+  NodeTable t;
+  uint64_t works = t.remember(NodeTable::kRoot, "works");
+  uint64_t a = t.remember(works, "A");
+  uint64_t f = t.remember(a, "paper.pdf");
+  EXPECT_EQ(t.path(NodeTable::kRoot), "/");
+  EXPECT_EQ(t.path(f), "/works/A/paper.pdf");
+  EXPECT_EQ(t.child_path(a, "new.txt"), "/works/A/new.txt");
+  EXPECT_EQ(t.remember(works, "A"), a) << "a name known is the same node";
+  t.moved(works, "A", works, "B");
+  EXPECT_EQ(t.path(f), "/works/B/paper.pdf") << "everything under a renamed folder moves";
+  EXPECT_EQ(t.find("/works/B/paper.pdf").node, f);
+  EXPECT_EQ(t.find("/works/A/paper.pdf").node, 0u);
+}
+
+TEST(NodeTable, ARenameOverANameDetachesTheNodeItReplaces) {
+  NodeTable t;
+  uint64_t inbox = t.remember(NodeTable::kRoot, "inbox");
+  uint64_t tmp = t.remember(inbox, "a.pdf.tmp");
+  uint64_t old = t.remember(inbox, "a.pdf");
+  t.add_open_handle(old, 7);
+  t.moved(inbox, "a.pdf.tmp", inbox, "a.pdf");
+  EXPECT_EQ(t.path(tmp), "/inbox/a.pdf");
+  EXPECT_EQ(t.path(old), std::nullopt) << "the replaced node has no name any more";
+  EXPECT_EQ(t.open_handle(old), 7u) << "but its open handle still reaches the file";
+  t.add_open_handle(old, 8);
+  t.remove_open_handle(old, 8);
+  EXPECT_EQ(t.open_handle(old), 7u) << "another open and close of it changes nothing";
+  t.remove_open_handle(old, 7);
+  EXPECT_EQ(t.open_handle(old), std::nullopt);
+  EXPECT_EQ(t.remember(inbox, "a.pdf"), tmp);
+}
+
+TEST(NodeTable, NodesGoWhenTheKernelForgetsEveryLookup) {
+  NodeTable t;
+  uint64_t inbox = t.remember(NodeTable::kRoot, "inbox");
+  uint64_t f = t.remember(inbox, "x");
+  EXPECT_EQ(t.remember(inbox, "x"), f);  // two lookups held
+  t.forget(f, 1);
+  EXPECT_EQ(t.path(f), "/inbox/x");
+  t.forget(f, 1);
+  EXPECT_EQ(t.path(f), std::nullopt);
+  uint64_t again = t.remember(inbox, "x");
+  EXPECT_NE(again, f) << "node ids are never reused";
+  t.removed(inbox, "x");
+  EXPECT_EQ(t.path(again), std::nullopt);
+  EXPECT_EQ(t.size(), 2u);  // inbox, and the unlinked node until forgotten
+  t.forget(again, 1);
+  EXPECT_EQ(t.size(), 1u);
+  t.forget(NodeTable::kRoot, 1);  // never goes
+  EXPECT_EQ(t.path(NodeTable::kRoot), "/");
+}
+
+TEST(NodeTable, FindSaysHowFarTheKernelKnowsAPath) {
+  NodeTable t;
+  uint64_t works = t.remember(NodeTable::kRoot, "works");
+  NodeTable::Found f = t.find("/works/New title/file.pdf");
+  EXPECT_EQ(f.parent, works) << "the deepest folder known";
+  EXPECT_EQ(f.name, "New title") << "and the name in it whose listing may be stale";
+  EXPECT_EQ(f.node, 0u);
+  f = t.find("/works");
+  EXPECT_EQ(f.parent, NodeTable::kRoot);
+  EXPECT_EQ(f.name, "works");
+  EXPECT_EQ(f.node, works);
+  f = t.find("/");
+  EXPECT_EQ(f.parent, 0u);
+  EXPECT_EQ(f.node, NodeTable::kRoot);
+}
+
+TEST(Listings, KeepsTheNewestListingsUntilReadToTheEnd) {
+  Listings l;
+  auto listing = std::make_shared<Vfs::DirListing>();
+  uint64_t first = l.add(listing);
+  EXPECT_NE(first, 0u);
+  EXPECT_EQ(l.find(first), listing);
+  for (size_t i = 0; i < Listings::kMaxKept; ++i) l.add(std::make_shared<Vfs::DirListing>());
+  EXPECT_EQ(l.find(first), nullptr) << "the oldest goes when too many are kept";
+  uint64_t last = l.add(listing);
+  l.done(last);
+  EXPECT_EQ(l.find(last), nullptr);
+}
+
+TEST(StatInterest, AThreadThatStatsFilesGetsTheirAttributesForAWhile) {
+  StatInterest s;
+  auto t0 = StatInterest::Clock::now();
+  EXPECT_FALSE(s.wants_file_attrs(42, t0)) << "find -type f never stats a file";
+  s.noted(42, t0);
+  EXPECT_TRUE(s.wants_file_attrs(42, t0 + std::chrono::seconds(1)));
+  EXPECT_FALSE(s.wants_file_attrs(43, t0)) << "per thread";
+  EXPECT_FALSE(s.wants_file_attrs(42, t0 + StatInterest::kInterest + std::chrono::seconds(1)));
+}
+
+}  // namespace
+}  // namespace recall
