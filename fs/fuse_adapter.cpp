@@ -6,18 +6,15 @@
 #include <fuse_lowlevel.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <fstream>
-#include <mutex>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "base/error.h"
+#include "fs/invalidation_queue.h"
 #include "fs/listing_state.h"
 #include "fs/node_table.h"
 #include "fs/vfs.h"
@@ -45,64 +42,21 @@ struct Mount {
 
 Mount& mount_of(fuse_req_t req) { return *static_cast<Mount*>(fuse_req_userdata(req)); }
 
-// Sends the kernel cache invalidations the Vfs asks for (by path), from a
-// thread of its own: a notification sent from inside a request handler could
-// wait on the very request being handled.
-class Invalidator {
- public:
-  Invalidator(fuse_session* se, const NodeTable& nodes)
-      : se_(se), nodes_(nodes), thread_([this] { run(); }) {}
-  ~Invalidator() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
+// Tells the kernel that what it caches for `path` is stale (sent from the
+// InvalidationQueue's thread). The name goes from its folder's cached
+// entries, the folder's cached listing goes (dropping the entry does that
+// only when the kernel holds the entry), and the node, if the kernel holds
+// one, loses its attributes and cached pages. When the kernel does not know
+// the folder either, the nearest folder it knows drops the next name on the
+// path. Errors (-ENOENT: forgotten meanwhile) need nothing.
+void send_invalidation(fuse_session* se, const NodeTable& nodes, const std::string& path) {
+  NodeTable::Found f = nodes.find(path);
+  if (f.parent != 0) {
+    fuse_lowlevel_notify_inval_entry(se, f.parent, f.name.data(), f.name.size());
+    fuse_lowlevel_notify_inval_inode(se, f.parent, 0, 0);
   }
-  void push(const std::string& path) {
-    {
-      std::lock_guard lock(mu_);
-      queue_.push_back(path);
-    }
-    cv_.notify_all();
-  }
-
- private:
-  void run() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      std::string path = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      send(path);
-      lock.lock();
-    }
-  }
-  // The name goes from its folder's cached entries, the folder's cached
-  // listing goes (dropping the entry does that only when the kernel holds
-  // the entry), and the node, if the kernel holds one, loses its attributes
-  // and cached pages. When the kernel does not know the folder either, the
-  // nearest folder it knows drops the next name on the path. Errors
-  // (-ENOENT: forgotten meanwhile) need nothing.
-  void send(const std::string& path) {
-    NodeTable::Found f = nodes_.find(path);
-    if (f.parent != 0) {
-      fuse_lowlevel_notify_inval_entry(se_, f.parent, f.name.data(), f.name.size());
-      fuse_lowlevel_notify_inval_inode(se_, f.parent, 0, 0);
-    }
-    if (f.node != 0) fuse_lowlevel_notify_inval_inode(se_, f.node, 0, 0);
-  }
-  fuse_session* se_;
-  const NodeTable& nodes_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  bool stop_ = false;
-  std::thread thread_;
-};
+  if (f.node != 0) fuse_lowlevel_notify_inval_inode(se, f.node, 0, 0);
+}
 
 // The one place where recall::Error becomes an errno reply. `f` replies
 // itself on success, as its last step.
@@ -565,11 +519,11 @@ void raise_readahead(const std::string& mountpoint) {
   ra << 1024;
 }
 
-// Mounts and serves in this process. `report` is called once: with "" when
-// the mount is ready, or with the error that stopped it.
-int serve(const MountOptions& options, const std::function<std::shared_ptr<Vfs>()>& make_vfs,
-          const std::function<void()>& on_mounted, const std::function<void()>& on_unmounted,
-          const std::function<void(const std::string&)>& report) {
+}  // namespace
+
+int serve_fuse(const MountOptions& options, const std::function<std::shared_ptr<Vfs>()>& make_vfs,
+               const std::function<void()>& on_mounted, const std::function<void()>& on_unmounted,
+               const std::function<void(const std::string&)>& report) {
   std::vector<std::string> argv_s = {"recallfs"};
   std::string opts = "default_permissions,fsname=" + options.fsname + ",subtype=recallfs";
   for (const std::string& o : options.fuse) opts += "," + o;
@@ -610,7 +564,8 @@ int serve(const MountOptions& options, const std::function<std::shared_ptr<Vfs>(
     report("cannot install signal handlers");
     return 1;
   }
-  auto invalidator = std::make_unique<Invalidator>(se, state.nodes);
+  auto invalidator = std::make_unique<InvalidationQueue>(
+      [se, &nodes = state.nodes](const std::string& p) { send_invalidation(se, nodes, p); });
   state.vfs->set_invalidator([inv = invalidator.get()](const std::string& p) { inv->push(p); });
   if (on_mounted) on_mounted();
   report("");
@@ -624,57 +579,6 @@ int serve(const MountOptions& options, const std::function<std::shared_ptr<Vfs>(
   state.vfs.reset();  // closes the library before the mount goes away
   if (on_unmounted) on_unmounted();
   return rc == 0 ? 0 : 1;
-}
-
-}  // namespace
-
-int serve_mount(const MountOptions& options, const std::function<std::shared_ptr<Vfs>()>& make_vfs,
-                const std::function<void()>& on_mounted,
-                const std::function<void()>& on_unmounted) {
-  if (options.foreground)
-    return serve(options, make_vfs, on_mounted, on_unmounted, [](const std::string& err) {
-      if (!err.empty()) std::fprintf(stderr, "recallfs: %s\n", err.c_str());
-    });
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_last_errno("pipe");
-  pid_t pid = ::fork();
-  if (pid < 0) throw_last_errno("fork");
-  if (pid > 0) {
-    // The parent: wait for the daemon's word.
-    ::close(pipefd[1]);
-    std::string msg;
-    char buf[512];
-    ssize_t n;
-    while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) msg.append(buf, static_cast<size_t>(n));
-    ::close(pipefd[0]);
-    if (msg == "ok") return 0;
-    throw Error(EIO, msg.empty()
-                         ? "the mount daemon stopped while starting; see " + options.log_file
-                         : msg);
-  }
-  // The daemon.
-  ::close(pipefd[0]);
-  ::setsid();
-  if (::chdir("/") != 0) {
-  }
-  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null >= 0) {
-    ::dup2(null, STDIN_FILENO);
-    ::dup2(null, STDOUT_FILENO);
-  }
-  int log = options.log_file.empty()
-                ? null
-                : ::open(options.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (log >= 0) ::dup2(log, STDERR_FILENO);
-  int rc = serve(options, make_vfs, on_mounted, on_unmounted, [&](const std::string& err) {
-    std::string word = err.empty() ? "ok" : err;
-    if (!err.empty()) std::fprintf(stderr, "recallfs: %s\n", err.c_str());
-    if (::write(pipefd[1], word.data(), word.size()) < 0) {
-    }
-    ::close(pipefd[1]);
-  });
-  std::fflush(stderr);
-  std::exit(rc);
 }
 
 }  // namespace recall
