@@ -226,18 +226,23 @@ void op_opendir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
 }
 
 // Offsets: see Listings. "." and ".." carry no node (the kernel knows
-// them); files carry theirs only for a thread that uses them (StatInterest).
+// them), nor does any name of a listing older than the last change
+// (Listings); files carry theirs only for a thread that uses them
+// (StatInterest).
 void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
   guarded(req, plus ? "readdirplus" : "readdir", [&] {
     Mount& m = mount_of(req);
     uint64_t serial = static_cast<uint64_t>(off) >> 32;
     size_t index = static_cast<uint64_t>(off) & 0xffffffff;
-    std::shared_ptr<const Vfs::DirListing> listing = off ? m.listings.find(serial) : nullptr;
-    if (!listing || listing->path != m.nodes.path(ino)) {
-      listing = m.vfs->list_dir(path_of(m, ino));
-      serial = m.listings.add(listing);
+    Listings::Kept kept = off ? m.listings.find(serial) : Listings::Kept{};
+    if (!kept.listing || kept.listing->path != m.nodes.path(ino)) {
+      kept.version = m.listings.version();  // before listing: a change meanwhile makes it old
+      kept.listing = m.vfs->list_dir(path_of(m, ino));
+      serial = m.listings.add(kept);
     }
-    bool file_attrs = plus && m.stat_interest.wants_file_attrs(fuse_req_ctx(req)->pid);
+    const Vfs::DirListing* listing = kept.listing.get();
+    bool nodes = plus && m.listings.current(kept);
+    bool file_attrs = nodes && m.stat_interest.wants_file_attrs(fuse_req_ctx(req)->pid);
     auto buf = std::make_unique_for_overwrite<char[]>(size);
     size_t used = 0;
     const auto& entries = listing->entries;
@@ -248,7 +253,7 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
       size_t need;
       if (plus) {
         // A name without a node (ino 0) is a bare dirent to the kernel.
-        bool bare = name == "." || name == ".." || (!file_attrs && !S_ISDIR(st.st_mode));
+        bool bare = !nodes || name == "." || name == ".." || (!file_attrs && !S_ISDIR(st.st_mode));
         fuse_entry_param e{};
         if (bare)
           e.attr = st;
@@ -287,6 +292,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Mount& m = mount_of(req);
     m.vfs->rmdir(child_path_of(m, parent, name));
     m.nodes.removed(parent, name);
+    m.listings.changed();
     fuse_reply_err(req, 0);
   });
 }
@@ -295,6 +301,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Mount& m = mount_of(req);
     m.vfs->unlink(child_path_of(m, parent, name));
     m.nodes.removed(parent, name);
+    m.listings.changed();
     fuse_reply_err(req, 0);
   });
 }
@@ -304,6 +311,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     Mount& m = mount_of(req);
     m.vfs->rename(child_path_of(m, parent, name), child_path_of(m, newparent, newname), flags);
     m.nodes.moved(parent, name, newparent, newname);
+    m.listings.changed();
     fuse_reply_err(req, 0);
   });
 }
@@ -566,7 +574,12 @@ int serve_fuse(const MountOptions& options, const std::function<std::shared_ptr<
   }
   auto invalidator = std::make_unique<InvalidationQueue>(
       [se, &nodes = state.nodes](const std::string& p) { send_invalidation(se, nodes, p); });
-  state.vfs->set_invalidator([inv = invalidator.get()](const std::string& p) { inv->push(p); });
+  // What the Vfs invalidates changed behind the kernel's back: kept
+  // listings are old.
+  state.vfs->set_invalidator([inv = invalidator.get(), &state](const std::string& p) {
+    state.listings.changed();
+    inv->push(p);
+  });
   if (on_mounted) on_mounted();
   report("");
   fuse_loop_config* cfg = fuse_loop_cfg_create();

@@ -4,11 +4,11 @@
 
 namespace recall {
 
-uint64_t Listings::add(std::shared_ptr<const Vfs::DirListing> listing) {
+uint64_t Listings::add(Kept kept) {
   std::lock_guard lock(mu_);
   uint64_t serial = next_++ & 0xffffffff;
   if (serial == 0) serial = next_++ & 0xffffffff;
-  kept_.emplace(serial, std::move(listing));
+  kept_.emplace(serial, std::move(kept));
   order_.push_back(serial);
   while (order_.size() > kMaxKept) {
     kept_.erase(order_.front());
@@ -17,10 +17,10 @@ uint64_t Listings::add(std::shared_ptr<const Vfs::DirListing> listing) {
   return serial;
 }
 
-std::shared_ptr<const Vfs::DirListing> Listings::find(uint64_t serial) {
+Listings::Kept Listings::find(uint64_t serial) {
   std::lock_guard lock(mu_);
   auto it = kept_.find(serial);
-  return it == kept_.end() ? nullptr : it->second;
+  return it == kept_.end() ? Kept{} : it->second;
 }
 
 void Listings::done(uint64_t serial) {

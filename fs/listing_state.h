@@ -6,6 +6,11 @@
 // bits and the next entry's index in the low ones. A listing goes when read
 // to its end, or when kMaxKept newer ones push it out; an offset into a
 // listing that is gone is served from a fresh one.
+// A kept listing may show names removed since it was taken. The kernel
+// must not get nodes for those (it would keep a name that is gone, and
+// open(O_CREAT) on it would fail with ENOENT), so every change to the
+// namespace bumps a version, and only a listing taken at the current
+// version may carry nodes; an older one is served as bare names.
 //
 // StatInterest: whether a READDIRPLUS reply should carry the attributes of
 // the files it lists. With them the kernel builds an inode for every file
@@ -18,6 +23,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -32,14 +38,24 @@ namespace recall {
 class Listings {
  public:
   static constexpr size_t kMaxKept = 64;
+  struct Kept {
+    std::shared_ptr<const Vfs::DirListing> listing;
+    uint64_t version = 0;  // version() read before it was taken
+  };
   // Keeps a listing; its serial number (never 0, fits 32 bits).
-  uint64_t add(std::shared_ptr<const Vfs::DirListing> listing);
-  std::shared_ptr<const Vfs::DirListing> find(uint64_t serial);
+  uint64_t add(Kept kept);
+  Kept find(uint64_t serial);  // listing null when gone
   void done(uint64_t serial);
 
+  // Something in the namespace changed (here or behind the kernel's back).
+  void changed() { version_.fetch_add(1, std::memory_order_acq_rel); }
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  bool current(const Kept& k) const { return k.version == version(); }
+
  private:
+  std::atomic<uint64_t> version_ = 0;
   std::mutex mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<const Vfs::DirListing>> kept_;
+  std::unordered_map<uint64_t, Kept> kept_;
   std::deque<uint64_t> order_;
   uint64_t next_ = 1;
 };

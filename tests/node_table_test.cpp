@@ -81,14 +81,23 @@ TEST(NodeTable, FindSaysHowFarTheKernelKnowsAPath) {
 TEST(Listings, KeepsTheNewestListingsUntilReadToTheEnd) {
   Listings l;
   auto listing = std::make_shared<Vfs::DirListing>();
-  uint64_t first = l.add(listing);
+  uint64_t first = l.add({listing, l.version()});
   EXPECT_NE(first, 0u);
-  EXPECT_EQ(l.find(first), listing);
-  for (size_t i = 0; i < Listings::kMaxKept; ++i) l.add(std::make_shared<Vfs::DirListing>());
-  EXPECT_EQ(l.find(first), nullptr) << "the oldest goes when too many are kept";
-  uint64_t last = l.add(listing);
+  EXPECT_EQ(l.find(first).listing, listing);
+  for (size_t i = 0; i < Listings::kMaxKept; ++i)
+    l.add({std::make_shared<Vfs::DirListing>(), l.version()});
+  EXPECT_EQ(l.find(first).listing, nullptr) << "the oldest goes when too many are kept";
+  uint64_t last = l.add({listing, l.version()});
   l.done(last);
-  EXPECT_EQ(l.find(last), nullptr);
+  EXPECT_EQ(l.find(last).listing, nullptr);
+}
+
+TEST(Listings, AListingTakenBeforeAChangeIsOld) {
+  Listings l;
+  uint64_t serial = l.add({std::make_shared<Vfs::DirListing>(), l.version()});
+  EXPECT_TRUE(l.current(l.find(serial)));
+  l.changed();
+  EXPECT_FALSE(l.current(l.find(serial))) << "it may show a name removed since";
 }
 
 TEST(StatInterest, AThreadThatStatsFilesGetsTheirAttributesForAWhile) {
