@@ -425,6 +425,13 @@ CatalogCounts Catalog::counts() {
   return c;
 }
 
+int64_t Catalog::data_version() {
+  std::lock_guard lock(writer_mu_);
+  Stmt s = writer_.cached("PRAGMA data_version");
+  s.step();
+  return s.int64(0);
+}
+
 uint64_t Catalog::outbox_count() {
   ReadLease r(*this);
   Stmt s = r.db().cached("SELECT count(*) FROM outbox");

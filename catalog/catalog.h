@@ -268,6 +268,11 @@ class Catalog {
     std::optional<int64_t> last_seen_ms;
   };
   std::optional<Device> get_device(const std::string& id);
+  // Changes whenever another process commits to the catalog (SQLite's
+  // data_version on the writer connection, the only one this process
+  // writes through), so a mount can tell that `recallfs sync`, `add` or
+  // `pin` in another process changed what it shows.
+  int64_t data_version();
   // Every asset, streamed in id order.
   void for_each_asset(const std::function<bool(const Asset&)>& fn);
   // Moves every link of asset `from` to asset `to` and deletes `from`:

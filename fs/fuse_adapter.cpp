@@ -48,8 +48,17 @@ Mount& mount_of(fuse_req_t req) { return *static_cast<Mount*>(fuse_req_userdata(
 // only when the kernel holds the entry), and the node, if the kernel holds
 // one, loses its attributes and cached pages. When the kernel does not know
 // the folder either, the nearest folder it knows drops the next name on the
-// path. Errors (-ENOENT: forgotten meanwhile) need nothing.
+// path. Errors (-ENOENT: forgotten meanwhile) need nothing. An empty path
+// means everything.
 void send_invalidation(fuse_session* se, const NodeTable& nodes, const std::string& path) {
+  if (path.empty()) {  // anything may have changed: every name and node the kernel holds
+    for (const NodeTable::Found& f : nodes.named()) {
+      fuse_lowlevel_notify_inval_entry(se, f.parent, f.name.data(), f.name.size());
+      fuse_lowlevel_notify_inval_inode(se, f.node, 0, 0);
+    }
+    fuse_lowlevel_notify_inval_inode(se, NodeTable::kRoot, 0, 0);
+    return;
+  }
   NodeTable::Found f = nodes.find(path);
   if (f.parent != 0) {
     fuse_lowlevel_notify_inval_entry(se, f.parent, f.name.data(), f.name.size());

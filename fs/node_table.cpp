@@ -124,6 +124,14 @@ NodeTable::Found NodeTable::find(std::string_view path) const {
   }
 }
 
+std::vector<NodeTable::Found> NodeTable::named() const {
+  std::lock_guard lock(mu_);
+  std::vector<Found> out;
+  out.reserve(by_name_.size());
+  for (const auto& [key, id] : by_name_) out.push_back(Found{key.parent, key.name, id});
+  return out;
+}
+
 size_t NodeTable::size() const {
   std::lock_guard lock(mu_);
   return nodes_.size();

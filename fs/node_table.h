@@ -65,6 +65,9 @@ class NodeTable {
   };
   Found find(std::string_view path) const;
 
+  // Every node that has a name (for invalidating everything).
+  std::vector<Found> named() const;
+
   size_t size() const;
 
  private:

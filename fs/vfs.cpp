@@ -558,6 +558,14 @@ void Vfs::blob_changed(const std::string& sha256) noexcept {
   }
 }
 
+void Vfs::changed_elsewhere() noexcept {
+  try {
+    invalidate("");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: cache invalidation: %s\n", e.what());
+  }
+}
+
 void Vfs::remote_changed(const Catalog::ApplyReport& report) noexcept {
   try {
     Catalog& cat = lib_.catalog();

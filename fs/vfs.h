@@ -134,7 +134,7 @@ class Vfs {
   void set_fetcher(std::shared_ptr<Fetcher> fetcher) { fetcher_ = std::move(fetcher); }
 
   // Called after content or names change, with the paths whose kernel caches
-  // are stale (set by the FUSE adapter).
+  // are stale (set by the FUSE adapter); "" when anything may be.
   void set_invalidator(std::function<void(const std::string& path)> fn) {
     std::lock_guard lock(invalidate_mu_);
     invalidate_ = std::move(fn);
@@ -159,6 +159,9 @@ class Vfs {
   // changed rows, old work titles — and every name of the changed assets.
   // Never throws (it runs on the sync worker).
   void remote_changed(const Catalog::ApplyReport& report) noexcept;
+  // Another process changed the catalog (CatalogWatcher): anything shown
+  // may be stale. Never throws.
+  void changed_elsewhere() noexcept;
   // A blob was fetched here or evicted: its files' st_blocks changed.
   // Never throws.
   void blob_changed(const std::string& sha256) noexcept;

@@ -17,6 +17,7 @@
 #include "base/error.h"
 #include "base/ids.h"
 #include "fs/cache_budget.h"
+#include "fs/catalog_watcher.h"
 #include "fs/fetcher.h"
 #include "fs/fuse_adapter.h"
 #include "fs/vfs.h"
@@ -160,6 +161,7 @@ int do_mount(const MountRequest& req) {
     std::unique_ptr<PeerServer> peers;
     std::unique_ptr<SyncWorker> sync;  // after the Vfs: stopped first
     std::unique_ptr<ReplicationWorker> replication;
+    std::unique_ptr<CatalogWatcher> watcher;
   };
   return serve_mount(
       mo,
@@ -200,6 +202,9 @@ int do_mount(const MountRequest& req) {
         }
         s->sync = std::make_unique<SyncWorker>(
             *s->lib, so, [v](const Catalog::ApplyReport& r) { v->remote_changed(r); });
+        // Commands run in another process meanwhile change what the mount shows.
+        s->watcher = std::make_unique<CatalogWatcher>(s->lib->catalog(), std::chrono::seconds(1),
+                                                      [v] { v->changed_elsewhere(); });
         return std::shared_ptr<Vfs>(std::move(s), v);
       },
       [&] {

@@ -158,6 +158,32 @@ TEST(MountListing, ABigFolderIsListedWholeAcrossManyRequestsAndByManyReaders) {
   EXPECT_EQ(ls.out, "3000\n3000\n");
 }
 
+TEST(MountListing, ChangesMadeByAnotherProcessShowWithinSeconds) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  ASSERT_EQ(::mkdir((m / "works/Old").c_str(), 0755), 0);
+  test::write_file(m / "works/Old/a.txt", "a");
+  // Listed and stat-ed here, so the kernel holds the listings and names.
+  EXPECT_EQ(listing(m / "works"), std::set<std::string>{"Old"});
+  EXPECT_EQ(listing(m / "works/Old"), std::set<std::string>{"a.txt"});
+  // `recallfs add` in another process, while mounted: the daemon learns
+  // of it only through the catalog.
+  fs::path src = m.tmp() / "b.txt";
+  test::write_file(src, "from the command line");
+  auto added = m.recallfs({"add", "--work", "Old", src.string()});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  added = m.recallfs({"add", "--work", "New", src.string()});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_TRUE(test::eventually(
+      [&] {
+        return listing(m / "works") == std::set<std::string>{"New", "Old"} &&
+               listing(m / "works/Old") == std::set<std::string>{"a.txt", "b.txt"};
+      },
+      std::chrono::seconds(4)))
+      << "the mount's listings do not show what another process added";
+  EXPECT_EQ(test::read_file(m / "works/New/b.txt"), "from the command line");
+}
+
 TEST(MountListing, AFileKeepsWorkingThroughItsHandleAfterItsNameIsGone) {
   RECALL_REQUIRE_FUSE();
   MountedLibrary m;
