@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "fs/invalidation_queue.h"
 #include "fs/listing_state.h"
 #include "fs/node_table.h"
+#include "fs/stop_signals.h"
 #include "fs/vfs.h"
 
 namespace recall {
@@ -42,28 +44,31 @@ struct Mount {
 
 Mount& mount_of(fuse_req_t req) { return *static_cast<Mount*>(fuse_req_userdata(req)); }
 
-// Tells the kernel that what it caches for `path` is stale (sent from the
-// InvalidationQueue's thread). The name goes from its folder's cached
-// entries, the folder's cached listing goes (dropping the entry does that
-// only when the kernel holds the entry), and the node, if the kernel holds
-// one, loses its attributes and cached pages. When the kernel does not know
-// the folder either, the nearest folder it knows drops the next name on the
-// path. Errors (-ENOENT: forgotten meanwhile) need nothing. An empty path
-// means everything.
-void send_invalidation(fuse_session* se, const NodeTable& nodes, const std::string& path) {
-  if (path.empty()) {  // anything may have changed: every name and node the kernel holds
-    for (const NodeTable::Found& f : nodes.named()) {
-      fuse_lowlevel_notify_inval_entry(se, f.parent, f.name.data(), f.name.size());
+// Tells the kernel that what it caches for a path is stale (sent from the
+// InvalidationQueue's thread): the node's attributes and cached pages; for
+// Listing, its folder's cached listing too; for Name, also the name in its
+// folder. When the kernel does not know the folder, the nearest one it
+// knows stands in for it (its listing may lack the next name on the path).
+// Errors (-ENOENT: forgotten meanwhile) need nothing.
+// Only Name takes the folder's lock in the kernel (notify_inval_entry), so
+// it is kept for names that are gone: a notification waiting for a lock
+// that a request in flight holds cannot finish if the daemon dies then.
+// Path "" is anything: every node the kernel holds loses its attributes,
+// pages and listings (names expire by their timeouts).
+void send_invalidation(fuse_session* se, const NodeTable& nodes,
+                       const InvalidationQueue::Item& inv) {
+  using Stale = Vfs::Stale;
+  if (inv.path.empty()) {
+    for (const NodeTable::Found& f : nodes.named())
       fuse_lowlevel_notify_inval_inode(se, f.node, 0, 0);
-    }
     fuse_lowlevel_notify_inval_inode(se, NodeTable::kRoot, 0, 0);
     return;
   }
-  NodeTable::Found f = nodes.find(path);
-  if (f.parent != 0) {
+  NodeTable::Found f = nodes.find(inv.path);
+  if (f.parent != 0 && inv.what == Stale::Name)
     fuse_lowlevel_notify_inval_entry(se, f.parent, f.name.data(), f.name.size());
+  if (f.parent != 0 && inv.what != Stale::Attributes)
     fuse_lowlevel_notify_inval_inode(se, f.parent, 0, 0);
-  }
   if (f.node != 0) fuse_lowlevel_notify_inval_inode(se, f.node, 0, 0);
 }
 
@@ -241,43 +246,65 @@ void op_opendir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
 void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
   guarded(req, plus ? "readdirplus" : "readdir", [&] {
     Mount& m = mount_of(req);
-    uint64_t serial = static_cast<uint64_t>(off) >> 32;
-    size_t index = static_cast<uint64_t>(off) & 0xffffffff;
-    Listings::Kept kept = off ? m.listings.find(serial) : Listings::Kept{};
-    if (!kept.listing || kept.listing->path != m.nodes.path(ino)) {
+    if (off < 0) throw Error(EINVAL, "negative offset");
+    // The kept listing serves the next page while nothing was removed
+    // since it was taken; a new one from the start, or when it may be old.
+    Listings::Kept kept = off ? m.listings.find(ino) : Listings::Kept{};
+    if (!kept.listing || !m.listings.current(kept) || kept.listing->path != m.nodes.path(ino)) {
       kept.version = m.listings.version();  // before listing: a change meanwhile makes it old
-      kept.listing = m.vfs->list_dir(path_of(m, ino));
-      serial = m.listings.add(kept);
+      kept.listing = std::make_shared<HashedListing>(*m.vfs->list_dir(path_of(m, ino)));
+      m.listings.keep(ino, kept);
     }
-    const Vfs::DirListing* listing = kept.listing.get();
     bool nodes = plus && m.listings.current(kept);
     bool file_attrs = nodes && m.stat_interest.wants_file_attrs(fuse_req_ctx(req)->pid);
+    const auto& entries = kept.listing->entries;
     auto buf = std::make_unique_for_overwrite<char[]>(size);
     size_t used = 0;
-    const auto& entries = listing->entries;
-    for (; index < entries.size(); ++index) {
-      const auto& [name, st] = entries[index];
-      auto next = static_cast<off_t>(serial << 32 | (index + 1));
-      size_t room = size - used;
-      size_t need;
-      if (plus) {
-        // A name without a node (ino 0) is a bare dirent to the kernel.
-        bool bare = !nodes || name == "." || name == ".." || (!file_attrs && !S_ISDIR(st.st_mode));
-        fuse_entry_param e{};
-        if (bare)
-          e.attr = st;
-        else
-          e = entry_for(m, ino, name.c_str(), st);
-        need = fuse_add_direntry_plus(req, buf.get() + used, room, name.c_str(), &e, next);
-        if (need > room && !bare) m.nodes.forget(e.ino, 1);  // not sent after all
-      } else {
-        need = fuse_add_direntry(req, buf.get() + used, room, name.c_str(), &st, next);
+    std::vector<uint64_t> counted;  // lookups this reply gives the kernel
+    // One entry into buf (or, with room 0, just its size).
+    auto add = [&](const HashedListing::Entry& en, size_t room) -> size_t {
+      auto next = static_cast<off_t>(en.cookie);
+      if (!plus)
+        return fuse_add_direntry(req, buf.get() + used, room, en.name.c_str(), &en.st, next);
+      // A name without a node (ino 0) is a bare dirent to the kernel.
+      bool bare =
+          !nodes || en.name == "." || en.name == ".." || (!file_attrs && !S_ISDIR(en.st.st_mode));
+      fuse_entry_param e{};
+      e.attr = en.st;
+      if (bare || room == 0)
+        return fuse_add_direntry_plus(req, buf.get() + used, room, en.name.c_str(), &e, next);
+      e = entry_for(m, ino, en.name.c_str(), en.st);
+      size_t need = fuse_add_direntry_plus(req, buf.get() + used, room, en.name.c_str(), &e, next);
+      if (need > room)
+        m.nodes.forget(e.ino, 1);  // not sent after all
+      else
+        counted.push_back(e.ino);
+      return need;
+    };
+    for (size_t i = kept.listing->resume(static_cast<uint64_t>(off)); i < entries.size();) {
+      // Names with one cookie go in one reply, or the next offset would
+      // skip the rest of them.
+      size_t group = 1;
+      while (i + group < entries.size() && entries[i + group].cookie == entries[i].cookie) ++group;
+      if (group > 1) {
+        size_t need = 0;
+        for (size_t k = i; k < i + group; ++k) need += add(entries[k], 0);
+        if (need > size - used) break;
       }
-      if (need > room) break;
-      used += need;
+      bool full = false;
+      for (size_t k = i; k < i + group && !full; ++k) {
+        size_t need = add(entries[k], size - used);
+        if (need > size - used)
+          full = true;
+        else
+          used += need;
+      }
+      if (full) break;
+      i += group;
     }
-    if (used == 0) m.listings.done(serial);  // read to its end
-    fuse_reply_buf(req, buf.get(), used);
+    if (used == 0) m.listings.done(ino);  // read to its end
+    if (fuse_reply_buf(req, buf.get(), used) != 0)
+      for (uint64_t n : counted) m.nodes.forget(n, 1);  // interrupted: never reached the kernel
   });
 }
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info*) {
@@ -577,17 +604,33 @@ int serve_fuse(const MountOptions& options, const std::function<std::shared_ptr<
     report(std::string("cannot open the library: ") + e.what());
     return 1;
   }
-  if (fuse_set_signal_handlers(se) != 0) {
-    report("cannot install signal handlers");
-    return 1;
-  }
   auto invalidator = std::make_unique<InvalidationQueue>(
-      [se, &nodes = state.nodes](const std::string& p) { send_invalidation(se, nodes, p); });
+      [se, &nodes = state.nodes](const InvalidationQueue::Item& i) {
+        send_invalidation(se, nodes, i);
+      });
   // What the Vfs invalidates changed behind the kernel's back: kept
   // listings are old.
-  state.vfs->set_invalidator([inv = invalidator.get(), &state](const std::string& p) {
-    state.listings.changed();
-    inv->push(p);
+  state.vfs->set_invalidator(
+      [inv = invalidator.get(), &state](const std::string& p, Vfs::Stale what) {
+        if (what != Vfs::Stale::Attributes) state.listings.changed();
+        inv->push({p, what});
+      });
+  // No invalidation is sent once the loop has stopped: nobody would answer
+  // the request whose lock it may wait for.
+  std::once_flag invalidations_stopped;
+  auto stop_invalidations = [&] {
+    std::call_once(invalidations_stopped, [&] {
+      state.vfs->set_invalidator(nullptr);
+      invalidator.reset();  // sends what is queued: requests are still answered
+    });
+  };
+  // SIGINT, SIGTERM, SIGHUP: invalidations first, then the loop, woken by a
+  // signal to the thread waiting in it.
+  pthread_t loop_thread = pthread_self();
+  auto signals = std::make_unique<StopSignals>([&] {
+    stop_invalidations();
+    fuse_session_exit(se);
+    pthread_kill(loop_thread, SIGTERM);
   });
   if (on_mounted) on_mounted();
   report("");
@@ -595,9 +638,8 @@ int serve_fuse(const MountOptions& options, const std::function<std::shared_ptr<
   fuse_loop_cfg_set_max_threads(cfg, 16);
   int rc = fuse_session_loop_mt(se, cfg);
   fuse_loop_cfg_destroy(cfg);
-  fuse_remove_signal_handlers(se);
-  state.vfs->set_invalidator(nullptr);
-  invalidator.reset();
+  signals.reset();
+  stop_invalidations();
   state.vfs.reset();  // closes the library before the mount goes away
   if (on_unmounted) on_unmounted();
   return rc == 0 ? 0 : 1;

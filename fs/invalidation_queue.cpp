@@ -2,7 +2,7 @@
 
 namespace recall {
 
-InvalidationQueue::InvalidationQueue(std::function<void(const std::string&)> send)
+InvalidationQueue::InvalidationQueue(std::function<void(const Item&)> send)
     : send_(std::move(send)), thread_([this] { run(); }) {}
 
 InvalidationQueue::~InvalidationQueue() {
@@ -14,10 +14,10 @@ InvalidationQueue::~InvalidationQueue() {
   thread_.join();
 }
 
-void InvalidationQueue::push(const std::string& path) {
+void InvalidationQueue::push(Item item) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(path);
+    queue_.push_back(std::move(item));
   }
   cv_.notify_all();
 }
@@ -27,10 +27,10 @@ void InvalidationQueue::run() {
   for (;;) {
     cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty()) return;
-    std::string path = std::move(queue_.front());
+    Item item = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
-    send_(path);
+    send_(item);
     lock.lock();
   }
 }

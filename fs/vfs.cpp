@@ -315,7 +315,7 @@ void Vfs::collect_blob(const std::string& sha256) {
   } catch (const Error&) {
     // Already gone: nothing to free.
   }
-  invalidate("/blobs/" + sha256);
+  invalidate("/blobs/" + sha256, Stale::Listing);
 }
 
 void Vfs::link(std::string_view from, std::string_view to) {
@@ -523,9 +523,9 @@ std::string Vfs::place_path(const Place& place) {
   return p;
 }
 
-void Vfs::invalidate(const std::string& path) {
+void Vfs::invalidate(const std::string& path, Stale what) {
   std::lock_guard lock(invalidate_mu_);
-  if (invalidate_) invalidate_(path);
+  if (invalidate_) invalidate_(path, what);
 }
 
 void Vfs::content_changed(const std::string& asset_id) {
@@ -533,15 +533,16 @@ void Vfs::content_changed(const std::string& asset_id) {
     std::lock_guard lock(invalidate_mu_);
     if (!invalidate_) return;
   }
-  invalidate_names(asset_id);
+  invalidate_names(asset_id, Stale::Attributes);
 }
 
-void Vfs::invalidate_names(const std::string& asset_id) {
+void Vfs::invalidate_names(const std::string& asset_id, Stale what) {
   auto a = lib_.catalog().get_asset(asset_id);
   if (!a) return;  // deleted: remote_changed() or the kernel's own unlink covers its names
   auto names_in = [&](const Place& place, const std::string& raw) {
     std::string dir = place_path(place);
-    for (const std::string& shown : tree_.shown_names(place, raw)) invalidate(dir + "/" + shown);
+    for (const std::string& shown : tree_.shown_names(place, raw))
+      invalidate(dir + "/" + shown, what);
   };
   names_in(Place{a->work_id, a->folder}, a->filename);
   for (const Edge& e : lib_.catalog().links_of(asset_id))
@@ -550,7 +551,7 @@ void Vfs::invalidate_names(const std::string& asset_id) {
 
 void Vfs::blob_changed(const std::string& sha256) noexcept {
   try {
-    invalidate("/blobs/" + sha256);
+    invalidate("/blobs/" + sha256, Stale::Listing);
     for (const Asset& a : lib_.catalog().assets_with_blob(sha256)) content_changed(a.id);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: cache invalidation for blob %s: %s\n", sha256.c_str(),
@@ -560,7 +561,7 @@ void Vfs::blob_changed(const std::string& sha256) noexcept {
 
 void Vfs::changed_elsewhere() noexcept {
   try {
-    invalidate("");
+    invalidate("", Stale::Name);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: cache invalidation: %s\n", e.what());
   }
@@ -569,12 +570,18 @@ void Vfs::changed_elsewhere() noexcept {
 void Vfs::remote_changed(const Catalog::ApplyReport& report) noexcept {
   try {
     Catalog& cat = lib_.catalog();
-    for (const std::string& title : report.stale_titles) invalidate("/works/" + escape_name(title));
+    {
+      std::lock_guard lock(invalidate_mu_);
+      if (!invalidate_) return;
+    }
+    for (const std::string& title : report.stale_titles)
+      invalidate("/works/" + escape_name(title), Stale::Name);
     for (const auto& [place, name] : report.stale_names) {
       if (place.work_id && !cat.get_work(*place.work_id)) continue;  // gone: its title covers it
-      invalidate(place_path(place) + "/" + escape_name(name));
+      invalidate(place_path(place) + "/" + escape_name(name), Stale::Name);
     }
-    for (const std::string& id : report.changed_assets) content_changed(id);
+    // Their names now may be new in their folders.
+    for (const std::string& id : report.changed_assets) invalidate_names(id, Stale::Listing);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: cache invalidation after a pull: %s\n", e.what());
   }

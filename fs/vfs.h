@@ -133,9 +133,17 @@ class Vfs {
   // one they fail with EIO.
   void set_fetcher(std::shared_ptr<Fetcher> fetcher) { fetcher_ = std::move(fetcher); }
 
+  // What the kernel may hold stale about a path; each includes the ones
+  // before it.
+  enum class Stale {
+    Attributes,  // the file's attributes and cached content (its name stands)
+    Listing,     // and its folder's listing: the name is new there
+    Name,        // and the name itself: gone, or now another file's
+  };
   // Called after content or names change, with the paths whose kernel caches
-  // are stale (set by the FUSE adapter); "" when anything may be.
-  void set_invalidator(std::function<void(const std::string& path)> fn) {
+  // are stale (set by the FUSE adapter); path "" when anything may be.
+  using Invalidator = std::function<void(const std::string& path, Stale what)>;
+  void set_invalidator(Invalidator fn) {
     std::lock_guard lock(invalidate_mu_);
     invalidate_ = std::move(fn);
   }
@@ -208,11 +216,13 @@ class Vfs {
   std::filesystem::path staging_dir_;
   int64_t started_ns_;  // times shown for the fixed folders
   // Sends one path to the invalidator, if there is one.
-  void invalidate(const std::string& path);
+  void invalidate(const std::string& path, Stale what);
+  // A new file that was never stored is gone: the kernel may still list it.
+  void forget_pending_name(const Place& place, const std::string& name) noexcept;
   // Every name an asset shows under (collision suffixes included).
-  void invalidate_names(const std::string& asset_id);
+  void invalidate_names(const std::string& asset_id, Stale what);
   std::mutex invalidate_mu_;  // guards invalidate_: workers call it while unmounting
-  std::function<void(const std::string&)> invalidate_;
+  Invalidator invalidate_;
   std::shared_ptr<Fetcher> fetcher_;
   std::function<void(const std::string&)> on_stored_;
 

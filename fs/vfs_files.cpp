@@ -441,9 +441,12 @@ void Vfs::commit(OpenFile& of, bool consume) {
     } catch (...) {
       discard_staging(of, lib_.blobs());
       if (of.pending) {
-        std::lock_guard flock(files_mu_);
-        of.unlinked = true;  // a new file that could not be stored: gone
-        pending_.erase(pending_key(of.place, of.name));
+        {
+          std::lock_guard flock(files_mu_);
+          of.unlinked = true;  // a new file that could not be stored: gone
+          pending_.erase(pending_key(of.place, of.name));
+        }
+        forget_pending_name(of.place, of.name);
       }
       throw;
     }
@@ -460,7 +463,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
   }
   // Phase 2, in the namespace's order: record it.
   std::lock_guard ns(ns_mu_);
-  if (!put.deduplicated) invalidate("/blobs/" + put.sha256);  // a listing of blobs/ lacks it
+  if (!put.deduplicated) invalidate("/blobs/" + put.sha256, Stale::Listing);
   BlobMeta meta = blob_for(put, name);
   if (pending) {
     NewAsset n;
@@ -549,14 +552,30 @@ void Vfs::release(uint64_t h) {
       std::fprintf(stderr, "recallfs: could not store a closed file: %s\n", e.what());
     }
   }
-  std::lock_guard lock(files_mu_);
-  std::lock_guard flock(of.mu);
-  if (of.handles > 0) return;
-  if (!of.staging.empty()) ::unlink(of.staging.c_str());
-  of.staging.clear();
-  if (of.pending) pending_.erase(pending_key(of.place, of.name));
-  if (auto it = files_.find(of.asset_id); it != files_.end() && it->second.get() == &of)
-    files_.erase(it);
+  bool dropped = false;  // a new file that was never stored
+  Place place;
+  std::string name;
+  {
+    std::lock_guard lock(files_mu_);
+    std::lock_guard flock(of.mu);
+    if (of.handles > 0) return;
+    if (!of.staging.empty()) ::unlink(of.staging.c_str());
+    of.staging.clear();
+    dropped = of.pending && pending_.erase(pending_key(of.place, of.name)) > 0;
+    place = of.place;
+    name = of.name;
+    if (auto it = files_.find(of.asset_id); it != files_.end() && it->second.get() == &of)
+      files_.erase(it);
+  }
+  if (dropped) forget_pending_name(place, name);
+}
+
+void Vfs::forget_pending_name(const Place& place, const std::string& name) noexcept {
+  try {
+    invalidate(place_path(place) + "/" + escape_name(name), Stale::Name);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: cache invalidation: %s\n", e.what());
+  }
 }
 
 }  // namespace recall

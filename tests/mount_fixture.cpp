@@ -67,6 +67,25 @@ void MountedLibrary::kill_daemon() {
   mounted_ = false;
 }
 
+bool MountedLibrary::stop_daemon(int sig, std::chrono::milliseconds timeout) {
+  pid_t pid = daemon_pid();
+  ::kill(pid, sig);
+  bool gone = eventually(
+      [&] {
+        std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        return !std::getline(st, line) || line.find(") Z") != std::string::npos;
+      },
+      timeout);
+  if (!gone) return false;
+  mounted_ = false;
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line))
+    if (line.find(" " + mnt_.string() + " ") != std::string::npos) return false;  // still mounted
+  return true;
+}
+
 RunResult MountedLibrary::shell(const std::string& script) {
   return run({"/bin/bash", "-c", "cd \"$MNT\" && " + script},
              {"MNT=" + mnt_.string(), "DATA=" + data_.string(), "TMP=" + tmp_.path().string(),

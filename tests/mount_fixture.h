@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -27,6 +28,9 @@ class MountedLibrary {
   void unmount();
   // SIGKILLs the daemon and clears the dead mount, as after a crash.
   void kill_daemon();
+  // Sends `sig` (SIGTERM, SIGINT) and waits up to `timeout` for the daemon
+  // to unmount and exit; false if it did not.
+  bool stop_daemon(int sig, std::chrono::milliseconds timeout);
   bool mounted() const { return mounted_; }
 
   const std::filesystem::path& mnt() const { return mnt_; }

@@ -3,6 +3,7 @@
 // drops it, and READDIRPLUS replies carry files' attributes only for a
 // process that stats files: these tests check that what the shell tools see
 // is never stale and never wrong, whichever way a listing was served.
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -156,6 +157,43 @@ TEST(MountListing, ABigFolderIsListedWholeAcrossManyRequestsAndByManyReaders) {
   EXPECT_EQ(wrong, 0) << "a listing missed, repeated or misdescribed entries";
   auto ls = m.shell("ls works/Big | wc -l; ls -l works/Big | grep -c '^-'");
   EXPECT_EQ(ls.out, "3000\n3000\n");
+}
+
+TEST(MountListing, RemovingEntriesWhileReadingTheFolderRemovesThemAll) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  // What rm -r does: read a folder and unlink each entry as it comes. Every
+  // unlink changes the listing under the reader, whose next page must
+  // still start right after the last name it got.
+  fs::path src = m.tmp() / "src";
+  fs::create_directories(src);
+  std::vector<std::string> args = {"add", "--work", "Del"};
+  for (int i = 0; i < 2000; ++i) {
+    std::string name = std::to_string(10000 + i) + std::string(195, 'd') + ".txt";
+    test::write_file(src / name, "");
+    args.push_back((src / name).string());
+  }
+  m.unmount();
+  auto added = m.recallfs(args);
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  m.mount();
+  DIR* d = ::opendir((m / "works/Del").c_str());
+  ASSERT_NE(d, nullptr);
+  int removed = 0, failed = 0;
+  std::set<std::string> seen;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (!seen.insert(name).second) ++failed;  // returned twice
+    if (::unlinkat(::dirfd(d), e->d_name, 0) == 0)
+      ++removed;
+    else
+      ++failed;
+  }
+  ::closedir(d);
+  EXPECT_EQ(removed, 2000) << "entries skipped while the folder changed";
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(::rmdir((m / "works/Del").c_str()), 0) << strerror(errno);
 }
 
 TEST(MountListing, ChangesMadeByAnotherProcessShowWithinSeconds) {

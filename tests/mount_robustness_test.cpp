@@ -79,6 +79,45 @@ TEST(MountRobustness, KillingTheDaemonMidCopyLosesNoFinishedFileAndLeavesNoHalfF
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
+TEST(MountRobustness, StoppingTheDaemonWhileItIsBusyUnmountsAndKeepsEveryClosedFile) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  ASSERT_EQ(::mkdir((m / "works/Z").c_str(), 0755), 0);
+  // Writers, renames and listers in one folder (the daemon invalidates
+  // names and listings meanwhile), then SIGTERM: the daemon must unmount
+  // and exit, not wait forever on a folder lock held by a request it will
+  // never answer.
+  std::string script =
+      "cd \"$MNT\"; for w in 1 2 3; do (for i in $(seq 400); do echo $i > works/Z/w$w-$i && "
+      "mv works/Z/w$w-$i works/Z/m$w-$i && echo m$w-$i >> \"$TMP/done.log\"; done) & done; "
+      "for s in 1 2; do (while ls -l works/Z blobs > /dev/null; do :; done) & done; wait";
+  std::string env_mnt = "MNT=" + m.mnt().string(), env_tmp = "TMP=" + m.tmp().string();
+  const char* argv[] = {"/bin/bash", "-c", script.c_str(), nullptr};
+  const char* envp[] = {env_mnt.c_str(), env_tmp.c_str(), "PATH=/usr/bin:/bin", nullptr};
+  pid_t pid;
+  posix_spawnattr_t attr;  // a process group of its own, to stop all of it
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  ASSERT_EQ(posix_spawn(&pid, "/bin/bash", nullptr, &attr, const_cast<char**>(argv),
+                        const_cast<char**>(envp)),
+            0);
+  posix_spawnattr_destroy(&attr);
+  ASSERT_TRUE(test::eventually([&] { return lines_of(m.tmp() / "done.log").size() >= 30; },
+                               std::chrono::seconds(30)))
+      << "the writers did not get going";
+  EXPECT_TRUE(m.stop_daemon(SIGTERM, std::chrono::seconds(15)))
+      << "the daemon did not unmount and exit on SIGTERM while busy";
+  ::kill(-pid, SIGKILL);
+  int status;
+  ::waitpid(pid, &status, 0);
+  if (m.mounted()) m.kill_daemon();  // so that the rest can run
+  // Every file whose mv returned is there after a remount.
+  m.mount();
+  for (const std::string& name : lines_of(m.tmp() / "done.log"))
+    EXPECT_TRUE(fs::exists(m / ("works/Z/" + name))) << name << " was stored but is gone";
+}
+
 TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
   RECALL_REQUIRE_FUSE();
   test::TempDir outer("recallfs-small");

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "fs/listing_state.h"
 
 namespace recall {
@@ -78,26 +80,48 @@ TEST(NodeTable, FindSaysHowFarTheKernelKnowsAPath) {
   EXPECT_EQ(f.node, NodeTable::kRoot);
 }
 
-TEST(Listings, KeepsTheNewestListingsUntilReadToTheEnd) {
+TEST(Listings, KeepsTheLastListingOfEachFolderUntilReadToTheEnd) {
   Listings l;
-  auto listing = std::make_shared<Vfs::DirListing>();
-  uint64_t first = l.add({listing, l.version()});
-  EXPECT_NE(first, 0u);
-  EXPECT_EQ(l.find(first).listing, listing);
-  for (size_t i = 0; i < Listings::kMaxKept; ++i)
-    l.add({std::make_shared<Vfs::DirListing>(), l.version()});
-  EXPECT_EQ(l.find(first).listing, nullptr) << "the oldest goes when too many are kept";
-  uint64_t last = l.add({listing, l.version()});
-  l.done(last);
-  EXPECT_EQ(l.find(last).listing, nullptr);
+  auto listing = std::make_shared<HashedListing>(Vfs::DirListing{});
+  l.keep(7, {listing, l.version()});
+  EXPECT_EQ(l.find(7).listing, listing);
+  EXPECT_TRUE(l.current(l.find(7)));
+  l.changed();
+  EXPECT_FALSE(l.current(l.find(7))) << "it may show a name removed since";
+  for (uint64_t node = 100; node < 100 + Listings::kMaxKept; ++node) l.keep(node, {listing, 0});
+  EXPECT_EQ(l.find(7).listing, nullptr) << "the oldest folder's goes when too many are kept";
+  l.done(100 + Listings::kMaxKept - 1);
+  EXPECT_EQ(l.find(100 + Listings::kMaxKept - 1).listing, nullptr);
 }
 
-TEST(Listings, AListingTakenBeforeAChangeIsOld) {
-  Listings l;
-  uint64_t serial = l.add({std::make_shared<Vfs::DirListing>(), l.version()});
-  EXPECT_TRUE(l.current(l.find(serial)));
-  l.changed();
-  EXPECT_FALSE(l.current(l.find(serial))) << "it may show a name removed since";
+TEST(HashedListing, AnOffsetResumesAfterTheSameNameInAnyListingOfTheFolder) {
+  struct stat st {};
+  Vfs::DirListing before;
+  for (const char* n : {".", "..", "a", "b", "c", "d", "e", "f"})
+    before.entries.emplace_back(n, st);
+  HashedListing first(before);
+  ASSERT_EQ(first.entries[0].name, ".");
+  ASSERT_EQ(first.entries[1].name, "..");
+  EXPECT_EQ(first.resume(0), 0u);
+  // A reader got the first four entries; then "a".."f" minus the ones it
+  // saw change. Whatever was removed or added, it resumes after the last
+  // name it was given, so the ones that stayed come exactly once.
+  uint64_t offset = first.entries[3].cookie;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < 4; ++i) seen.insert(first.entries[i].name);
+  Vfs::DirListing after;
+  for (const auto& e : first.entries)
+    if (e.name != first.entries[2].name && e.name != first.entries[5].name)
+      after.entries.emplace_back(e.name, st);  // one seen and one unseen name removed
+  after.entries.emplace_back("new", st);
+  HashedListing second(after);
+  for (size_t i = second.resume(offset); i < second.entries.size(); ++i)
+    EXPECT_TRUE(seen.insert(second.entries[i].name).second) << second.entries[i].name << " twice";
+  for (const auto& e : first.entries) {
+    if (e.name == first.entries[5].name) continue;  // removed before it was read
+    EXPECT_TRUE(seen.count(e.name)) << e.name << " missed";
+  }
+  for (const auto& e : second.entries) EXPECT_LT(e.cookie, 1u << 31) << "fits a 32-bit off_t";
 }
 
 TEST(StatInterest, AThreadThatStatsFilesGetsTheirAttributesForAWhile) {
