@@ -261,9 +261,9 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
     auto buf = std::make_unique_for_overwrite<char[]>(size);
     size_t used = 0;
     std::vector<uint64_t> counted;  // lookups this reply gives the kernel
-    // One entry into buf (or, with room 0, just its size).
+    // One entry into buf, if it fits; its size.
     auto add = [&](const HashedListing::Entry& en, size_t room) -> size_t {
-      auto next = static_cast<off_t>(en.cookie);
+      auto next = static_cast<off_t>(en.cookie);  // see Listings
       if (!plus)
         return fuse_add_direntry(req, buf.get() + used, room, en.name.c_str(), &en.st, next);
       // A name without a node (ino 0) is a bare dirent to the kernel.
@@ -271,7 +271,7 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
           !nodes || en.name == "." || en.name == ".." || (!file_attrs && !S_ISDIR(en.st.st_mode));
       fuse_entry_param e{};
       e.attr = en.st;
-      if (bare || room == 0)
+      if (bare)
         return fuse_add_direntry_plus(req, buf.get() + used, room, en.name.c_str(), &e, next);
       e = entry_for(m, ino, en.name.c_str(), en.st);
       size_t need = fuse_add_direntry_plus(req, buf.get() + used, room, en.name.c_str(), &e, next);
@@ -281,28 +281,18 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
         counted.push_back(e.ino);
       return need;
     };
-    for (size_t i = kept.listing->resume(static_cast<uint64_t>(off)); i < entries.size();) {
-      // Names with one cookie go in one reply, or the next offset would
-      // skip the rest of them.
-      size_t group = 1;
-      while (i + group < entries.size() && entries[i + group].cookie == entries[i].cookie) ++group;
-      if (group > 1) {
-        size_t need = 0;
-        for (size_t k = i; k < i + group; ++k) need += add(entries[k], 0);
-        if (need > size - used) break;
-      }
-      bool full = false;
-      for (size_t k = i; k < i + group && !full; ++k) {
-        size_t need = add(entries[k], size - used);
-        if (need > size - used)
-          full = true;
-        else
-          used += need;
-      }
-      if (full) break;
-      i += group;
+    // Where the offset's name was, in the listing that gave it out.
+    size_t start = 0;
+    if (off) {
+      std::optional<std::string> last = m.listings.name_of(ino, static_cast<uint64_t>(off));
+      start = last ? kept.listing->resume_after(*last) : std::min<size_t>(2, entries.size());
     }
-    if (used == 0) m.listings.done(ino);  // read to its end
+    for (size_t i = start; i < entries.size(); ++i) {
+      size_t need = add(entries[i], size - used);
+      if (need > size - used) break;
+      used += need;
+    }
+    if (used == 0) m.listings.done(ino, kept.listing.get());  // read to its end
     if (fuse_reply_buf(req, buf.get(), used) != 0)
       for (uint64_t n : counted) m.nodes.forget(n, 1);  // interrupted: never reached the kernel
   });
@@ -328,6 +318,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Mount& m = mount_of(req);
     m.vfs->rmdir(child_path_of(m, parent, name));
     m.nodes.removed(parent, name);
+    m.listings.removed(parent, name);
     m.listings.changed();
     fuse_reply_err(req, 0);
   });
@@ -337,6 +328,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Mount& m = mount_of(req);
     m.vfs->unlink(child_path_of(m, parent, name));
     m.nodes.removed(parent, name);
+    m.listings.removed(parent, name);
     m.listings.changed();
     fuse_reply_err(req, 0);
   });
@@ -347,6 +339,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     Mount& m = mount_of(req);
     m.vfs->rename(child_path_of(m, parent, name), child_path_of(m, newparent, newname), flags);
     m.nodes.moved(parent, name, newparent, newname);
+    m.listings.removed(parent, name);
     m.listings.changed();
     fuse_reply_err(req, 0);
   });
@@ -613,6 +606,10 @@ int serve_fuse(const MountOptions& options, const std::function<std::shared_ptr<
   state.vfs->set_invalidator(
       [inv = invalidator.get(), &state](const std::string& p, Vfs::Stale what) {
         if (what != Vfs::Stale::Attributes) state.listings.changed();
+        if (what == Vfs::Stale::Name && !p.empty()) {  // a name gone: readers may resume after it
+          NodeTable::Found f = state.nodes.find(p);
+          if (f.parent != 0 && p.ends_with("/" + f.name)) state.listings.removed(f.parent, f.name);
+        }
         inv->push({p, what});
       });
   // No invalidation is sent once the loop has stopped: nobody would answer

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <unordered_set>
 
 namespace recall {
 
@@ -14,39 +15,84 @@ uint32_t name_cookie(std::string_view name) {
 
 HashedListing::HashedListing(const Vfs::DirListing& listing) : path(listing.path) {
   entries.reserve(listing.entries.size());
+  std::unordered_set<uint32_t> used = {1, 2};
   for (const auto& [name, st] : listing.entries) {
-    uint32_t cookie = name == "." ? 1 : name == ".." ? 2 : name_cookie(name);
+    if (name == "." || name == "..") continue;
+    uint32_t cookie = name_cookie(name);
+    while (!used.insert(cookie).second) cookie = cookie + 1 < (1U << 31) ? cookie + 1 : 3;
     entries.push_back(Entry{cookie, name, st});
   }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return a.cookie != b.cookie ? a.cookie < b.cookie : a.name < b.name;
-  });
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.name < b.name; });
+  struct stat self {};
+  if (!listing.entries.empty()) self = listing.entries.front().second;
+  entries.insert(entries.begin(), {Entry{1, ".", self}, Entry{2, "..", self}});
 }
 
-size_t HashedListing::resume(uint64_t cookie) const {
-  auto it = std::upper_bound(entries.begin(), entries.end(), cookie,
-                             [](uint64_t c, const Entry& e) { return c < e.cookie; });
+std::optional<std::string> HashedListing::name_of(uint64_t cookie) const {
+  for (const Entry& e : entries)
+    if (e.cookie == cookie) return e.name;
+  return std::nullopt;
+}
+
+size_t HashedListing::resume_after(const std::string& name) const {
+  if (name == ".") return 1;
+  if (name == "..") return 2;
+  auto first = entries.begin() + std::min<size_t>(2, entries.size());
+  auto it = std::upper_bound(first, entries.end(), name,
+                             [](const std::string& n, const Entry& e) { return n < e.name; });
   return static_cast<size_t>(it - entries.begin());
 }
 
 Listings::Kept Listings::find(uint64_t node) {
   std::lock_guard lock(mu_);
   auto it = kept_.find(node);
-  return it == kept_.end() ? Kept{} : it->second;
+  if (it == kept_.end() || it->second.empty()) return Kept{};
+  if (order_.back() != node) {  // the most recently used goes last
+    std::erase(order_, node);
+    order_.push_back(node);
+  }
+  return it->second.back();
 }
 
 void Listings::keep(uint64_t node, Kept kept) {
   std::lock_guard lock(mu_);
-  if (kept_.insert_or_assign(node, std::move(kept)).second) order_.push_back(node);
+  auto [it, added] = kept_.try_emplace(node);
+  if (added) order_.push_back(node);
+  it->second.push_back(std::move(kept));
+  if (it->second.size() > kPerFolder) it->second.pop_front();
   while (order_.size() > kMaxKept) {
     kept_.erase(order_.front());
     order_.pop_front();
   }
 }
 
-void Listings::done(uint64_t node) {
+std::optional<std::string> Listings::name_of(uint64_t node, uint64_t cookie) {
   std::lock_guard lock(mu_);
-  if (kept_.erase(node)) std::erase(order_, node);
+  auto it = kept_.find(node);
+  if (it != kept_.end())
+    for (auto k = it->second.rbegin(); k != it->second.rend(); ++k)
+      if (auto name = k->listing->name_of(cookie)) return name;
+  for (auto r = removed_.rbegin(); r != removed_.rend(); ++r)
+    if (std::get<0>(*r) == node && std::get<1>(*r) == cookie) return std::get<2>(*r);
+  return std::nullopt;
+}
+
+void Listings::removed(uint64_t node, const std::string& name) {
+  std::lock_guard lock(mu_);
+  removed_.emplace_back(node, name_cookie(name), name);
+  if (removed_.size() > kRemovedKept) removed_.pop_front();
+}
+
+void Listings::done(uint64_t node, const HashedListing* listing) {
+  std::lock_guard lock(mu_);
+  auto it = kept_.find(node);
+  if (it == kept_.end()) return;
+  std::erase_if(it->second, [&](const Kept& k) { return k.listing.get() == listing; });
+  if (it->second.empty()) {
+    kept_.erase(it);
+    std::erase(order_, node);
+  }
 }
 
 void StatInterest::noted(pid_t tid, Clock::time_point now) {

@@ -90,38 +90,37 @@ TEST(Listings, KeepsTheLastListingOfEachFolderUntilReadToTheEnd) {
   EXPECT_FALSE(l.current(l.find(7))) << "it may show a name removed since";
   for (uint64_t node = 100; node < 100 + Listings::kMaxKept; ++node) l.keep(node, {listing, 0});
   EXPECT_EQ(l.find(7).listing, nullptr) << "the oldest folder's goes when too many are kept";
-  l.done(100 + Listings::kMaxKept - 1);
+  l.done(100 + Listings::kMaxKept - 1, listing.get());
   EXPECT_EQ(l.find(100 + Listings::kMaxKept - 1).listing, nullptr);
 }
 
 TEST(HashedListing, AnOffsetResumesAfterTheSameNameInAnyListingOfTheFolder) {
   struct stat st {};
   Vfs::DirListing before;
-  for (const char* n : {".", "..", "a", "b", "c", "d", "e", "f"})
+  for (const char* n : {".", "..", "e", "a", "-dash", "c", "b", "d"})
     before.entries.emplace_back(n, st);
   HashedListing first(before);
-  ASSERT_EQ(first.entries[0].name, ".");
-  ASSERT_EQ(first.entries[1].name, "..");
-  EXPECT_EQ(first.resume(0), 0u);
-  // A reader got the first four entries; then "a".."f" minus the ones it
-  // saw change. Whatever was removed or added, it resumes after the last
-  // name it was given, so the ones that stayed come exactly once.
-  uint64_t offset = first.entries[3].cookie;
-  std::set<std::string> seen;
-  for (size_t i = 0; i < 4; ++i) seen.insert(first.entries[i].name);
-  Vfs::DirListing after;
-  for (const auto& e : first.entries)
-    if (e.name != first.entries[2].name && e.name != first.entries[5].name)
-      after.entries.emplace_back(e.name, st);  // one seen and one unseen name removed
-  after.entries.emplace_back("new", st);
-  HashedListing second(after);
-  for (size_t i = second.resume(offset); i < second.entries.size(); ++i)
-    EXPECT_TRUE(seen.insert(second.entries[i].name).second) << second.entries[i].name << " twice";
+  std::vector<std::string> order;
+  for (const auto& e : first.entries) order.push_back(e.name);
+  EXPECT_EQ(order, (std::vector<std::string>{".", "..", "-dash", "a", "b", "c", "d", "e"}));
+  std::set<uint32_t> cookies;
   for (const auto& e : first.entries) {
-    if (e.name == first.entries[5].name) continue;  // removed before it was read
-    EXPECT_TRUE(seen.count(e.name)) << e.name << " missed";
+    EXPECT_TRUE(cookies.insert(e.cookie).second) << "cookies are unique in a listing";
+    EXPECT_LT(e.cookie, 1u << 31) << "fits a 32-bit off_t";
   }
-  for (const auto& e : second.entries) EXPECT_LT(e.cookie, 1u << 31) << "fits a 32-bit off_t";
+  // A reader got ".", "..", "-dash", "a"; then "a" and "c" were removed and
+  // "aa" added. It resumes after "a" whatever the new listing holds.
+  uint64_t offset = first.entries[3].cookie;
+  ASSERT_EQ(first.name_of(offset), "a");
+  Vfs::DirListing after;
+  for (const char* n : {".", "..", "e", "-dash", "b", "d", "aa"}) after.entries.emplace_back(n, st);
+  HashedListing second(after);
+  std::vector<std::string> rest;
+  for (size_t i = second.resume_after(*first.name_of(offset)); i < second.entries.size(); ++i)
+    rest.push_back(second.entries[i].name);
+  EXPECT_EQ(rest, (std::vector<std::string>{"aa", "b", "d", "e"}));
+  EXPECT_EQ(second.resume_after("."), 1u);
+  EXPECT_EQ(second.resume_after(".."), 2u);
 }
 
 TEST(StatInterest, AThreadThatStatsFilesGetsTheirAttributesForAWhile) {
