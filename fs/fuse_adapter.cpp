@@ -252,7 +252,7 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
     Listings::Kept kept = off ? m.listings.find(ino) : Listings::Kept{};
     if (!kept.listing || !m.listings.current(kept) || kept.listing->path != m.nodes.path(ino)) {
       kept.version = m.listings.version();  // before listing: a change meanwhile makes it old
-      kept.listing = std::make_shared<HashedListing>(*m.vfs->list_dir(path_of(m, ino)));
+      kept.listing = std::make_shared<HashedListing>(m.vfs->list_dir(path_of(m, ino)));
       m.listings.keep(ino, kept);
     }
     bool nodes = plus && m.listings.current(kept);

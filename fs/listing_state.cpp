@@ -13,20 +13,28 @@ uint32_t name_cookie(std::string_view name) {
   return static_cast<uint32_t>(3 + h % ((1ULL << 31) - 3));
 }
 
-HashedListing::HashedListing(const Vfs::DirListing& listing) : path(listing.path) {
+HashedListing::HashedListing(Vfs::DirListing&& listing) : path(std::move(listing.path)) {
   entries.reserve(listing.entries.size());
-  std::unordered_set<uint32_t> used = {1, 2};
-  for (const auto& [name, st] : listing.entries) {
-    if (name == "." || name == "..") continue;
-    uint32_t cookie = name_cookie(name);
-    while (!used.insert(cookie).second) cookie = cookie + 1 < (1U << 31) ? cookie + 1 : 3;
-    entries.push_back(Entry{cookie, name, st});
-  }
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.name < b.name; });
   struct stat self {};
   if (!listing.entries.empty()) self = listing.entries.front().second;
-  entries.insert(entries.begin(), {Entry{1, ".", self}, Entry{2, "..", self}});
+  entries.push_back(Entry{1, ".", self});
+  entries.push_back(Entry{2, "..", self});
+  for (auto& [name, st] : listing.entries)
+    if (name != "." && name != "..")
+      entries.push_back(Entry{name_cookie(name), std::move(name), st});
+  // Cookies must be unique in a listing; names whose hashes collide (rare)
+  // take the next free values.
+  std::vector<uint32_t> sorted;
+  sorted.reserve(entries.size());
+  for (const Entry& e : entries) sorted.push_back(e.cookie);
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    std::unordered_set<uint32_t> used = {1, 2};
+    for (Entry& e : entries)
+      while (!used.insert(e.cookie).second) e.cookie = e.cookie + 1 < (1U << 31) ? e.cookie + 1 : 3;
+  }
+  std::sort(entries.begin() + 2, entries.end(),
+            [](const Entry& a, const Entry& b) { return a.name < b.name; });
 }
 
 std::optional<std::string> HashedListing::name_of(uint64_t cookie) const {
@@ -48,10 +56,6 @@ Listings::Kept Listings::find(uint64_t node) {
   std::lock_guard lock(mu_);
   auto it = kept_.find(node);
   if (it == kept_.end() || it->second.empty()) return Kept{};
-  if (order_.back() != node) {  // the most recently used goes last
-    std::erase(order_, node);
-    order_.push_back(node);
-  }
   return it->second.back();
 }
 

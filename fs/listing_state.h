@@ -58,7 +58,7 @@ struct HashedListing {
   };
   std::string path;
   std::vector<Entry> entries;
-  explicit HashedListing(const Vfs::DirListing& listing);
+  explicit HashedListing(Vfs::DirListing&& listing);
   // The name this listing gave `cookie` to.
   std::optional<std::string> name_of(uint64_t cookie) const;
   // The index of the first entry after `name` (which need not be here).
@@ -76,6 +76,7 @@ class Listings {
     uint64_t version = 0;  // version() read before it was taken
   };
   // The newest listing kept for a folder node (listing null when none).
+  // Folders go in the order they were first kept.
   Kept find(uint64_t node);
   void keep(uint64_t node, Kept kept);
   // The name a kept listing of the folder gave `cookie` to, or a name
@@ -95,7 +96,7 @@ class Listings {
   std::unordered_map<uint64_t, std::deque<Kept>> kept_;              // newest last
   static constexpr size_t kRemovedKept = 4096;                       // names, all folders
   std::deque<std::tuple<uint64_t, uint32_t, std::string>> removed_;  // node, cookie, name
-  std::deque<uint64_t> order_;  // nodes, least recently used first
+  std::deque<uint64_t> order_;                                       // nodes, first kept first
 };
 
 class StatInterest {

@@ -187,16 +187,16 @@ void Vfs::list_node(const Resolved& r,
   }
 }
 
-std::shared_ptr<const Vfs::DirListing> Vfs::list_dir(std::string_view path) {
+Vfs::DirListing Vfs::list_dir(std::string_view path) {
   Resolved r = resolve(path);
   if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
-  auto listing = std::make_shared<DirListing>();
-  listing->path = std::string(path);
+  DirListing listing;
+  listing.path = std::string(path);
   struct stat self = node_attr(r.node);
-  listing->entries.emplace_back(".", self);
-  listing->entries.emplace_back("..", self);  // the kernel fills in the real parent
+  listing.entries.emplace_back(".", self);
+  listing.entries.emplace_back("..", self);  // the kernel fills in the real parent
   list_node(r, [&](const std::string& name, const struct stat& st) {
-    listing->entries.emplace_back(name, st);
+    listing.entries.emplace_back(name, st);
     return true;
   });
   return listing;

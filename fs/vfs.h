@@ -70,7 +70,7 @@ class Vfs {
     std::string path;
     std::vector<std::pair<std::string, struct stat>> entries;
   };
-  std::shared_ptr<const DirListing> list_dir(std::string_view path);
+  DirListing list_dir(std::string_view path);
   void mkdir(std::string_view path, mode_t mode);
   void rmdir(std::string_view path);
   void unlink(std::string_view path);

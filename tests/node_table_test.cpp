@@ -99,7 +99,7 @@ TEST(HashedListing, AnOffsetResumesAfterTheSameNameInAnyListingOfTheFolder) {
   Vfs::DirListing before;
   for (const char* n : {".", "..", "e", "a", "-dash", "c", "b", "d"})
     before.entries.emplace_back(n, st);
-  HashedListing first(before);
+  HashedListing first(std::move(before));
   std::vector<std::string> order;
   for (const auto& e : first.entries) order.push_back(e.name);
   EXPECT_EQ(order, (std::vector<std::string>{".", "..", "-dash", "a", "b", "c", "d", "e"}));
@@ -114,7 +114,7 @@ TEST(HashedListing, AnOffsetResumesAfterTheSameNameInAnyListingOfTheFolder) {
   ASSERT_EQ(first.name_of(offset), "a");
   Vfs::DirListing after;
   for (const char* n : {".", "..", "e", "-dash", "b", "d", "aa"}) after.entries.emplace_back(n, st);
-  HashedListing second(after);
+  HashedListing second(std::move(after));
   std::vector<std::string> rest;
   for (size_t i = second.resume_after(*first.name_of(offset)); i < second.entries.size(); ++i)
     rest.push_back(second.entries[i].name);
