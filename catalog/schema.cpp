@@ -261,6 +261,7 @@ void migrate_catalog(Db& db) {
     throw Error(EUCLEAN, "catalog " + quote(db.path().string()) + " has schema version " +
                              std::to_string(v) + ", newer than this recallfs knows (" +
                              std::to_string(kCatalogSchemaVersion) + ")");
+  if (v == kCatalogSchemaVersion) return;  // nothing to write: other processes see no change
   if (v < 1) db.exec(schema_v1());
   if (v < 2) db.exec(schema_v2());
   db.set_user_version(kCatalogSchemaVersion);

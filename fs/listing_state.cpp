@@ -63,11 +63,18 @@ void Listings::keep(uint64_t node, Kept kept) {
   std::lock_guard lock(mu_);
   auto [it, added] = kept_.try_emplace(node);
   if (added) order_.push_back(node);
+  entries_ += kept.listing->entries.size();
   it->second.push_back(std::move(kept));
-  if (it->second.size() > kPerFolder) it->second.pop_front();
-  while (order_.size() > kMaxKept) {
-    kept_.erase(order_.front());
-    order_.pop_front();
+  if (it->second.size() > kPerFolder) {
+    entries_ -= it->second.front().listing->entries.size();
+    it->second.pop_front();
+  }
+  // The folder just kept stays, however big: its reader pages through it.
+  while (order_.size() > 1 && (order_.size() > kMaxKept || entries_ > kMaxEntries)) {
+    uint64_t oldest = order_.front() == node ? order_[1] : order_.front();
+    for (const Kept& k : kept_[oldest]) entries_ -= k.listing->entries.size();
+    kept_.erase(oldest);
+    std::erase(order_, oldest);
   }
 }
 
@@ -92,7 +99,11 @@ void Listings::done(uint64_t node, const HashedListing* listing) {
   std::lock_guard lock(mu_);
   auto it = kept_.find(node);
   if (it == kept_.end()) return;
-  std::erase_if(it->second, [&](const Kept& k) { return k.listing.get() == listing; });
+  std::erase_if(it->second, [&](const Kept& k) {
+    if (k.listing.get() != listing) return false;
+    entries_ -= k.listing->entries.size();
+    return true;
+  });
   if (it->second.empty()) {
     kept_.erase(it);
     std::erase(order_, node);

@@ -8,15 +8,17 @@
 // nearly in sequence, where hash order cost `find` 0.7 s more on 100k cold
 // files), and each entry's offset is a cookie, a 31-bit hash of its name
 // (so that 32-bit programs' telldir() works) made unique in the listing.
-// The next request translates the cookie back into the name through the
-// listing that gave it out, and resumes at the first name after it in the
-// current listing, so an entry that stayed is returned exactly once. The
-// last listing of each folder is kept (kMaxKept folders, the least recently
-// used go first); when the one that gave out a cookie is gone and its name
-// too, the listing starts again after "." and "..": entries may repeat,
-// none is skipped. A kept listing serves the next page while no name was
-// removed or renamed since it was taken (every such change bumps a
-// version). Only a listing taken at the current version may give the
+// The next request translates the cookie back into the name (through the
+// folder's recent listings, or the names removed lately) and resumes at
+// the first name after it in the current listing, so an entry that stayed
+// is returned exactly once. The last kPerFolder listings of each folder
+// are kept (several readers at once), for kMaxKept folders and kMaxEntries
+// entries at most, the folders kept first going first. A cookie nothing
+// translates (its listing gone, its name removed more than kRemovedKept
+// removals ago) starts the listing again after "." and "..": entries may
+// repeat, none is skipped. A kept listing serves the next page while no
+// name was removed or renamed since it was taken (every such change bumps
+// a version). Only a listing taken at the current version may give the
 // kernel nodes; one that may show a name since gone would make the kernel
 // keep that name (and open(O_CREAT) on it would fail with ENOENT).
 //
@@ -69,8 +71,9 @@ uint32_t name_cookie(std::string_view name);
 
 class Listings {
  public:
-  static constexpr size_t kMaxKept = 1024;  // folders
-  static constexpr size_t kPerFolder = 8;   // listings of one folder (readers at once)
+  static constexpr size_t kMaxKept = 1024;       // folders
+  static constexpr size_t kMaxEntries = 200000;  // entries in all kept listings (memory)
+  static constexpr size_t kPerFolder = 8;        // listings of one folder (readers at once)
   struct Kept {
     std::shared_ptr<const HashedListing> listing;
     uint64_t version = 0;  // version() read before it was taken
@@ -97,6 +100,7 @@ class Listings {
   static constexpr size_t kRemovedKept = 4096;                       // names, all folders
   std::deque<std::tuple<uint64_t, uint32_t, std::string>> removed_;  // node, cookie, name
   std::deque<uint64_t> order_;                                       // nodes, first kept first
+  size_t entries_ = 0;                                               // in all kept listings
 };
 
 class StatInterest {

@@ -44,15 +44,17 @@ StopSignals::StopSignals(std::function<void()> on_stop) : on_stop_(std::move(on_
 }
 
 StopSignals::~StopSignals() {
-  ::sigaction(SIGINT, &old_int_, nullptr);
-  ::sigaction(SIGTERM, &old_term_, nullptr);
-  ::sigaction(SIGHUP, &old_hup_, nullptr);
-  ::sigaction(SIGPIPE, &old_pipe_, nullptr);
+  // The thread first (an on_stop running may still signal the loop's
+  // thread, which must find this handler, not the default that kills).
   for (;;) {  // "q": the thread ends
     ssize_t n = ::write(write_end_.get(), "q", 1);
     if (n == 1 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
   }
   thread_.join();
+  ::sigaction(SIGINT, &old_int_, nullptr);
+  ::sigaction(SIGTERM, &old_term_, nullptr);
+  ::sigaction(SIGHUP, &old_hup_, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe_, nullptr);
   g_stop_fd = -1;
 }
 

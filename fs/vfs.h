@@ -217,6 +217,9 @@ class Vfs {
   int64_t started_ns_;  // times shown for the fixed folders
   // Sends one path to the invalidator, if there is one.
   void invalidate(const std::string& path, Stale what);
+  // Written bytes were not stored (a full disk): the kernel's pages and
+  // size of the file show them; the file keeps its stored content.
+  void written_bytes_lost(const std::string& asset_id) noexcept;
   // A new file that was never stored is gone: the kernel may still list it.
   void forget_pending_name(const Place& place, const std::string& name) noexcept;
   // Every name an asset shows under (collision suffixes included).

@@ -418,7 +418,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
   std::string name, old_sha;
   uint32_t mode;
   int64_t mtime;
-  {
+  try {
     std::lock_guard lock(of.mu);
     if (of.failed) {
       Error e = *of.failed;
@@ -460,6 +460,9 @@ void Vfs::commit(OpenFile& of, bool consume) {
     name = of.name;
     mode = of.mode;
     mtime = of.mtime_ns;
+  } catch (...) {
+    written_bytes_lost(of.asset_id);
+    throw;
   }
   // Phase 2, in the namespace's order: record it.
   std::lock_guard ns(ns_mu_);
@@ -568,6 +571,18 @@ void Vfs::release(uint64_t h) {
       files_.erase(it);
   }
   if (dropped) forget_pending_name(place, name);
+}
+
+void Vfs::written_bytes_lost(const std::string& asset_id) noexcept {
+  {
+    std::lock_guard lock(files_mu_);
+    last_opened_sha_.erase(asset_id);  // the next open drops the kernel's pages
+  }
+  try {
+    content_changed(asset_id);  // attributes (the size written) and pages, for open handles
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: cache invalidation: %s\n", e.what());
+  }
 }
 
 void Vfs::forget_pending_name(const Place& place, const std::string& name) noexcept {

@@ -49,6 +49,16 @@ class CatalogTest : public ::testing::Test {
   int64_t seen_ = 0;
 };
 
+TEST_F(CatalogTest, OpeningItAgainWritesNothingAMountWouldNotice) {
+  // A mounted daemon drops the kernel's caches when another process commits
+  // (data_version): `recallfs status` or `ls` in another process must not.
+  int64_t before = cat->data_version();
+  auto other = Catalog::open(dir / "catalog.db", {});
+  EXPECT_EQ(cat->data_version(), before) << "opening a current catalog committed something";
+  other->create_work("From another process");
+  EXPECT_NE(cat->data_version(), before) << "a real change must be noticed";
+}
+
 TEST_F(CatalogTest, MigratesAnEmptyFileToTheCurrentSchema) {
   EXPECT_EQ(cat->schema_version(), kCatalogSchemaVersion);
   Db db = Db::open(dir / "catalog.db", {});

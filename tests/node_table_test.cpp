@@ -90,6 +90,16 @@ TEST(Listings, KeepsTheLastListingOfEachFolderUntilReadToTheEnd) {
   EXPECT_FALSE(l.current(l.find(7))) << "it may show a name removed since";
   for (uint64_t node = 100; node < 100 + Listings::kMaxKept; ++node) l.keep(node, {listing, 0});
   EXPECT_EQ(l.find(7).listing, nullptr) << "the oldest folder's goes when too many are kept";
+  // A big listing pushes older folders out (memory), but stays itself.
+  Vfs::DirListing big;
+  struct stat st {};
+  for (size_t i = 0; i < Listings::kMaxEntries + 10; ++i)
+    big.entries.emplace_back(std::to_string(i), st);
+  auto huge = std::make_shared<HashedListing>(std::move(big));
+  l.keep(5000, {huge, 0});
+  EXPECT_EQ(l.find(5000).listing, huge);
+  EXPECT_EQ(l.find(100).listing, nullptr);
+  l.keep(100 + Listings::kMaxKept - 1, {listing, 0});
   l.done(100 + Listings::kMaxKept - 1, listing.get());
   EXPECT_EQ(l.find(100 + Listings::kMaxKept - 1).listing, nullptr);
 }
