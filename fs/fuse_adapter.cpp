@@ -601,11 +601,10 @@ int serve_fuse(const MountOptions& options, const std::function<std::shared_ptr<
       [se, &nodes = state.nodes](const InvalidationQueue::Item& i) {
         send_invalidation(se, nodes, i);
       });
-  // What the Vfs invalidates changed behind the kernel's back: kept
-  // listings are old.
+  // A name the Vfs says is gone makes kept listings old.
   state.vfs->set_invalidator(
       [inv = invalidator.get(), &state](const std::string& p, Vfs::Stale what) {
-        if (what != Vfs::Stale::Attributes) state.listings.changed();
+        if (what == Vfs::Stale::Name) state.listings.changed();  // new names make no listing unsafe
         if (what == Vfs::Stale::Name && !p.empty()) {  // a name gone: readers may resume after it
           NodeTable::Found f = state.nodes.find(p);
           if (f.parent != 0 && p.ends_with("/" + f.name)) state.listings.removed(f.parent, f.name);
