@@ -313,25 +313,23 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) 
     reply_entry(req, m, parent, name, m.vfs->getattr(path));
   });
 }
-void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  guarded(req, "rmdir", [&] {
+// unlink and rmdir: the name is gone (a reader may resume after it).
+void remove_name(fuse_req_t req, fuse_ino_t parent, const char* name, const char* op,
+                 void (Vfs::*remove)(std::string_view)) {
+  guarded(req, op, [&] {
     Mount& m = mount_of(req);
-    m.vfs->rmdir(child_path_of(m, parent, name));
+    ((*m.vfs).*remove)(child_path_of(m, parent, name));
     m.nodes.removed(parent, name);
     m.listings.removed(parent, name);
     m.listings.changed();
     fuse_reply_err(req, 0);
   });
 }
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  remove_name(req, parent, name, "rmdir", &Vfs::rmdir);
+}
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  guarded(req, "unlink", [&] {
-    Mount& m = mount_of(req);
-    m.vfs->unlink(child_path_of(m, parent, name));
-    m.nodes.removed(parent, name);
-    m.listings.removed(parent, name);
-    m.listings.changed();
-    fuse_reply_err(req, 0);
-  });
+  remove_name(req, parent, name, "unlink", &Vfs::unlink);
 }
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) {

@@ -20,14 +20,30 @@ namespace {
 namespace fs = std::filesystem;
 using test::MountedLibrary;
 
-std::set<std::string> listing(const fs::path& dir) {
-  std::set<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
-  return out;
-}
+using test::listing;
 
 std::string sha_of_file(MountedLibrary& m, const std::string& rel) {
   return m.shell("getfattr --only-values -n user.recall.sha256 '" + rel + "'").out;
+}
+
+// Adds `n` empty files with 200-byte names to work `work` with `recallfs
+// add` (fast: one process, no mount), then mounts again; their names.
+std::set<std::string> add_long_names(MountedLibrary& m, const std::string& work, int n) {
+  fs::path src = m.tmp() / ("src-" + work);
+  fs::create_directories(src);
+  std::vector<std::string> args = {"add", "--work", work};
+  std::set<std::string> names;
+  for (int i = 0; i < n; ++i) {
+    std::string name = std::to_string(10000 + i) + std::string(195, 'n') + ".txt";
+    test::write_file(src / name, "");
+    args.push_back((src / name).string());
+    names.insert(name);
+  }
+  m.unmount();
+  auto added = m.recallfs(args);
+  EXPECT_EQ(added.exit_code, 0) << added.err;
+  m.mount();
+  return names;
 }
 
 TEST(MountListing, CachedListingsFollowEveryChangeMadeHere) {
@@ -107,20 +123,7 @@ TEST(MountListing, ABigFolderIsListedWholeAcrossManyRequestsAndByManyReaders) {
   MountedLibrary m;
   // 3000 files with 200-byte names: more than one READDIR reply holds, so
   // the kernel pages through the listing by offset.
-  fs::path src = m.tmp() / "src";
-  fs::create_directories(src);
-  std::vector<std::string> args = {"add", "--work", "Big"};
-  std::set<std::string> want;
-  for (int i = 0; i < 3000; ++i) {
-    std::string name = std::to_string(10000 + i) + std::string(195, 'n') + ".txt";
-    test::write_file(src / name, "");
-    args.push_back((src / name).string());
-    want.insert(name);
-  }
-  m.unmount();
-  auto added = m.recallfs(args);
-  ASSERT_EQ(added.exit_code, 0) << added.err;
-  m.mount();
+  std::set<std::string> want = add_long_names(m, "Big", 3000);
   // Four readers at once, each listing it many times, some stat-ing what
   // they list, while a writer keeps adding and removing one more file (so
   // the kernel's cached listing keeps being dropped and the daemon serves
@@ -165,18 +168,7 @@ TEST(MountListing, RemovingEntriesWhileReadingTheFolderRemovesThemAll) {
   // What rm -r does: read a folder and unlink each entry as it comes. Every
   // unlink changes the listing under the reader, whose next page must
   // still start right after the last name it got.
-  fs::path src = m.tmp() / "src";
-  fs::create_directories(src);
-  std::vector<std::string> args = {"add", "--work", "Del"};
-  for (int i = 0; i < 2000; ++i) {
-    std::string name = std::to_string(10000 + i) + std::string(195, 'd') + ".txt";
-    test::write_file(src / name, "");
-    args.push_back((src / name).string());
-  }
-  m.unmount();
-  auto added = m.recallfs(args);
-  ASSERT_EQ(added.exit_code, 0) << added.err;
-  m.mount();
+  add_long_names(m, "Del", 2000);
   DIR* d = ::opendir((m / "works/Del").c_str());
   ASSERT_NE(d, nullptr);
   int removed = 0, failed = 0;

@@ -17,11 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::MountedLibrary;
 
-std::set<std::string> listing(const fs::path& dir) {
-  std::set<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
-  return out;
-}
+using test::listing;
 
 int errno_of(int rc) { return rc < 0 ? errno : 0; }
 

@@ -50,6 +50,13 @@ void write_file(const fs::path& p, const std::string& content) {
   if (!f) throw std::runtime_error("cannot write " + p.string());
 }
 
+std::set<std::string> listing(const std::filesystem::path& dir) {
+  std::set<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    out.insert(e.path().filename().string());
+  return out;
+}
+
 std::string read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   if (!f) throw std::runtime_error("cannot read " + p.string());

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ class TempDir {
 std::string random_bytes(std::mt19937_64& rng, size_t n);
 void write_file(const std::filesystem::path& p, const std::string& content);
 std::string read_file(const std::filesystem::path& p);
+// The names in a folder (readdir, without "." and "..").
+std::set<std::string> listing(const std::filesystem::path& dir);
 std::string sha256_of(const std::string& data);
 
 // A valid PDF with `pages` pages and, when not empty, a Title and Author.
