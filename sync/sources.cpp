@@ -23,36 +23,35 @@ CloudSource::CloudSource(S3Config config, std::string owner_id)
   config_.attempts = 3;  // a reader is waiting: fail over rather than wait long
 }
 
-size_t CloudSource::read(const std::string& sha256, uint64_t offset, std::span<std::byte> buf) {
-  std::unique_ptr<S3Client> client;
+std::unique_ptr<S3Client> CloudSource::borrow() {
   {
     std::lock_guard lock(mu_);
     if (!idle_.empty()) {
-      client = std::move(idle_.back());
+      std::unique_ptr<S3Client> client = std::move(idle_.back());
       idle_.pop_back();
+      return client;
     }
   }
-  if (!client) client = std::make_unique<S3Client>(config_);
-  size_t n = client->get_range(client->key_for(owner_, sha256), offset, buf);
+  return std::make_unique<S3Client>(config_);
+}
+
+void CloudSource::give_back(std::unique_ptr<S3Client> client) {
   std::lock_guard lock(mu_);
   idle_.push_back(std::move(client));
+}
+
+size_t CloudSource::read(const std::string& sha256, uint64_t offset, std::span<std::byte> buf) {
+  std::unique_ptr<S3Client> client = borrow();
+  size_t n = client->get_range(client->key_for(owner_, sha256), offset, buf);
+  give_back(std::move(client));
   return n;
 }
 
 void CloudSource::stream(const std::string& sha256, uint64_t offset, uint64_t length,
                          const Sink& sink) {
-  std::unique_ptr<S3Client> client;
-  {
-    std::lock_guard lock(mu_);
-    if (!idle_.empty()) {
-      client = std::move(idle_.back());
-      idle_.pop_back();
-    }
-  }
-  if (!client) client = std::make_unique<S3Client>(config_);
+  std::unique_ptr<S3Client> client = borrow();
   client->get_stream(client->key_for(owner_, sha256), offset, length, sink);
-  std::lock_guard lock(mu_);
-  idle_.push_back(std::move(client));
+  give_back(std::move(client));
 }
 
 std::shared_ptr<ByteSource> HolderProvider::cloud() {

@@ -28,6 +28,9 @@ class CloudSource : public ByteSource {
  private:
   S3Config config_;
   std::string owner_;
+  // A client kept from an earlier request (its connection open), or a new one.
+  std::unique_ptr<S3Client> borrow();
+  void give_back(std::unique_ptr<S3Client> client);
   std::mutex mu_;                                // guards idle_
   std::vector<std::unique_ptr<S3Client>> idle_;  // one client per concurrent read
 };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -130,6 +131,8 @@ TEST(MountListing, ABigFolderIsListedWholeAcrossManyRequestsAndByManyReaders) {
   // the pages again). Every file that stays must be listed exactly once.
   std::atomic<bool> stop = false;
   std::atomic<int> wrong = 0;
+  std::mutex what_mu;
+  std::string what;  // what went wrong, for the failure message
   std::thread writer([&] {
     for (int i = 0; !stop; ++i) {
       fs::path churn = m / ("works/Big/zz-churn-" + std::to_string(i % 3));
@@ -149,15 +152,26 @@ TEST(MountListing, ABigFolderIsListedWholeAcrossManyRequestsAndByManyReaders) {
           if (name.starts_with("zz-churn-")) continue;
           seen.insert(name);
           ++count;
-          if (t % 2 && count % 500 == 0 && e.file_size(ec) != 0) ++wrong;
+          if (t % 2 && count % 500 == 0 && e.file_size(ec) != 0) {
+            ++wrong;
+            std::lock_guard lock(what_mu);
+            what += "size of a listed file: " + (ec ? ec.message() : std::string("not 0")) + "; ";
+          }
         }
-        if (seen != want || count != want.size()) ++wrong;
+        if (seen != want || count != want.size()) {
+          ++wrong;
+          size_t missing = 0;
+          for (const std::string& w : want) missing += !seen.count(w);
+          std::lock_guard lock(what_mu);
+          what += "listed " + std::to_string(count) + " (" + std::to_string(seen.size()) +
+                  " names), missed " + std::to_string(missing) + "; ";
+        }
       }
     });
   for (auto& r : readers) r.join();
   stop = true;
   writer.join();
-  EXPECT_EQ(wrong, 0) << "a listing missed, repeated or misdescribed entries";
+  EXPECT_EQ(wrong, 0) << "a listing missed, repeated or misdescribed entries: " << what;
   auto ls = m.shell("ls works/Big | wc -l; ls -l works/Big | grep -c '^-'");
   EXPECT_EQ(ls.out, "3000\n3000\n");
 }
