@@ -249,11 +249,30 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
     if (off < 0) throw Error(EINVAL, "negative offset");
     // The kept listing serves the next page while nothing was removed
     // since it was taken; a new one from the start, or when it may be old.
+    auto fresh = [&] {
+      Listings::Kept k;
+      k.version = m.listings.version();  // before listing: a change meanwhile makes it old
+      k.listing = std::make_shared<HashedListing>(m.vfs->list_dir(path_of(m, ino)));
+      m.listings.keep(ino, k);
+      return k;
+    };
     Listings::Kept kept = off ? m.listings.find(ino) : Listings::Kept{};
-    if (!kept.listing || !m.listings.current(kept) || kept.listing->path != m.nodes.path(ino)) {
-      kept.version = m.listings.version();  // before listing: a change meanwhile makes it old
-      kept.listing = std::make_shared<HashedListing>(m.vfs->list_dir(path_of(m, ino)));
-      m.listings.keep(ino, kept);
+    bool is_fresh =
+        !kept.listing || !m.listings.current(kept) || kept.listing->path != m.nodes.path(ino);
+    if (is_fresh) kept = fresh();
+    // Where the offset's name was: the listing that gave it out, or any
+    // listing of the folder that has it (a kept one may predate a new name,
+    // so a fresh one is the last resort), or the names removed lately.
+    size_t start = 0;
+    if (off) {
+      auto cookie = static_cast<uint64_t>(off);
+      std::optional<std::string> last = m.listings.name_of(ino, cookie);
+      if (!last && !is_fresh) {
+        kept = fresh();
+        last = kept.listing->name_of(cookie);
+      }
+      start = last ? kept.listing->resume_after(*last)
+                   : std::min<size_t>(2, kept.listing->entries.size());
     }
     bool nodes = plus && m.listings.current(kept);
     bool file_attrs = nodes && m.stat_interest.wants_file_attrs(fuse_req_ctx(req)->pid);
@@ -281,12 +300,6 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
         counted.push_back(e.ino);
       return need;
     };
-    // Where the offset's name was, in the listing that gave it out.
-    size_t start = 0;
-    if (off) {
-      std::optional<std::string> last = m.listings.name_of(ino, static_cast<uint64_t>(off));
-      start = last ? kept.listing->resume_after(*last) : std::min<size_t>(2, entries.size());
-    }
     for (size_t i = start; i < entries.size(); ++i) {
       size_t need = add(entries[i], size - used);
       if (need > size - used) break;

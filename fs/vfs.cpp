@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <unordered_set>
 
 #include "base/error.h"
 #include "base/file_io.h"
@@ -162,28 +163,32 @@ struct stat Vfs::getattr(std::string_view path) {
 
 void Vfs::list_node(const Resolved& r,
                     const std::function<bool(const std::string&, const struct stat&)>& fn) {
-  bool more = true;
-  tree_.list(r.node, [&](const std::string& name, const Node& child) {
-    more = fn(name, node_attr(child));
-    return more;
-  });
-  if (!more || r.node.kind != Node::Kind::Dir) return;
-  // New files not committed yet are listed too.
+  // New files not committed yet are listed too. They are taken before the
+  // catalog is read: a file whose commit moves it from one to the other
+  // meanwhile is then in at least one of them (and listed once).
   std::vector<std::shared_ptr<OpenFile>> pending;
-  {
+  if (r.node.kind == Node::Kind::Dir) {
     std::lock_guard lock(files_mu_);
     for (const auto& [key, id] : pending_)
       if (std::get<0>(key) == r.node.place.work_id.value_or("") &&
           std::get<1>(key) == r.node.place.folder)
         if (auto it = files_.find(id); it != files_.end()) pending.push_back(it->second);
   }
+  bool more = true;
+  std::unordered_set<std::string> listed;
+  tree_.list(r.node, [&](const std::string& name, const Node& child) {
+    if (!pending.empty()) listed.insert(name);
+    more = fn(name, node_attr(child));
+    return more;
+  });
   for (const auto& of : pending) {
+    if (!more) return;
     std::string name;
     {
       std::lock_guard lock(of->mu);
-      name = of->name;
+      name = escape_name(of->name);
     }
-    if (!fn(escape_name(name), open_file_attr(*of))) return;
+    if (!listed.contains(name)) more = fn(name, open_file_attr(*of));
   }
 }
 
