@@ -1,6 +1,17 @@
 # Shared by the bench scripts (source it): timing helpers and a private
 # PostgreSQL on 127.0.0.1.
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+# secs CMD...: how long CMD took, in seconds. A command that fails has no
+# figure: the whole bench stops (a failed read is fast, and would look good).
+secs() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  if ! "$@" > /dev/null 2> "${TMPDIR:-/tmp}/bench-secs.$$"; then
+    echo "bench: failed: $*" >&2; cat "${TMPDIR:-/tmp}/bench-secs.$$" >&2
+    kill -TERM $$; exit 1
+  fi
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 report() { printf '%-52s %s\n' "$1" "$2"; }
 min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
@@ -8,10 +19,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # start_pg DIR: a cluster in DIR/pg with the database "recall"; sets PGPORT_B
 # and ADMIN (a superuser URL). stop_pg DIR stops it.
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort | tail -1 || true)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 start_pg() {
   local dir=$1
-  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
   PGPORT_B=$(free_port)

@@ -121,6 +121,7 @@ struct stat attr_of(Mount& m, fuse_ino_t ino, const fuse_file_info* fi) {
   if (fi) return m.vfs->fgetattr(fi->fh);
   if (std::optional<std::string> p = m.nodes.path(ino)) return m.vfs->getattr(*p);
   if (std::optional<uint64_t> h = m.nodes.open_handle(ino)) return m.vfs->fgetattr(*h);
+  if (std::optional<struct stat> kept = m.nodes.kept_attributes(ino)) return *kept;
   throw Error(ENOENT, "no such file (it was removed)");
 }
 
@@ -135,10 +136,16 @@ std::optional<int64_t> mtime_of(const struct stat* attr, int to_set) {
   return std::nullopt;  // atime only: the library keeps no atime
 }
 
+// The largest read or write request. A read reply is spliced from the blob's
+// file (one copy fewer than read-then-write) only when it fits a pipe, with
+// libfuse's slack of three pages: pipes are 1 MiB at most without
+// CAP_SYS_RESOURCE. A 1 MiB reply would always take the copying path.
+constexpr unsigned kMaxRequest = (1 << 20) - (16 << 10);
+
 void op_init(void* userdata, struct fuse_conn_info* conn) {
   // Large requests: fewer round trips for big sequential reads and writes.
-  conn->max_write = 1 << 20;
-  conn->max_readahead = 1 << 20;
+  conn->max_write = kMaxRequest;
+  conn->max_readahead = kMaxRequest;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
@@ -331,8 +338,18 @@ void remove_name(fuse_req_t req, fuse_ino_t parent, const char* name, const char
                  void (Vfs::*remove)(std::string_view)) {
   guarded(req, op, [&] {
     Mount& m = mount_of(req);
-    ((*m.vfs).*remove)(child_path_of(m, parent, name));
+    std::string path = child_path_of(m, parent, name);
+    // A folder still open (a shell's working directory) answers fstat once
+    // removed, like on a local disk: its last attributes, with no links.
+    uint64_t folder = remove == &Vfs::rmdir ? m.nodes.node_of(parent, name) : 0;
+    struct stat last {};
+    if (folder) last = m.vfs->getattr(path);
+    ((*m.vfs).*remove)(path);
     m.nodes.removed(parent, name);
+    if (folder) {
+      last.st_nlink = 0;
+      m.nodes.keep_attributes(folder, last);
+    }
     m.listings.removed(parent, name);
     m.listings.changed();
     fuse_reply_err(req, 0);
@@ -564,7 +581,7 @@ void raise_readahead(const std::string& mountpoint) {
   }
   if (bdi.empty()) return;
   std::ofstream ra("/sys/class/bdi/" + bdi + "/read_ahead_kb");
-  ra << 1024;
+  ra << kMaxRequest / 1024;
 }
 
 }  // namespace

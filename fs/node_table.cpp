@@ -13,7 +13,7 @@ uint64_t NodeTable::remember(uint64_t parent, std::string_view name) {
     return it->second;
   }
   uint64_t id = next_++;
-  nodes_.emplace(id, Node{parent, key.name, 1, {}});
+  nodes_.emplace(id, Node{parent, key.name, 1, {}, nullptr});
   by_name_.emplace(std::move(key), id);
   return id;
 }
@@ -105,6 +105,25 @@ std::optional<uint64_t> NodeTable::open_handle(uint64_t node) const {
   auto it = nodes_.find(node);
   if (it == nodes_.end() || it->second.handles.empty()) return std::nullopt;
   return it->second.handles.back();
+}
+
+uint64_t NodeTable::node_of(uint64_t parent, std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto it = by_name_.find(Key{parent, std::string(name)});
+  return it == by_name_.end() ? 0 : it->second;
+}
+
+void NodeTable::keep_attributes(uint64_t node, const struct stat& st) {
+  std::lock_guard lock(mu_);
+  if (auto it = nodes_.find(node); it != nodes_.end())
+    it->second.kept = std::make_unique<struct stat>(st);
+}
+
+std::optional<struct stat> NodeTable::kept_attributes(uint64_t node) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(node);
+  if (it == nodes_.end() || !it->second.kept) return std::nullopt;
+  return *it->second.kept;
 }
 
 NodeTable::Found NodeTable::find(std::string_view path) const {

@@ -11,12 +11,17 @@
 //
 // An unlinked or replaced node is detached: it keeps its id until forgotten,
 // but has no path any more, and only its open handle (if any) still reaches
-// the file. Node ids are never reused, so generations are always 0.
+// the file. A removed folder has no handle (no OPENDIR), so it keeps its
+// last attributes instead. Node ids are never reused, so generations are
+// always 0.
 //
 // No FUSE in here (fuse_ino_t is a uint64_t). Thread-safe.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -54,6 +59,13 @@ class NodeTable {
   void remove_open_handle(uint64_t node, uint64_t handle);
   std::optional<uint64_t> open_handle(uint64_t node) const;
 
+  // The node the kernel knows as `name` in `parent`; 0 when it knows none.
+  uint64_t node_of(uint64_t parent, std::string_view name) const;
+  // What a detached node answers to fstat when no handle can (a removed
+  // folder, still a shell's working directory): kept until it is forgotten.
+  void keep_attributes(uint64_t node, const struct stat& st);
+  std::optional<struct stat> kept_attributes(uint64_t node) const;
+
   // For cache invalidation: how far the kernel knows an absolute path. The
   // deepest known node on it (`parent`), the component after it (`name`),
   // and that component's node when it is the path's last and known
@@ -75,7 +87,8 @@ class NodeTable {
     uint64_t parent = 0;  // 0: detached
     std::string name;
     uint64_t lookups = 0;
-    std::vector<uint64_t> handles;  // open ones, usually none or one
+    std::vector<uint64_t> handles;      // open ones, usually none or one
+    std::unique_ptr<struct stat> kept;  // see keep_attributes (rare: a pointer)
   };
   struct Key {
     uint64_t parent;

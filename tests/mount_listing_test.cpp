@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -256,6 +257,63 @@ TEST(MountListing, AFileKeepsWorkingThroughItsHandleAfterItsNameIsGone) {
   EXPECT_EQ(::close(fd), 0);
   EXPECT_FALSE(fs::exists(m / "works/V/kept.txt"));
   EXPECT_EQ(listing(m / "works/V"), std::set<std::string>{});
+}
+
+// What a program holding a folder open sees once the folder is removed
+// (a shell whose working directory another shell deleted): the same on the
+// mount as on a local disk. Without OPENDIR there is no handle to ask, so
+// this is the kept attributes' job.
+struct RemovedFolder {
+  int fstat_rc = -2;
+  nlink_t links = 99;
+  bool is_dir = false;
+  int getdents_errno = -1;
+  int fchdir_rc = -2;
+  bool operator==(const RemovedFolder&) const = default;
+};
+std::ostream& operator<<(std::ostream& os, const RemovedFolder& r) {
+  return os << "{fstat " << r.fstat_rc << ", nlink " << r.links << ", dir " << r.is_dir
+            << ", getdents errno " << r.getdents_errno << ", fchdir " << r.fchdir_rc << "}";
+}
+RemovedFolder remove_open_folder(const fs::path& dir) {
+  RemovedFolder r;
+  EXPECT_EQ(::mkdir(dir.c_str(), 0755), 0) << strerror(errno);
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  EXPECT_GE(fd, 0) << strerror(errno);
+  EXPECT_EQ(::rmdir(dir.c_str()), 0) << strerror(errno);
+  struct stat st {};
+  r.fstat_rc = ::fstat(fd, &st);
+  r.links = st.st_nlink;
+  r.is_dir = S_ISDIR(st.st_mode);
+  char buf[4096];
+  errno = 0;
+  long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+  r.getdents_errno = n < 0 ? errno : 0;
+  int cwd = ::open(".", O_RDONLY | O_DIRECTORY);
+  r.fchdir_rc = ::fchdir(fd);
+  EXPECT_EQ(::fchdir(cwd), 0);
+  ::close(cwd);
+  ::close(fd);
+  return r;
+}
+
+TEST(MountListing, AFolderRemovedWhileOpenLooksAsOnALocalDisk) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  RemovedFolder local = remove_open_folder(m.tmp() / "local-folder");
+  EXPECT_EQ(local.fstat_rc, 0);
+  EXPECT_EQ(local.links, 0u);
+  // A work, and a folder inside one, removed while open.
+  EXPECT_EQ(remove_open_folder(m / "works/Gone"), local);
+  ASSERT_EQ(::mkdir((m / "works/W").c_str(), 0755), 0);
+  EXPECT_EQ(remove_open_folder(m / "works/W/sub"), local);
+  // The name is free again, for a folder of its own.
+  ASSERT_EQ(::mkdir((m / "works/Gone").c_str(), 0755), 0);
+  struct stat st;
+  ASSERT_EQ(::stat((m / "works/Gone").c_str(), &st), 0) << strerror(errno);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_NE(st.st_nlink, 0u);
+  EXPECT_EQ(listing(m / "works/Gone"), std::set<std::string>{});
 }
 
 }  // namespace

@@ -64,6 +64,26 @@ TEST(NodeTable, NodesGoWhenTheKernelForgetsEveryLookup) {
   EXPECT_EQ(t.path(NodeTable::kRoot), "/");
 }
 
+TEST(NodeTable, ARemovedFolderKeepsItsLastAttributesUntilForgotten) {
+  NodeTable t;
+  uint64_t works = t.remember(NodeTable::kRoot, "works");
+  uint64_t w = t.remember(works, "W");
+  EXPECT_EQ(t.node_of(works, "W"), w);
+  EXPECT_EQ(t.node_of(works, "V"), 0u) << "a name the kernel never looked up";
+  EXPECT_EQ(t.kept_attributes(w), std::nullopt);
+  struct stat st {};
+  st.st_mode = S_IFDIR | 0755;
+  st.st_ino = 42;
+  t.removed(works, "W");
+  t.keep_attributes(w, st);
+  EXPECT_EQ(t.path(w), std::nullopt);
+  ASSERT_TRUE(t.kept_attributes(w));
+  EXPECT_EQ(t.kept_attributes(w)->st_ino, 42u);
+  EXPECT_EQ(t.node_of(works, "W"), 0u) << "the name is free for a new folder";
+  t.forget(w, 1);
+  EXPECT_EQ(t.kept_attributes(w), std::nullopt);
+}
+
 TEST(NodeTable, FindSaysHowFarTheKernelKnowsAPath) {
   NodeTable t;
   uint64_t works = t.remember(NodeTable::kRoot, "works");
