@@ -1,0 +1,118 @@
+// Vfs: telling the kernel what changed — after a local commit, a pull, a
+// blob stored or collected, or a change made by another process — and the
+// attributes of files (mode, mtime) that open handles share.
+#include "base/error.h"
+#include "fs/fetcher.h"
+#include "fs/names.h"
+#include "fs/open_file.h"
+#include "fs/vfs.h"
+#include "fs/vfs_internal.h"
+
+namespace recall {
+using namespace vfs_detail;
+
+std::string Vfs::place_path(const Place& place) {
+  std::string p;
+  if (place.work_id) {
+    auto w = lib_.catalog().get_work(*place.work_id);
+    p = "/works/" + escape_name(w ? w->title : "");
+  } else {
+    p = "/inbox";
+  }
+  if (!place.folder.empty()) p += "/" + place.folder;
+  return p;
+}
+
+void Vfs::invalidate(const std::string& path, Stale what) {
+  std::lock_guard lock(invalidate_mu_);
+  if (invalidate_) invalidate_(path, what);
+}
+
+void Vfs::content_changed(const std::string& asset_id) {
+  {
+    std::lock_guard lock(invalidate_mu_);
+    if (!invalidate_) return;
+  }
+  invalidate_names(asset_id, Stale::Attributes);
+}
+
+void Vfs::invalidate_names(const std::string& asset_id, Stale what) {
+  auto a = lib_.catalog().get_asset(asset_id);
+  if (!a) return;  // deleted: remote_changed() or the kernel's own unlink covers its names
+  auto names_in = [&](const Place& place, const std::string& raw) {
+    std::string dir = place_path(place);
+    for (const std::string& shown : tree_.shown_names(place, raw))
+      invalidate(dir + "/" + shown, what);
+  };
+  names_in(Place{a->work_id, a->folder}, a->filename);
+  for (const Edge& e : lib_.catalog().links_of(asset_id))
+    names_in(Place{e.from_id, e.folder}, e.name);
+}
+
+void Vfs::blob_changed(const std::string& sha256) noexcept {
+  try {
+    invalidate("/blobs/" + sha256, Stale::Listing);
+    for (const Asset& a : lib_.catalog().assets_with_blob(sha256)) content_changed(a.id);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: cache invalidation for blob %s: %s\n", sha256.c_str(),
+                 e.what());
+  }
+}
+
+void Vfs::changed_elsewhere() noexcept {
+  try {
+    invalidate("", Stale::Name);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: cache invalidation: %s\n", e.what());
+  }
+}
+
+void Vfs::remote_changed(const Catalog::ApplyReport& report) noexcept {
+  try {
+    Catalog& cat = lib_.catalog();
+    {
+      std::lock_guard lock(invalidate_mu_);
+      if (!invalidate_) return;
+    }
+    for (const std::string& title : report.stale_titles)
+      invalidate("/works/" + escape_name(title), Stale::Name);
+    for (const auto& [place, name] : report.stale_names) {
+      if (place.work_id && !cat.get_work(*place.work_id)) continue;  // gone: its title covers it
+      invalidate(place_path(place) + "/" + escape_name(name), Stale::Name);
+    }
+    // Their names now may be new in their folders.
+    for (const std::string& id : report.changed_assets) invalidate_names(id, Stale::Listing);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: cache invalidation after a pull: %s\n", e.what());
+  }
+}
+
+std::shared_ptr<OpenFile> Vfs::find_open(const std::string& asset_id) {
+  std::lock_guard lock(files_mu_);
+  auto it = files_.find(asset_id);
+  return it == files_.end() ? nullptr : it->second;
+}
+
+void Vfs::set_file_attrs(const std::string& asset_id, std::optional<uint32_t> mode,
+                         std::optional<int64_t> mtime_ns) {
+  bool pending = false;
+  std::shared_ptr<OpenFile> of = find_open(asset_id);
+  if (of) {
+    std::lock_guard lock(of->mu);
+    if (mode) of->mode = *mode;
+    if (mtime_ns) of->mtime_ns = *mtime_ns;
+    pending = of->pending;
+  }
+  // A new file gets them with its first commit.
+  if (pending) return;
+  try {
+    lib_.catalog().set_asset_attrs(asset_id, mode, mtime_ns);
+  } catch (const Error& e) {
+    if (e.code() != ENOENT || !of) throw;
+    return;  // unlinked while open: only its open state shows them
+  }
+  // The kernel updated the name it was asked through, not the other links.
+  if (!lib_.catalog().links_of(asset_id).empty()) content_changed(asset_id);
+}
+
+}  // namespace recall
