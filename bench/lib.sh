@@ -12,6 +12,10 @@ secs() {
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l
 }
+# busy_secs: CPU time the whole machine has spent so far (user, nice, system,
+# irq, softirq; not idle or iowait). A difference of two is the CPU a step
+# cost, every process included (the daemon, a peer on this machine, cat).
+busy_secs() { awk '/^cpu /{ printf "%.2f\n", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 report() { printf '%-52s %s\n' "$1" "$2"; }
 min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }

@@ -333,23 +333,42 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) 
     reply_entry(req, m, parent, name, m.vfs->getattr(path));
   });
 }
+// A folder still open somewhere (a shell's working directory) answers fstat
+// once removed or replaced by a rename, as on a local disk: with its last
+// attributes and no links. Taken before the change, kept after it.
+class FolderGoing {
+ public:
+  FolderGoing(Mount& m, fuse_ino_t parent, const char* name, const std::string& path)
+      : node_(m.nodes.node_of(parent, name)) {
+    if (!node_) return;  // the kernel has no inode for it: nobody can hold it
+    try {
+      last_ = m.vfs->getattr(path);
+    } catch (const Error&) {
+      node_ = 0;  // not there (a rename onto a new name)
+    }
+    if (!S_ISDIR(last_.st_mode)) node_ = 0;  // a file keeps its open handles instead
+  }
+  void gone(Mount& m) {
+    if (!node_) return;
+    last_.st_nlink = 0;
+    m.nodes.keep_attributes(node_, last_);
+  }
+
+ private:
+  uint64_t node_;
+  struct stat last_ {};
+};
+
 // unlink and rmdir: the name is gone (a reader may resume after it).
 void remove_name(fuse_req_t req, fuse_ino_t parent, const char* name, const char* op,
                  void (Vfs::*remove)(std::string_view)) {
   guarded(req, op, [&] {
     Mount& m = mount_of(req);
     std::string path = child_path_of(m, parent, name);
-    // A folder still open (a shell's working directory) answers fstat once
-    // removed, like on a local disk: its last attributes, with no links.
-    uint64_t folder = remove == &Vfs::rmdir ? m.nodes.node_of(parent, name) : 0;
-    struct stat last {};
-    if (folder) last = m.vfs->getattr(path);
+    FolderGoing folder(m, parent, name, path);
     ((*m.vfs).*remove)(path);
     m.nodes.removed(parent, name);
-    if (folder) {
-      last.st_nlink = 0;
-      m.nodes.keep_attributes(folder, last);
-    }
+    folder.gone(m);
     m.listings.removed(parent, name);
     m.listings.changed();
     fuse_reply_err(req, 0);
@@ -365,8 +384,11 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
                const char* newname, unsigned int flags) {
   guarded(req, "rename", [&] {
     Mount& m = mount_of(req);
-    m.vfs->rename(child_path_of(m, parent, name), child_path_of(m, newparent, newname), flags);
+    std::string to = child_path_of(m, newparent, newname);
+    FolderGoing replaced(m, newparent, newname, to);
+    m.vfs->rename(child_path_of(m, parent, name), to, flags);
     m.nodes.moved(parent, name, newparent, newname);
+    replaced.gone(m);
     m.listings.removed(parent, name);
     m.listings.changed();
     fuse_reply_err(req, 0);

@@ -307,9 +307,20 @@ TEST(MountListing, AFolderRemovedWhileOpenLooksAsOnALocalDisk) {
   EXPECT_EQ(remove_open_folder(m / "works/Gone"), local);
   ASSERT_EQ(::mkdir((m / "works/W").c_str(), 0755), 0);
   EXPECT_EQ(remove_open_folder(m / "works/W/sub"), local);
+  // Replaced by a rename onto it: the same.
+  ASSERT_EQ(::mkdir((m / "works/W/from").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((m / "works/W/onto").c_str(), 0755), 0);
+  int fd = ::open((m / "works/W/onto").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::rename((m / "works/W/from").c_str(), (m / "works/W/onto").c_str()), 0)
+      << strerror(errno);
+  struct stat st;
+  EXPECT_EQ(::fstat(fd, &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_nlink, 0u);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  ::close(fd);
   // The name is free again, for a folder of its own.
   ASSERT_EQ(::mkdir((m / "works/Gone").c_str(), 0755), 0);
-  struct stat st;
   ASSERT_EQ(::stat((m / "works/Gone").c_str(), &st), 0) << strerror(errno);
   EXPECT_TRUE(S_ISDIR(st.st_mode));
   EXPECT_NE(st.st_nlink, 0u);
