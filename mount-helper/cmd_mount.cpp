@@ -1,12 +1,14 @@
 // recallfs mount | unmount, and mount.recallfs (for mount(8) and fstab).
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -217,7 +219,71 @@ int do_mount(const MountRequest& req) {
       });
 }
 
-int do_unmount(const std::string& mountpoint_arg) {
+bool wait_for_exit(pid_t pid, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (process_running(pid)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll the pid
+  }
+  return true;
+}
+
+bool process_stopped(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  size_t paren = line.rfind(')');  // the name may hold spaces and parentheses
+  return paren != std::string::npos && paren + 2 < line.size() &&
+         (line[paren + 2] == 'T' || line[paren + 2] == 't');
+}
+
+constexpr const char* kFuseConnections = "/sys/fs/fuse/connections";
+
+// Fails every request waiting on the FUSE connection of the mount on
+// `device` ("0:39") with ENOTCONN, through the kernel's fusectl file system
+// (its connection's "abort" file), so that programs stuck on a hung daemon
+// get an error. fusectl is mounted for the moment when it is not (root
+// only; systemd mounts it at boot). Returns what went wrong; empty if none.
+std::string abort_connection(const std::string& device) {
+  fs::path abort_file = fs::path(kFuseConnections) / device.substr(device.find(':') + 1) / "abort";
+  std::error_code ec;
+  bool mounted_here = !fs::exists(abort_file, ec) &&
+                      ::mount("fusectl", kFuseConnections, "fusectl", 0, nullptr) == 0;
+  std::string problem;
+  int fd = ::open(abort_file.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    problem = abort_file.string() + ": " + std::strerror(errno);
+  else if (::write(fd, "1", 1) != 1)
+    problem = abort_file.string() + ": " + std::strerror(errno);
+  if (fd >= 0) ::close(fd);
+  if (mounted_here) ::umount2(kFuseConnections, MNT_DETACH);
+  return problem;
+}
+
+// unmount --force: for a mount whose daemon hangs (stopped, stuck, or busy
+// forever). Its connection is aborted, the mount detached even if in use,
+// and a daemon that does not then end by itself is killed: files closed
+// before are on disk, as after any crash.
+void force_unmount(const std::string& mountpoint, const MountEntry& m,
+                   const std::optional<MountInfo>& daemon) {
+  std::string problem = abort_connection(m.device);
+  if (!problem.empty())
+    std::cerr << "recallfs: could not abort the mount's FUSE connection (" << problem
+              << "); detaching it anyway\n";
+  auto [rc, err] = run_program({"fusermount3", "-u", "-z", mountpoint});
+  if (rc != 0) throw Error(EIO, "cannot unmount " + quote(mountpoint) + ": " + err);
+  // A stopped daemon (SIGSTOP, a debugger) cannot end by itself.
+  if (daemon &&
+      (process_stopped(daemon->pid) || !wait_for_exit(daemon->pid, std::chrono::seconds(10)))) {
+    ::kill(daemon->pid, SIGKILL);
+    wait_for_exit(daemon->pid, std::chrono::seconds(10));
+    std::cerr << "recallfs: its daemon (pid " << daemon->pid
+              << ") was stopped or did not end by itself; it was killed\n";
+  }
+  std::cerr << "recallfs: unmounted " << mountpoint << " by force\n";
+}
+
+int do_unmount(const std::string& mountpoint_arg, bool force) {
   std::string mountpoint = fs::absolute(mountpoint_arg).lexically_normal().string();
   while (mountpoint.size() > 1 && mountpoint.back() == '/') mountpoint.pop_back();
   auto m = mount_at(mountpoint);
@@ -227,19 +293,20 @@ int do_unmount(const std::string& mountpoint_arg) {
   // The daemon, to wait until it has closed the library.
   std::optional<MountInfo> daemon;
   if (m->source.starts_with("recallfs:")) daemon = current_mount(m->source.substr(9));
+  if (force) {
+    force_unmount(mountpoint, *m, daemon);
+    return 0;
+  }
   auto [rc, err] = run_program({"fusermount3", "-u", mountpoint});
   if (rc != 0) {
     if (err.find("busy") != std::string::npos)
       throw Error(EBUSY, quote(mountpoint) +
                              " is busy: files or folders in it are in use (see: lsof +D " +
-                             mountpoint + ")");
+                             mountpoint + "; if programs hang in it, `recallfs unmount --force " +
+                             mountpoint + "` ends their requests)");
     throw Error(EIO, "cannot unmount " + quote(mountpoint) + ": " + err);
   }
-  if (daemon) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (process_running(daemon->pid) && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll the pid
-  }
+  if (daemon) wait_for_exit(daemon->pid, std::chrono::seconds(60));
   return 0;
 }
 
@@ -288,7 +355,11 @@ void add_mount_verbs(CLI::App& app, Common& common) {
       app.add_subcommand("unmount", "Unmount a mounted library (after its files are closed)");
   unmount->alias("umount");
   unmount->add_option("MOUNTPOINT", *where, "Where it is mounted")->required();
-  unmount->callback([where] { do_unmount(*where); });
+  auto force = std::make_shared<bool>(false);
+  unmount->add_flag("--force", *force,
+                    "For a mount that hangs: fail the requests waiting on it, detach it even "
+                    "if in use, and stop its daemon");
+  unmount->callback([where, force] { do_unmount(*where, *force); });
 }
 
 // mount.recallfs DATA_DIR MOUNTPOINT [-o OPTIONS] [-n] [-s] [-f] [-v]: what

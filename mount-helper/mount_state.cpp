@@ -32,9 +32,8 @@ std::string unescape_mountinfo(const std::string& s) {
 }
 }  // namespace
 
-std::optional<MountEntry> mount_at(const fs::path& path) {
-  std::error_code ec;
-  fs::path want = fs::weakly_canonical(fs::absolute(path), ec);
+namespace {
+std::optional<MountEntry> mount_listed_at(const std::string& want) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
   std::optional<MountEntry> found;
@@ -42,16 +41,26 @@ std::optional<MountEntry> mount_at(const fs::path& path) {
     std::istringstream ls(line);
     std::string id, parent, dev, root, mnt;
     ls >> id >> parent >> dev >> root >> mnt;
-    if (unescape_mountinfo(mnt) != want.string()) continue;
+    if (unescape_mountinfo(mnt) != want) continue;
     std::string field;
     while (ls >> field && field != "-") {
     }
     MountEntry e;
     ls >> e.fstype >> e.source;
     e.source = unescape_mountinfo(e.source);
+    e.device = dev;
     found = e;  // the last one mounted there wins
   }
   return found;
+}
+}  // namespace
+
+std::optional<MountEntry> mount_at(const fs::path& path) {
+  std::string as_written = fs::absolute(path).lexically_normal().string();
+  while (as_written.size() > 1 && as_written.back() == '/') as_written.pop_back();
+  if (auto m = mount_listed_at(as_written)) return m;
+  std::error_code ec;  // a path through a symlink, or with ".."
+  return mount_listed_at(fs::weakly_canonical(fs::absolute(path), ec).string());
 }
 
 bool process_running(pid_t pid) {

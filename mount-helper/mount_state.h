@@ -35,8 +35,11 @@ UniqueFd lock_for_mount(const std::filesystem::path& data_dir);
 struct MountEntry {
   std::string fstype;  // "fuse.recallfs", "ext4"
   std::string source;  // for recallfs: "recallfs:<data dir>"
+  std::string device;  // "0:39": a FUSE mount's connection is fusectl's "39"
 };
-// What is mounted at `path` (the last mount there), or nullopt.
+// What is mounted at `path` (the last mount there), or nullopt. An absolute,
+// normal path is matched as written first, without touching the file
+// system: stat() on the mount point of a hung daemon would hang too.
 std::optional<MountEntry> mount_at(const std::filesystem::path& path);
 
 }  // namespace recall::cli

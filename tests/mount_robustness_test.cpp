@@ -118,6 +118,54 @@ TEST(MountRobustness, StoppingTheDaemonWhileItIsBusyUnmountsAndKeepsEveryClosedF
     EXPECT_TRUE(fs::exists(m / ("works/Z/" + name))) << name << " was stored but is gone";
 }
 
+std::string wchan_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/wchan");
+  std::string w;
+  std::getline(in, w);
+  return w;
+}
+
+// A daemon that hangs (here: SIGSTOP) leaves programs stuck in the mount and
+// the mount busy. `recallfs unmount` says so and names --force; --force
+// fails the stuck requests, detaches the mount, ends the daemon, and a
+// remount has every file closed before.
+TEST(MountRobustness, AHungDaemonIsUnmountedByForceAndLosesNoClosedFile) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  test::write_file(m / "inbox/kept.txt", "closed before the hang");
+  pid_t daemon = m.daemon_pid();
+  ASSERT_EQ(::kill(daemon, SIGSTOP), 0);
+  std::string path = (m / "inbox/asked-while-hung").string();
+  const char* argv[] = {"/usr/bin/stat", path.c_str(), nullptr};
+  pid_t stuck;
+  ASSERT_EQ(posix_spawn(&stuck, argv[0], nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  ASSERT_TRUE(test::eventually([&] { return wchan_of(stuck) == "request_wait_answer"; }))
+      << "stat did not wait on the daemon (wchan " << wchan_of(stuck) << ")";
+
+  auto plain = test::run({test::recallfs_binary(), "unmount", m.mnt().string()});
+  EXPECT_EQ(plain.exit_code, 75) << plain.err;
+  EXPECT_NE(plain.err.find("--force"), std::string::npos) << plain.err;
+
+  auto forced = test::run({test::recallfs_binary(), "unmount", "--force", m.mnt().string()});
+  EXPECT_EQ(forced.exit_code, 0) << forced.err;
+  int status = 0;
+  ASSERT_TRUE(test::eventually([&] { return ::waitpid(stuck, &status, WNOHANG) == stuck; }))
+      << "stat is still stuck in the mount";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "stat got an error";
+  EXPECT_TRUE(test::eventually([&] {
+    std::ifstream st("/proc/" + std::to_string(daemon) + "/stat");
+    std::string line;
+    return !std::getline(st, line) || line.find(") Z") != std::string::npos;
+  })) << "the daemon is still there";
+  ::kill(daemon, SIGKILL);  // (if the test failed: never leave it stopped)
+  std::ifstream mounts("/proc/self/mounts");
+  std::string mounts_text((std::istreambuf_iterator<char>(mounts)), {});
+  EXPECT_EQ(mounts_text.find(m.mnt().string() + " "), std::string::npos) << "still mounted";
+
+  m.mount();
+  EXPECT_EQ(test::read_file(m / "inbox/kept.txt"), "closed before the hang");
+}
+
 TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
   RECALL_REQUIRE_FUSE();
   test::TempDir outer("recallfs-small");
