@@ -119,9 +119,12 @@ done
 # When that is no faster than one GET, the server is what limits every
 # client here, and no client can read at twice another's speed.
 par4() {
-  local q=$((64 << 20)) i
-  for i in 0 1 2 3; do s3get "$S256" -r "$((i * q))-$(((i + 1) * q - 1))" & done
-  wait
+  local q=$((64 << 20)) i pids=()
+  for i in 0 1 2 3; do
+    s3get "$S256" -r "$((i * q))-$(((i + 1) * q - 1))" &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || return 1; done  # a failed GET has no figure
 }
 t_par=""
 for _ in 1 2 3; do drop; t_par=$(min "$t_par" "$(secs par4)"); done

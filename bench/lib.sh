@@ -3,13 +3,15 @@
 # secs CMD...: how long CMD took, in seconds. A command that fails has no
 # figure: the whole bench stops (a failed read is fast, and would look good).
 secs() {
-  local t0 t1
+  local t0 t1 err
+  err=$(mktemp)
   t0=$(date +%s.%N)
-  if ! "$@" > /dev/null 2> "${TMPDIR:-/tmp}/bench-secs.$$"; then
-    echo "bench: failed: $*" >&2; cat "${TMPDIR:-/tmp}/bench-secs.$$" >&2
+  if ! "$@" > /dev/null 2> "$err"; then
+    echo "bench: failed: $*" >&2; cat "$err" >&2; rm -f "$err"
     kill -TERM $$; exit 1
   fi
   t1=$(date +%s.%N)
+  rm -f "$err"
   echo "$t1 - $t0" | bc -l
 }
 # busy_secs: CPU time the whole machine has spent so far (user, nice, system,

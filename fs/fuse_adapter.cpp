@@ -136,16 +136,20 @@ std::optional<int64_t> mtime_of(const struct stat* attr, int to_set) {
   return std::nullopt;  // atime only: the library keeps no atime
 }
 
-// The largest read or write request. A read reply is spliced from the blob's
-// file (one copy fewer than read-then-write) only when it fits a pipe, with
+// The largest read request. A read reply is spliced from the blob's file
+// (one copy fewer than read-then-write) only when it fits a pipe, with
 // libfuse's slack of three pages: pipes are 1 MiB at most without
 // CAP_SYS_RESOURCE. A 1 MiB reply would always take the copying path.
-constexpr unsigned kMaxRequest = (1 << 20) - (16 << 10);
+// Writes stay 1 MiB: cp and dd write in st_blksize (1 MiB) blocks, which a
+// smaller max_write would split in two requests each.
+constexpr unsigned kMaxRead = (1 << 20) - (16 << 10);
+constexpr unsigned kMaxWrite = 1 << 20;
 
 void op_init(void* userdata, struct fuse_conn_info* conn) {
   // Large requests: fewer round trips for big sequential reads and writes.
-  conn->max_write = kMaxRequest;
-  conn->max_readahead = kMaxRequest;
+  conn->max_write = kMaxWrite;
+  conn->max_read = kMaxRead;  // also a mount option (serve_fuse), as libfuse wants
+  conn->max_readahead = kMaxRead;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
@@ -365,10 +369,11 @@ void remove_name(fuse_req_t req, fuse_ino_t parent, const char* name, const char
   guarded(req, op, [&] {
     Mount& m = mount_of(req);
     std::string path = child_path_of(m, parent, name);
-    FolderGoing folder(m, parent, name, path);
+    std::optional<FolderGoing> folder;  // (the kernel refuses unlink of a folder)
+    if (remove == &Vfs::rmdir) folder.emplace(m, parent, name, path);
     ((*m.vfs).*remove)(path);
     m.nodes.removed(parent, name);
-    folder.gone(m);
+    if (folder) folder->gone(m);
     m.listings.removed(parent, name);
     m.listings.changed();
     fuse_reply_err(req, 0);
@@ -603,7 +608,7 @@ void raise_readahead(const std::string& mountpoint) {
   }
   if (bdi.empty()) return;
   std::ofstream ra("/sys/class/bdi/" + bdi + "/read_ahead_kb");
-  ra << kMaxRequest / 1024;
+  ra << kMaxRead / 1024;
 }
 
 }  // namespace
@@ -612,7 +617,8 @@ int serve_fuse(const MountOptions& options, const std::function<std::shared_ptr<
                const std::function<void()>& on_mounted, const std::function<void()>& on_unmounted,
                const std::function<void(const std::string&)>& report) {
   std::vector<std::string> argv_s = {"recallfs"};
-  std::string opts = "default_permissions,fsname=" + options.fsname + ",subtype=recallfs";
+  std::string opts = "default_permissions,fsname=" + options.fsname +
+                     ",subtype=recallfs,max_read=" + std::to_string(kMaxRead);
   for (const std::string& o : options.fuse) opts += "," + o;
   argv_s.push_back("-o");
   argv_s.push_back(opts);

@@ -210,7 +210,12 @@ int do_mount(const MountRequest& req) {
         return std::shared_ptr<Vfs>(std::move(s), v);
       },
       [&] {
-        write_mount_info(data, MountInfo{::getpid(), mountpoint, now_ms(), cache_size.value_or(0)});
+        write_mount_info(data,
+                         MountInfo{.pid = ::getpid(),
+                                   .mountpoint = mountpoint,
+                                   .started_ms = now_ms(),
+                                   .cache_size = cache_size.value_or(0),
+                                   .start_ticks = process_start_ticks(::getpid()).value_or(0)});
         std::fprintf(stderr, "recallfs: serving %s at %s\n", data.c_str(), mountpoint.c_str());
       },
       [&] {
@@ -240,19 +245,26 @@ bool process_stopped(pid_t pid) {
 constexpr const char* kFuseConnections = "/sys/fs/fuse/connections";
 
 // Fails every request waiting on the FUSE connection of the mount on
-// `device` ("0:39") with ENOTCONN, through the kernel's fusectl file system
+// `device` ("0:39") with ECONNABORTED, through the kernel's fusectl file system
 // (its connection's "abort" file), so that programs stuck on a hung daemon
 // get an error. fusectl is mounted for the moment when it is not (root
 // only; systemd mounts it at boot). Returns what went wrong; empty if none.
 std::string abort_connection(const std::string& device) {
-  fs::path abort_file = fs::path(kFuseConnections) / device.substr(device.find(':') + 1) / "abort";
+  fs::path dir = fs::path(kFuseConnections) / device.substr(device.find(':') + 1);
   std::error_code ec;
-  bool mounted_here = !fs::exists(abort_file, ec) &&
-                      ::mount("fusectl", kFuseConnections, "fusectl", 0, nullptr) == 0;
+  bool mounted_here = false;
+  if (!fs::exists(dir, ec)) {
+    if (::mount("fusectl", kFuseConnections, "fusectl", 0, nullptr) != 0)
+      return std::string("fusectl is not mounted on ") + kFuseConnections +
+             ", and mounting it needs root (" + std::strerror(errno) + ")";
+    mounted_here = true;
+  }
   std::string problem;
+  fs::path abort_file = dir / "abort";
   int fd = ::open(abort_file.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0)
-    problem = abort_file.string() + ": " + std::strerror(errno);
+    problem = abort_file.string() + ": " + std::strerror(errno) +
+              (errno == EACCES ? " (only root or the user who mounted it may)" : "");
   else if (::write(fd, "1", 1) != 1)
     problem = abort_file.string() + ": " + std::strerror(errno);
   if (fd >= 0) ::close(fd);
@@ -272,13 +284,21 @@ void force_unmount(const std::string& mountpoint, const MountEntry& m,
               << "); detaching it anyway\n";
   auto [rc, err] = run_program({"fusermount3", "-u", "-z", mountpoint});
   if (rc != 0) throw Error(EIO, "cannot unmount " + quote(mountpoint) + ": " + err);
-  // A stopped daemon (SIGSTOP, a debugger) cannot end by itself.
+  // A stopped daemon (SIGSTOP, a debugger) cannot end by itself. Its pid
+  // is checked again right before the kill: it may have ended meanwhile,
+  // and the pid gone to another process.
   if (daemon &&
-      (process_stopped(daemon->pid) || !wait_for_exit(daemon->pid, std::chrono::seconds(10)))) {
-    ::kill(daemon->pid, SIGKILL);
-    wait_for_exit(daemon->pid, std::chrono::seconds(10));
-    std::cerr << "recallfs: its daemon (pid " << daemon->pid
-              << ") was stopped or did not end by itself; it was killed\n";
+      (process_stopped(daemon->pid) || !wait_for_exit(daemon->pid, std::chrono::seconds(10))) &&
+      is_mount_daemon(*daemon)) {
+    if (::kill(daemon->pid, SIGKILL) != 0)
+      std::cerr << "recallfs: its daemon (pid " << daemon->pid
+                << ") could not be killed: " << std::strerror(errno) << "\n";
+    else if (!wait_for_exit(daemon->pid, std::chrono::seconds(10)))
+      std::cerr << "recallfs: its daemon (pid " << daemon->pid
+                << ") is killed but stuck in the kernel (see /proc/" << daemon->pid << "/stack)\n";
+    else
+      std::cerr << "recallfs: its daemon (pid " << daemon->pid
+                << ") was stopped or did not end by itself; it was killed\n";
   }
   std::cerr << "recallfs: unmounted " << mountpoint << " by force\n";
 }
@@ -290,6 +310,7 @@ int do_unmount(const std::string& mountpoint_arg, bool force) {
   if (!m) throw Error(EINVAL, quote(mountpoint) + " is not mounted");
   if (m->fstype != "fuse.recallfs")
     throw Error(EINVAL, quote(mountpoint) + " is not a recallfs mount (" + m->fstype + ")");
+  mountpoint = m->path;  // (the user's path may lead there through a symlink)
   // The daemon, to wait until it has closed the library.
   std::optional<MountInfo> daemon;
   if (m->source.starts_with("recallfs:")) daemon = current_mount(m->source.substr(9));

@@ -49,6 +49,7 @@ std::optional<MountEntry> mount_listed_at(const std::string& want) {
     ls >> e.fstype >> e.source;
     e.source = unescape_mountinfo(e.source);
     e.device = dev;
+    e.path = want;
     found = e;  // the last one mounted there wins
   }
   return found;
@@ -56,11 +57,48 @@ std::optional<MountEntry> mount_listed_at(const std::string& want) {
 }  // namespace
 
 std::optional<MountEntry> mount_at(const fs::path& path) {
-  std::string as_written = fs::absolute(path).lexically_normal().string();
-  while (as_written.size() > 1 && as_written.back() == '/') as_written.pop_back();
-  if (auto m = mount_listed_at(as_written)) return m;
-  std::error_code ec;  // a path through a symlink, or with ".."
-  return mount_listed_at(fs::weakly_canonical(fs::absolute(path), ec).string());
+  std::string p = fs::absolute(path).lexically_normal().string();
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  // The path as written; else its folder made canonical (outside the mount)
+  // and its last name, followed while it is a symlink. readlink() on the
+  // mount point itself says EINVAL without asking its daemon.
+  for (int links = 0; links < 40; ++links) {
+    if (auto m = mount_listed_at(p)) return m;
+    fs::path full(p);
+    std::error_code ec;
+    fs::path parent = fs::weakly_canonical(full.parent_path(), ec);
+    if (ec) return std::nullopt;
+    std::string canonical = (parent / full.filename()).string();
+    if (canonical != p) {
+      if (auto m = mount_listed_at(canonical)) return m;
+    }
+    char target[4096];
+    ssize_t n = ::readlink(canonical.c_str(), target, sizeof target - 1);
+    if (n <= 0) return std::nullopt;
+    p = (parent / std::string(target, static_cast<size_t>(n))).lexically_normal().string();
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> process_start_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  size_t close = line.rfind(')');  // comm may hold spaces and parentheses
+  if (close == std::string::npos || close + 2 >= line.size()) return std::nullopt;
+  std::istringstream fields(line.substr(close + 2));
+  std::string skip;
+  for (int field = 3; field < 22; ++field) fields >> skip;  // state … itrealvalue
+  uint64_t ticks = 0;
+  if (!(fields >> ticks)) return std::nullopt;
+  return ticks;
+}
+
+bool is_mount_daemon(const MountInfo& info) {
+  if (info.pid <= 0 || !process_running(info.pid)) return false;
+  if (info.start_ticks == 0) return true;  // an older mount.json: cannot tell
+  return process_start_ticks(info.pid) == info.start_ticks;
 }
 
 bool process_running(pid_t pid) {
@@ -84,11 +122,12 @@ std::optional<MountInfo> current_mount(const fs::path& data_dir) {
     info.pid = j.at("pid").get<pid_t>();
     info.mountpoint = j.at("mountpoint").get<std::string>();
     info.started_ms = j.value("started_ms", int64_t{0});
+    info.start_ticks = j.value("start_ticks", uint64_t{0});
     info.cache_size = j.value("cache_size", uint64_t{0});
   } catch (...) {
     return std::nullopt;
   }
-  if (info.pid <= 0 || !process_running(info.pid)) return std::nullopt;
+  if (!is_mount_daemon(info)) return std::nullopt;
   auto m = mount_at(info.mountpoint);
   if (!m || m->fstype != "fuse.recallfs") return std::nullopt;
   return info;
@@ -98,6 +137,7 @@ void write_mount_info(const fs::path& data_dir, const MountInfo& info) {
   nlohmann::json j = {{"pid", info.pid},
                       {"mountpoint", info.mountpoint},
                       {"started_ms", info.started_ms},
+                      {"start_ticks", info.start_ticks},
                       {"cache_size", info.cache_size}};
   write_small_file_durable(data_dir / "mount.json", j.dump() + "\n");
 }

@@ -150,7 +150,12 @@ TEST(MountRobustness, AHungDaemonIsUnmountedByForceAndLosesNoClosedFile) {
   EXPECT_EQ(plain.exit_code, 75) << plain.err;
   EXPECT_NE(plain.err.find("--force"), std::string::npos) << plain.err;
 
-  auto forced = test::run({test::recallfs_binary(), "unmount", "--force", m.mnt().string()});
+  // Through a symlink to the mount point: finding the mount must not stat
+  // its root, which would hang as well (timeout(1) turns a hang into 124).
+  fs::path link = m.tmp() / "link-to-mount";
+  fs::create_directory_symlink(m.mnt(), link);
+  auto forced =
+      test::run({"timeout", "60", test::recallfs_binary(), "unmount", "--force", link.string()});
   EXPECT_EQ(forced.exit_code, 0) << forced.err;
   int status = 0;
   ASSERT_TRUE(test::eventually([&] { return ::waitpid(stuck, &status, WNOHANG) == stuck; }))
@@ -168,6 +173,41 @@ TEST(MountRobustness, AHungDaemonIsUnmountedByForceAndLosesNoClosedFile) {
 
   m.mount();
   EXPECT_EQ(test::read_file(m / "inbox/kept.txt"), "closed before the hang");
+}
+
+// A daemon that died leaves mount.json behind; its pid may go to another
+// process. unmount --force must not kill that one.
+TEST(MountRobustness, ForceNeverKillsAProcessThatTookADeadDaemonsPid) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  test::write_file(m / "inbox/kept.txt", "kept");
+  pid_t daemon = m.daemon_pid();
+  ASSERT_EQ(::kill(daemon, SIGKILL), 0);
+  ASSERT_TRUE(test::eventually([&] {
+    std::ifstream st("/proc/" + std::to_string(daemon) + "/stat");
+    std::string line;
+    return !std::getline(st, line) || line.find(") Z") != std::string::npos;
+  }));
+  // Another process, started after the daemon, named in mount.json as if
+  // it had been given the daemon's pid.
+  const char* argv[] = {"/bin/sleep", "600", nullptr};
+  pid_t other;
+  ASSERT_EQ(posix_spawn(&other, argv[0], nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  fs::path info = m.data() / "mount.json";
+  std::string text = test::read_file(info);
+  std::string from = "\"pid\":" + std::to_string(daemon);
+  ASSERT_NE(text.find(from), std::string::npos) << text;
+  text.replace(text.find(from), from.size(), "\"pid\":" + std::to_string(other));
+  test::write_file(info, text);
+
+  auto forced = test::run({test::recallfs_binary(), "unmount", "--force", m.mnt().string()});
+  EXPECT_EQ(forced.exit_code, 0) << forced.err;
+  int status = 0;
+  EXPECT_EQ(::waitpid(other, &status, WNOHANG), 0) << "the other process was killed";
+  ::kill(other, SIGKILL);
+  ::waitpid(other, &status, 0);
+  m.mount();
+  EXPECT_EQ(test::read_file(m / "inbox/kept.txt"), "kept");
 }
 
 TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
