@@ -58,11 +58,7 @@ pid_t MountedLibrary::daemon_pid() {
 void MountedLibrary::kill_daemon() {
   pid_t pid = daemon_pid();
   ::kill(pid, SIGKILL);
-  EXPECT_TRUE(eventually([&] {
-    std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    return !std::getline(st, line) || line.find(") Z") != std::string::npos;
-  })) << "daemon survived SIGKILL";
+  EXPECT_TRUE(eventually([&] { return process_ended(pid); })) << "daemon survived SIGKILL";
   run({"fusermount3", "-u", "-z", mnt_.string()});
   mounted_ = false;
 }
@@ -70,13 +66,7 @@ void MountedLibrary::kill_daemon() {
 bool MountedLibrary::stop_daemon(int sig, std::chrono::milliseconds timeout) {
   pid_t pid = daemon_pid();
   ::kill(pid, sig);
-  bool gone = eventually(
-      [&] {
-        std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
-        std::string line;
-        return !std::getline(st, line) || line.find(") Z") != std::string::npos;
-      },
-      timeout);
+  bool gone = eventually([&] { return process_ended(pid); }, timeout);
   if (!gone) return false;
   mounted_ = false;
   std::ifstream mounts("/proc/self/mountinfo");

@@ -161,11 +161,8 @@ TEST(MountRobustness, AHungDaemonIsUnmountedByForceAndLosesNoClosedFile) {
   ASSERT_TRUE(test::eventually([&] { return ::waitpid(stuck, &status, WNOHANG) == stuck; }))
       << "stat is still stuck in the mount";
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "stat got an error";
-  EXPECT_TRUE(test::eventually([&] {
-    std::ifstream st("/proc/" + std::to_string(daemon) + "/stat");
-    std::string line;
-    return !std::getline(st, line) || line.find(") Z") != std::string::npos;
-  })) << "the daemon is still there";
+  EXPECT_TRUE(test::eventually([&] { return test::process_ended(daemon); }))
+      << "the daemon is still there";
   ::kill(daemon, SIGKILL);  // (if the test failed: never leave it stopped)
   std::ifstream mounts("/proc/self/mounts");
   std::string mounts_text((std::istreambuf_iterator<char>(mounts)), {});
@@ -183,11 +180,7 @@ TEST(MountRobustness, ForceNeverKillsAProcessThatTookADeadDaemonsPid) {
   test::write_file(m / "inbox/kept.txt", "kept");
   pid_t daemon = m.daemon_pid();
   ASSERT_EQ(::kill(daemon, SIGKILL), 0);
-  ASSERT_TRUE(test::eventually([&] {
-    std::ifstream st("/proc/" + std::to_string(daemon) + "/stat");
-    std::string line;
-    return !std::getline(st, line) || line.find(") Z") != std::string::npos;
-  }));
+  ASSERT_TRUE(test::eventually([&] { return test::process_ended(daemon); }));
   // Another process, started after the daemon, named in mount.json as if
   // it had been given the daemon's pid.
   const char* argv[] = {"/bin/sleep", "600", nullptr};

@@ -215,6 +215,12 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds tim
   }
 }
 
+bool process_ended(pid_t pid) {
+  std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  return !std::getline(st, line) || line.find(") Z") != std::string::npos;
+}
+
 std::vector<fs::path> files_under(const fs::path& dir) {
   std::vector<fs::path> out;
   std::error_code ec;

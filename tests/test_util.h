@@ -2,6 +2,8 @@
 // formats, running commands.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -56,6 +58,9 @@ std::string recallfs_binary();
 // Polls `cond` until it is true or `timeout` passes; returns its last value.
 bool eventually(const std::function<bool()>& cond,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// True once process `pid` has ended (gone, or a zombie nobody reaped yet).
+bool process_ended(pid_t pid);
 
 // Files (not directories) under `dir`, recursively.
 std::vector<std::filesystem::path> files_under(const std::filesystem::path& dir);
