@@ -132,6 +132,8 @@ int do_mount(const MountRequest& req) {
       nonempty = true;
     else if (o.starts_with("cache_size="))
       cache_size = parse_size(o.substr(11));
+    else if (o.starts_with("max_read=") || o.starts_with("max_write="))
+      throw Error(EINVAL, "-o " + o + ": recallfs sizes its requests itself (see README, Reading)");
     else if (!is_mount8_only(o))
       fuse_opts.push_back(o);
   }

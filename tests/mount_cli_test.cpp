@@ -47,6 +47,11 @@ TEST(MountCli, ClearMessagesForBadMountPoints) {
   EXPECT_EQ(again.exit_code, 75);
   EXPECT_NE(again.err.find("already mounted"), std::string::npos) << again.err;
 
+  fs::create_directories(m.tmp() / "sized");
+  auto sized = m.recallfs({"mount", (m.tmp() / "sized").string(), "-o", "max_read=4096"});
+  EXPECT_EQ(sized.exit_code, 64) << sized.err;
+  EXPECT_NE(sized.err.find("sizes its requests itself"), std::string::npos) << sized.err;
+
   fs::create_directories(m.tmp() / "second");
   auto twice = m.recallfs({"mount", (m.tmp() / "second").string()});
   EXPECT_EQ(twice.exit_code, 75);
