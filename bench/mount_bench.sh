@@ -44,8 +44,10 @@ head -c 1G /dev/urandom > "$DIR/src.bin"
 cat "$DIR/src.bin" > /dev/null
 
 # ---- copy-in: cp to inbox/ (hash, fsync, catalog rows) vs cp through passthrough_fh
-t_ours=$(secs cp "$DIR/src.bin" "$DIR/mnt/inbox/big.bin")
-t_pt=$(secs cp "$DIR/src.bin" "$DIR/pt$DIR/pt-copy.bin")
+# Each from a clean start: no dirty pages of the source (or of the other
+# copy) still being written back meanwhile.
+sync; t_ours=$(secs cp "$DIR/src.bin" "$DIR/mnt/inbox/big.bin")
+sync; t_pt=$(secs cp "$DIR/src.bin" "$DIR/pt$DIR/pt-copy.bin")
 rm -f "$DIR/pt-copy.bin"
 report "copy-in 1 GiB: recallfs / passthrough_fh" "$(ratio "$t_pt" "$t_ours") (recallfs ${t_ours}s incl. fsync, passthrough_fh ${t_pt}s; target >= 0.8)"
 
