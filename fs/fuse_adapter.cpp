@@ -258,16 +258,20 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
   guarded(req, plus ? "readdirplus" : "readdir", [&] {
     Mount& m = mount_of(req);
     if (off < 0) throw Error(EINVAL, "negative offset");
+    // Files' attributes go only to a thread that stats files; only then
+    // must the listing look up each file's st_blocks in the store.
+    bool want_file_attrs = plus && m.stat_interest.wants_file_attrs(fuse_req_ctx(req)->pid);
     // The kept listing serves the next page while nothing was removed
     // since it was taken; a new one from the start, or when it may be old.
     auto fresh = [&] {
       Listings::Kept k;
       k.version = m.listings.version();  // before listing: a change meanwhile makes it old
-      k.listing = std::make_shared<HashedListing>(m.vfs->list_dir(path_of(m, ino)));
+      k.listing =
+          std::make_shared<HashedListing>(m.vfs->list_dir(path_of(m, ino), want_file_attrs));
       m.listings.keep(ino, k);
       return k;
     };
-    Listings::Kept kept = off ? m.listings.find(ino) : Listings::Kept{};
+    Listings::Kept kept = off ? m.listings.find(ino, want_file_attrs) : Listings::Kept{};
     bool is_fresh =
         !kept.listing || !m.listings.current(kept) || kept.listing->path != m.nodes.path(ino);
     if (is_fresh) kept = fresh();
@@ -286,7 +290,7 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
                    : std::min<size_t>(2, kept.listing->entries.size());
     }
     bool nodes = plus && m.listings.current(kept);
-    bool file_attrs = nodes && m.stat_interest.wants_file_attrs(fuse_req_ctx(req)->pid);
+    bool file_attrs = nodes && want_file_attrs && kept.listing->file_blocks;
     const auto& entries = kept.listing->entries;
     auto buf = std::make_unique_for_overwrite<char[]>(size);
     size_t used = 0;

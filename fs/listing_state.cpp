@@ -13,7 +13,8 @@ uint32_t name_cookie(std::string_view name) {
   return static_cast<uint32_t>(3 + h % ((1ULL << 31) - 3));
 }
 
-HashedListing::HashedListing(Vfs::DirListing&& listing) : path(std::move(listing.path)) {
+HashedListing::HashedListing(Vfs::DirListing&& listing)
+    : path(std::move(listing.path)), file_blocks(listing.file_blocks) {
   entries.reserve(listing.entries.size());
   struct stat self {};
   if (!listing.entries.empty()) self = listing.entries.front().second;
@@ -52,11 +53,13 @@ size_t HashedListing::resume_after(const std::string& name) const {
   return static_cast<size_t>(it - entries.begin());
 }
 
-Listings::Kept Listings::find(uint64_t node) {
+Listings::Kept Listings::find(uint64_t node, bool with_file_blocks) {
   std::lock_guard lock(mu_);
   auto it = kept_.find(node);
-  if (it == kept_.end() || it->second.empty()) return Kept{};
-  return it->second.back();
+  if (it == kept_.end()) return Kept{};
+  for (auto k = it->second.rbegin(); k != it->second.rend(); ++k)
+    if (!with_file_blocks || k->listing->file_blocks) return *k;
+  return Kept{};
 }
 
 void Listings::keep(uint64_t node, Kept kept) {

@@ -60,6 +60,7 @@ struct HashedListing {
   };
   std::string path;
   std::vector<Entry> entries;
+  bool file_blocks = true;  // files' st_blocks is right (Vfs::DirListing)
   explicit HashedListing(Vfs::DirListing&& listing);
   // The name this listing gave `cookie` to.
   std::optional<std::string> name_of(uint64_t cookie) const;
@@ -78,9 +79,11 @@ class Listings {
     std::shared_ptr<const HashedListing> listing;
     uint64_t version = 0;  // version() read before it was taken
   };
-  // The newest listing kept for a folder node (listing null when none).
-  // Folders go in the order they were first kept.
-  Kept find(uint64_t node);
+  // The newest listing kept for a folder node (listing null when none);
+  // with `with_file_blocks`, the newest that has files' st_blocks (one for
+  // a reader that is given files' attributes). Folders go in the order
+  // they were first kept.
+  Kept find(uint64_t node, bool with_file_blocks = false);
   void keep(uint64_t node, Kept kept);
   // The name a kept listing of the folder gave `cookie` to, or a name
   // removed from the folder lately (a reader's last name may be gone).

@@ -77,7 +77,7 @@ std::shared_ptr<OpenFile> Vfs::find_pending(const Place& place, const std::strin
 
 // ---- attributes ------------------------------------------------------------
 
-struct stat Vfs::node_attr(const Node& n) {
+struct stat Vfs::node_attr(const Node& n, bool file_blocks) {
   struct stat st {};
   st.st_uid = options_.uid;
   st.st_gid = options_.gid;
@@ -129,7 +129,8 @@ struct stat Vfs::node_attr(const Node& n) {
   st.st_mode = S_IFREG | (a.mode & 07777);
   st.st_nlink = 1 + n.entry->extra_links;
   st.st_size = static_cast<off_t>(a.bytes);
-  st.st_blocks = lib_.blobs().has(a.sha256) ? static_cast<blkcnt_t>((a.bytes + 511) / 512) : 0;
+  if (file_blocks && lib_.blobs().has(a.sha256))
+    st.st_blocks = static_cast<blkcnt_t>((a.bytes + 511) / 512);
   set_times(st, a.mtime_ns, a.updated_ms * 1000000);
   // A file being written shows its staged size and time.
   if (std::shared_ptr<OpenFile> of = find_open(a.id)) {
@@ -163,7 +164,8 @@ struct stat Vfs::getattr(std::string_view path) {
 }
 
 void Vfs::list_node(const Resolved& r,
-                    const std::function<bool(const std::string&, const struct stat&)>& fn) {
+                    const std::function<bool(const std::string&, const struct stat&)>& fn,
+                    bool file_blocks) {
   // New files not committed yet are listed too. They are taken before the
   // catalog is read: a file whose commit moves it from one to the other
   // meanwhile is then in at least one of them (and listed once).
@@ -179,7 +181,7 @@ void Vfs::list_node(const Resolved& r,
   std::unordered_set<std::string> listed;
   tree_.list(r.node, [&](const std::string& name, const Node& child) {
     if (!pending.empty()) listed.insert(name);
-    more = fn(name, node_attr(child));
+    more = fn(name, node_attr(child, file_blocks));
     return more;
   });
   for (const auto& of : pending) {
@@ -193,18 +195,22 @@ void Vfs::list_node(const Resolved& r,
   }
 }
 
-Vfs::DirListing Vfs::list_dir(std::string_view path) {
+Vfs::DirListing Vfs::list_dir(std::string_view path, bool file_blocks) {
   Resolved r = resolve(path);
   if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
   DirListing listing;
   listing.path = std::string(path);
+  listing.file_blocks = file_blocks;
   struct stat self = node_attr(r.node);
   listing.entries.emplace_back(".", self);
   listing.entries.emplace_back("..", self);  // the kernel fills in the real parent
-  list_node(r, [&](const std::string& name, const struct stat& st) {
-    listing.entries.emplace_back(name, st);
-    return true;
-  });
+  list_node(
+      r,
+      [&](const std::string& name, const struct stat& st) {
+        listing.entries.emplace_back(name, st);
+        return true;
+      },
+      file_blocks);
   return listing;
 }
 

@@ -66,11 +66,15 @@ class Vfs {
   struct stat getattr(std::string_view path);
   // A directory's listing, "." and ".." first, each entry with its
   // attributes. The adapter keeps it while the kernel pages through it.
+  // Without `file_blocks`, files' st_blocks is left 0: it costs a lookup in
+  // the store per file, and a reader that wants only names (find) or
+  // types never sees it.
   struct DirListing {
     std::string path;
     std::vector<std::pair<std::string, struct stat>> entries;
+    bool file_blocks = true;  // files' st_blocks is right
   };
-  DirListing list_dir(std::string_view path);
+  DirListing list_dir(std::string_view path, bool file_blocks = true);
   void mkdir(std::string_view path, mode_t mode);
   void rmdir(std::string_view path);
   void unlink(std::string_view path);
@@ -183,9 +187,10 @@ class Vfs {
   };
   Resolved resolve(std::string_view path);
   void list_node(const Resolved& dir,
-                 const std::function<bool(const std::string&, const struct stat&)>& fn);
+                 const std::function<bool(const std::string&, const struct stat&)>& fn,
+                 bool file_blocks = true);
   Resolved resolve_parent(std::string_view path, std::string& leaf);
-  struct stat node_attr(const Node& n);
+  struct stat node_attr(const Node& n, bool file_blocks = true);
   struct stat open_file_attr(OpenFile& of);
   std::shared_ptr<OpenFile> find_open(const std::string& asset_id);
   // chmod/utimens of a file: its row, and its open state when it is open.

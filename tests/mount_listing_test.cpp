@@ -13,6 +13,7 @@
 #include <atomic>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/mount_fixture.h"
@@ -96,16 +97,28 @@ TEST(MountListing, FilesListedWithoutAttributesStillStatRight) {
   RECALL_REQUIRE_FUSE();
   MountedLibrary m;
   ASSERT_EQ(::mkdir((m / "works/W").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((m / "works/A").c_str(), 0755), 0);
   for (int i = 0; i < 30; ++i)
     test::write_file(m / ("works/W/f" + std::to_string(i)), std::string(i * 10, 'x'));
+  test::write_file(m / "works/A/a", "a");
   // A fresh mount: find (names and types only) is served bare dirents, and
   // must still see every file as a file.
   m.unmount();
   m.mount();
   auto found = m.shell("find works -type f | wc -l");
-  EXPECT_EQ(found.out, "30\n") << found.err;
+  EXPECT_EQ(found.out, "31\n") << found.err;
   auto dirs = m.shell("find works -type d | wc -l");
-  EXPECT_EQ(dirs.out, "2\n");
+  EXPECT_EQ(dirs.out, "3\n");
+  // ls -lsR stats A's file, so W's listing comes with files' attributes:
+  // not the one find left (taken without st_blocks), a full one. Every
+  // non-empty file has blocks (its bytes are here).
+  auto blocks =
+      m.shell("ls -lsR works | awk '/^works\\/W:/ {w = 1} w && / f[0-9]/ {print $1, $NF}'");
+  int listed = 0;
+  std::istringstream lines(blocks.out);
+  for (std::string kib, name; lines >> kib >> name; ++listed)
+    EXPECT_EQ(kib == "0", name == "f0") << name << " shows " << kib << " KiB";
+  EXPECT_EQ(listed, 30) << blocks.out << blocks.err;
   // Then the same files stat-ed: every size right, from lookups or from
   // listings with attributes alike.
   for (int i = 0; i < 30; ++i) {

@@ -124,6 +124,25 @@ TEST(Listings, KeepsTheLastListingOfEachFolderUntilReadToTheEnd) {
   EXPECT_EQ(l.find(100 + Listings::kMaxKept - 1).listing, nullptr);
 }
 
+// A listing taken for a reader that wants only names has no st_blocks for
+// its files: a reader given files' attributes must never page through it.
+TEST(Listings, AReaderGivenFilesAttributesGetsOnlyAListingWithTheirBlocks) {
+  Listings l;
+  Vfs::DirListing with;
+  Vfs::DirListing names_only;
+  names_only.file_blocks = false;
+  auto full = std::make_shared<HashedListing>(std::move(with));
+  auto bare = std::make_shared<HashedListing>(std::move(names_only));
+  EXPECT_FALSE(bare->file_blocks);
+  l.keep(7, {bare, l.version()});
+  EXPECT_EQ(l.find(7, true).listing, nullptr) << "only a names-only listing is kept";
+  EXPECT_EQ(l.find(7).listing, bare);
+  l.keep(7, {full, l.version()});
+  l.keep(7, {bare, l.version()});  // the newest is names-only again
+  EXPECT_EQ(l.find(7, true).listing, full);
+  EXPECT_EQ(l.find(7, false).listing, bare);
+}
+
 TEST(HashedListing, AnOffsetResumesAfterTheSameNameInAnyListingOfTheFolder) {
   struct stat st {};
   Vfs::DirListing before;
