@@ -226,15 +226,6 @@ int do_mount(const MountRequest& req) {
       });
 }
 
-bool wait_for_exit(pid_t pid, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (process_running(pid)) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll the pid
-  }
-  return true;
-}
-
 bool process_stopped(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
@@ -242,6 +233,17 @@ bool process_stopped(pid_t pid) {
   size_t paren = line.rfind(')');  // the name may hold spaces and parentheses
   return paren != std::string::npos && paren + 2 < line.size() &&
          (line[paren + 2] == 'T' || line[paren + 2] == 't');
+}
+
+// False when `pid` still runs after `limit`, or is stopped (it would not
+// end while stopped, however long we wait).
+bool wait_for_exit(pid_t pid, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (process_running(pid)) {
+    if (std::chrono::steady_clock::now() >= deadline || process_stopped(pid)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll the pid
+  }
+  return true;
 }
 
 constexpr const char* kFuseConnections = "/sys/fs/fuse/connections";
@@ -329,7 +331,11 @@ int do_unmount(const std::string& mountpoint_arg, bool force) {
                              mountpoint + "` ends their requests)");
     throw Error(EIO, "cannot unmount " + quote(mountpoint) + ": " + err);
   }
-  if (daemon) wait_for_exit(daemon->pid, std::chrono::seconds(60));
+  if (daemon && !wait_for_exit(daemon->pid, std::chrono::seconds(60)) &&
+      process_stopped(daemon->pid))
+    std::cerr << "recallfs: unmounted; its daemon (pid " << daemon->pid
+              << ") is stopped, and closes the library when continued (kill -CONT " << daemon->pid
+              << ")\n";
   return 0;
 }
 

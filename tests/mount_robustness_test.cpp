@@ -172,6 +172,26 @@ TEST(MountRobustness, AHungDaemonIsUnmountedByForceAndLosesNoClosedFile) {
   EXPECT_EQ(test::read_file(m / "inbox/kept.txt"), "closed before the hang");
 }
 
+// Unmounting an idle mount needs nothing from its daemon: with the daemon
+// stopped, unmount says so and returns at once, and the daemon closes the
+// library when it is continued.
+TEST(MountRobustness, UnmountWithAStoppedDaemonReturnsAndTheDaemonEndsWhenContinued) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  test::write_file(m / "inbox/kept.txt", "kept");
+  pid_t daemon = m.daemon_pid();
+  ASSERT_EQ(::kill(daemon, SIGSTOP), 0);
+  auto r = test::run({"timeout", "30", test::recallfs_binary(), "unmount", m.mnt().string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("is stopped"), std::string::npos) << r.err;
+  ASSERT_EQ(::kill(daemon, SIGCONT), 0);
+  EXPECT_TRUE(test::eventually([&] { return test::process_ended(daemon); }))
+      << "the daemon did not end once continued";
+  ::kill(daemon, SIGKILL);  // (if the test failed)
+  m.mount();
+  EXPECT_EQ(test::read_file(m / "inbox/kept.txt"), "kept");
+}
+
 // A daemon that died leaves mount.json behind; its pid may go to another
 // process. unmount --force must not kill that one.
 TEST(MountRobustness, ForceNeverKillsAProcessThatTookADeadDaemonsPid) {
