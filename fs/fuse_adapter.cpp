@@ -597,7 +597,7 @@ fuse_lowlevel_ops make_operations() {
 
 // The kernel reads ahead at most the mount's read_ahead_kb (128 KiB for a new
 // FUSE mount), whatever max_readahead says, so sequential reads arrive as
-// 128 KiB requests. Raising it to 1 MiB (the largest request FUSE sends)
+// 128 KiB requests. Raising it to kMaxRead (the largest read we take)
 // makes each round trip carry eight times the bytes. Best effort: it needs
 // root, and the mount works without it. Found through /proc/self/mountinfo,
 // since stat() on the mount point would wait for this very daemon.
