@@ -93,17 +93,29 @@ void check_fuse_device() {
   ::close(fd);
 }
 
-// A mount point whose daemon died answers ENOTCONN; clear it so we can mount.
-void clear_dead_mount(const std::string& mountpoint) {
-  struct stat st;
-  if (::stat(mountpoint.c_str(), &st) == 0 || errno != ENOTCONN) return;
+// Something mounted at `mountpoint` already: a recallfs whose daemon died
+// (it only answers ENOTCONN) is cleared so we can mount; anything else is
+// EBUSY. Decided from /proc/self/mountinfo and mount.json, never by a stat()
+// of the mount point: that would hang with a hung daemon.
+void check_not_mounted(const std::string& mountpoint) {
+  std::optional<MountEntry> m = mount_at(mountpoint);
+  if (!m) return;
+  if (m->fstype != "fuse.recallfs")
+    throw Error(EBUSY, quote(mountpoint) + " is busy: " + m->fstype + " is mounted there");
+  std::optional<MountInfo> daemon;
+  if (m->source.starts_with("recallfs:")) daemon = current_mount(m->source.substr(9));
+  if (daemon)
+    throw Error(EBUSY, quote(mountpoint) +
+                           " is already mounted (recallfs); unmount it first (if it hangs: "
+                           "recallfs unmount --force " +
+                           m->path + ")");
   std::cerr << "recallfs: " << mountpoint
             << " was left by a recallfs that stopped; unmounting it\n";
-  run_program({"fusermount3", "-u", "-z", mountpoint});
+  run_program({"fusermount3", "-u", "-z", m->path});
 }
 
 void check_mountpoint(const std::string& mountpoint, bool allow_nonempty) {
-  clear_dead_mount(mountpoint);
+  check_not_mounted(mountpoint);
   struct stat st;
   if (::stat(mountpoint.c_str(), &st) != 0) {
     if (errno == ENOENT)
@@ -112,11 +124,6 @@ void check_mountpoint(const std::string& mountpoint, bool allow_nonempty) {
   }
   if (!S_ISDIR(st.st_mode))
     throw Error(ENOTDIR, "mount point " + quote(mountpoint) + " is not a directory");
-  if (auto m = mount_at(mountpoint)) {
-    if (m->fstype == "fuse.recallfs")
-      throw Error(EBUSY, quote(mountpoint) + " is already mounted (recallfs); unmount it first");
-    throw Error(EBUSY, quote(mountpoint) + " is busy: " + m->fstype + " is mounted there");
-  }
   if (!allow_nonempty && !fs::is_empty(mountpoint))
     throw Error(EBUSY, "mount point " + quote(mountpoint) +
                            " is not empty (use -o nonempty to mount over its files)");

@@ -1,6 +1,7 @@
 // recallfs mount / unmount / status and mount.recallfs: the messages and
 // exit codes a user gets, and mount(8).
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -82,10 +83,14 @@ TEST(MountCli, UnmountRefusesWhileBusyAndRemountsAfterACrash) {
     EXPECT_EQ(busy.exit_code, 75);
     EXPECT_NE(busy.err.find("busy"), std::string::npos) << busy.err;
   }
-  m.kill_daemon();
-  // The mount point of a dead daemon is cleared and mounted again.
+  // The mount point of a dead daemon (killed, its mount left behind) is
+  // cleared and mounted again.
+  pid_t daemon = m.daemon_pid();
+  ASSERT_EQ(::kill(daemon, SIGKILL), 0);
+  ASSERT_TRUE(test::eventually([&] { return test::process_ended(daemon); }));
   auto again = m.recallfs({"mount", m.mnt().string()});
   ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("left by a recallfs that stopped"), std::string::npos) << again.err;
   EXPECT_EQ(test::read_file(m / "inbox/open.txt"), "held open");
   m.unmount();
   auto not_mounted = run({test::recallfs_binary(), "unmount", m.mnt().string()});

@@ -146,6 +146,13 @@ TEST(MountRobustness, AHungDaemonIsUnmountedByForceAndLosesNoClosedFile) {
   ASSERT_TRUE(test::eventually([&] { return syscall_of(stuck) == std::to_string(SYS_statx); }))
       << "stat did not wait on the daemon (in system call " << syscall_of(stuck) << ")";
 
+  // Mounting there again says it is mounted, at once (no stat of it).
+  auto again = test::run({"timeout", "30", test::recallfs_binary(), "mount", m.mnt().string(),
+                          "--data", m.data().string()});
+  EXPECT_EQ(again.exit_code, 75) << again.err;
+  EXPECT_NE(again.err.find("already mounted"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("--force"), std::string::npos) << again.err;
+
   auto plain = test::run({test::recallfs_binary(), "unmount", m.mnt().string()});
   EXPECT_EQ(plain.exit_code, 75) << plain.err;
   EXPECT_NE(plain.err.find("--force"), std::string::npos) << plain.err;
