@@ -265,19 +265,24 @@ std::string abort_connection(const std::string& device) {
   std::error_code ec;
   bool mounted_here = false;
   if (!fs::exists(dir, ec)) {
-    if (::mount("fusectl", kFuseConnections, "fusectl", 0, nullptr) != 0)
+    if (::mount("fusectl", kFuseConnections, "fusectl", 0, nullptr) != 0) {
+      int err = errno;
       return std::string("fusectl is not mounted on ") + kFuseConnections +
-             ", and mounting it needs root (" + std::strerror(errno) + ")";
+             ", and mounting it needs root (" + std::strerror(err) + ")";
+    }
     mounted_here = true;
   }
   std::string problem;
   fs::path abort_file = dir / "abort";
+  int err = 0;
   int fd = ::open(abort_file.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0)
-    problem = abort_file.string() + ": " + std::strerror(errno) +
-              (errno == EACCES ? " (only root or the user who mounted it may)" : "");
+    err = errno;
   else if (::write(fd, "1", 1) != 1)
-    problem = abort_file.string() + ": " + std::strerror(errno);
+    err = errno ? errno : EIO;
+  if (err != 0)
+    problem = abort_file.string() + ": " + std::strerror(err) +
+              (err == EACCES ? " (only root or the user who mounted it may)" : "");
   if (fd >= 0) ::close(fd);
   if (mounted_here) ::umount2(kFuseConnections, MNT_DETACH);
   return problem;
