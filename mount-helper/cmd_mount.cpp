@@ -233,15 +233,6 @@ int do_mount(const MountRequest& req) {
       });
 }
 
-bool process_stopped(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return false;
-  size_t paren = line.rfind(')');  // the name may hold spaces and parentheses
-  return paren != std::string::npos && paren + 2 < line.size() &&
-         (line[paren + 2] == 'T' || line[paren + 2] == 't');
-}
-
 // False when `pid` still runs after `limit`, or is stopped (it would not
 // end while stopped, however long we wait).
 bool wait_for_exit(pid_t pid, std::chrono::seconds limit) {

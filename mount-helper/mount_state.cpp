@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "base/error.h"
 #include "base/file_io.h"
@@ -81,18 +82,31 @@ std::optional<MountEntry> mount_at(const fs::path& path) {
   return std::nullopt;
 }
 
-std::optional<uint64_t> process_start_ticks(pid_t pid) {
+namespace {
+// The fields of /proc/PID/stat after "pid (comm)": [0] is the state, [19]
+// the start time (fields 3 and 22 in proc(5)). Empty when the process is gone.
+std::vector<std::string> stat_fields(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
+  if (!std::getline(in, line)) return {};
   size_t close = line.rfind(')');  // comm may hold spaces and parentheses
-  if (close == std::string::npos || close + 2 >= line.size()) return std::nullopt;
-  std::istringstream fields(line.substr(close + 2));
-  std::string skip;
-  for (int field = 3; field < 22; ++field) fields >> skip;  // state … itrealvalue
-  uint64_t ticks = 0;
-  if (!(fields >> ticks)) return std::nullopt;
-  return ticks;
+  if (close == std::string::npos || close + 2 >= line.size()) return {};
+  std::istringstream in_fields(line.substr(close + 2));
+  std::vector<std::string> fields;
+  for (std::string f; fields.size() < 20 && in_fields >> f;) fields.push_back(f);
+  return fields;
+}
+}  // namespace
+
+std::optional<uint64_t> process_start_ticks(pid_t pid) {
+  std::vector<std::string> f = stat_fields(pid);
+  if (f.size() < 20) return std::nullopt;
+  return std::stoull(f[19]);
+}
+
+bool process_stopped(pid_t pid) {
+  std::vector<std::string> f = stat_fields(pid);
+  return !f.empty() && (f[0] == "T" || f[0] == "t");
 }
 
 bool is_mount_daemon(const MountInfo& info) {
@@ -102,14 +116,8 @@ bool is_mount_daemon(const MountInfo& info) {
 }
 
 bool process_running(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return false;
-  // pid (comm) state ...: comm may hold spaces and parentheses.
-  size_t close = line.rfind(')');
-  if (close == std::string::npos || close + 2 >= line.size()) return false;
-  char state = line[close + 2];
-  return state != 'Z' && state != 'X';
+  std::vector<std::string> f = stat_fields(pid);
+  return !f.empty() && f[0] != "Z" && f[0] != "X";
 }
 
 std::optional<MountInfo> current_mount(const fs::path& data_dir) {

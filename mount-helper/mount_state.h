@@ -23,6 +23,8 @@ struct MountInfo {
 
 // True while `pid` runs (a zombie, which has finished, counts as gone).
 bool process_running(pid_t pid);
+// True while `pid` is stopped (SIGSTOP, a debugger): it cannot end by itself.
+bool process_stopped(pid_t pid);
 // When `pid` started, in clock ticks since boot (/proc/PID/stat field 22):
 // with the pid, it names one process for the machine's uptime.
 std::optional<uint64_t> process_start_ticks(pid_t pid);
