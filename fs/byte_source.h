@@ -56,6 +56,9 @@ class SourceProvider {
   virtual std::vector<std::shared_ptr<ByteSource>> sources_for(const std::string& sha256) = 0;
   // Tells the provider which source served a blob, so it is tried first next time.
   virtual void worked(const std::string& /*sha256*/, const ByteSource& /*source*/) {}
+  // Tells the provider a source failed with `error` (an errno; ENOTCONN: it
+  // did not answer), so that it may leave it out for a while.
+  virtual void failed(const std::string& /*sha256*/, const ByteSource& /*source*/, int /*error*/) {}
 };
 
 }  // namespace recall

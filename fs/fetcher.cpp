@@ -186,15 +186,18 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
         std::fprintf(stderr,
                      "recallfs: %s sent bad bytes for chunk %zu of %s; trying the next holder\n",
                      src->name().c_str(), next, r.sha256.c_str());
-        errors += src->name() + ": bad bytes; ";
+        errors += (errors.empty() ? "" : "; ") + src->name() + ": bad bytes";
         continue;
       }
-      if (next != end) throw Error(EIO, "sent fewer bytes than asked for");
+      if (next != end) throw Error(EIO, src->name() + " sent fewer bytes than asked for");
       provider_->worked(r.sha256, *src);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "recallfs: %s could not serve chunk %zu of %s: %s\n",
-                   src->name().c_str(), next, r.sha256.c_str(), e.what());
-      errors += src->name() + ": " + e.what() + "; ";
+      std::string what = e.what();  // a peer's own messages name it already
+      if (!what.starts_with(src->name())) what = src->name() + ": " + what;
+      std::fprintf(stderr, "recallfs: chunk %zu of %s: %s\n", next, r.sha256.c_str(), what.c_str());
+      errors += (errors.empty() ? "" : "; ") + what;
+      auto* err = dynamic_cast<const Error*>(&e);
+      provider_->failed(r.sha256, *src, err ? err->code() : EIO);
     }
   }
   if (next == end) return;

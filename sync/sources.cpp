@@ -1,6 +1,7 @@
 #include "sync/sources.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <random>
@@ -20,7 +21,9 @@ constexpr long kReceiveBuffer = 512 * 1024;  // libcurl's default is 16 KiB
 
 CloudSource::CloudSource(S3Config config, std::string owner_id)
     : config_(std::move(config)), owner_(std::move(owner_id)) {
-  config_.attempts = 3;  // a reader is waiting: fail over rather than wait long
+  // A reader is waiting: fail over rather than wait long.
+  config_.attempts = 3;
+  config_.stall_seconds = std::min(config_.stall_seconds, HolderProvider::kStallSeconds);
 }
 
 std::unique_ptr<S3Client> CloudSource::borrow() {
@@ -126,7 +129,7 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
   curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT_MS, 2000L);
   curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 10L);
+  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, long{HolderProvider::kStallSeconds});
   curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
   // Large receives: a fetched chunk is hashed and written in a few big
   // pieces instead of hundreds of 16 KiB ones.
@@ -193,12 +196,49 @@ std::vector<std::shared_ptr<ByteSource>> HolderProvider::sources_for(const std::
     }
     std::stable_partition(peers.begin(), peers.end(),
                           [&](const auto& p) { return p->device_id() == good; });
-    out.insert(out.end(), peers.begin(), peers.end());
+    std::lock_guard lock(mu_);
+    for (auto& p : peers)
+      if (!quiet(p->device_id())) out.push_back(std::move(p));
   }
   // The cloud is asked even before this device has pulled the row that says
   // it holds the blob: a miss there costs one ranged GET.
-  if (auto c = cloud()) out.push_back(c);
+  if (auto c = cloud()) {
+    std::lock_guard lock(mu_);
+    if (!quiet("cloud")) out.push_back(std::move(c));
+  }
   return out;
+}
+
+bool HolderProvider::quiet(const std::string& holder) {
+  auto it = quiet_until_.find(holder);
+  if (it == quiet_until_.end()) return false;
+  if (std::chrono::steady_clock::now() < it->second) return true;
+  quiet_until_.erase(it);  // asked again
+  return false;
+}
+
+namespace {
+std::string holder_key(const ByteSource& source) {
+  if (auto* p = dynamic_cast<const PeerSource*>(&source)) return p->device_id();
+  if (dynamic_cast<const CloudSource*>(&source)) return "cloud";
+  return "";
+}
+}  // namespace
+
+void HolderProvider::failed(const std::string&, const ByteSource& source, int error) {
+  // Only silence says nothing about the next blob; a 404 or bad bytes do.
+  if (error != ENOTCONN) return;
+  std::string key = holder_key(source);
+  if (key.empty()) return;
+  bool already;
+  {
+    std::lock_guard lock(mu_);
+    already = quiet(key);
+    quiet_until_[key] = std::chrono::steady_clock::now() + kQuiet;
+  }
+  if (!already)
+    std::fprintf(stderr, "recallfs: %s did not answer; reads leave it out for %lld s\n",
+                 source.name().c_str(), static_cast<long long>(kQuiet.count()));
 }
 
 std::shared_ptr<PeerSource> HolderProvider::peer(const std::string& device_id,
@@ -213,10 +253,9 @@ std::shared_ptr<PeerSource> HolderProvider::peer(const std::string& device_id,
 }
 
 void HolderProvider::worked(const std::string&, const ByteSource& source) {
-  if (auto* p = dynamic_cast<const PeerSource*>(&source)) {
-    std::lock_guard lock(mu_);
-    last_good_peer_ = p->device_id();
-  }
+  std::lock_guard lock(mu_);
+  quiet_until_.erase(holder_key(source));
+  if (auto* p = dynamic_cast<const PeerSource*>(&source)) last_good_peer_ = p->device_id();
 }
 
 }  // namespace recall

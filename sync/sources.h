@@ -5,6 +5,7 @@
 // holders and opens no connection.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -58,11 +59,21 @@ class PeerSource : public ByteSource {
 
 // The holders of a blob, best first: the peers that device_blobs says hold
 // it (shuffled, the last one that worked first), then the cloud.
+//
+// A holder that did not answer (ENOTCONN: refused, timed out, stalled past
+// its retries) is left out for kQuiet, so that the next reads — the kernel's
+// retry of the same page, the read-ahead of the other chunks, the next file
+// — fail over or fail at once instead of each waiting out the same timeouts.
+// Reads wait for a silent holder kStallSeconds at most (per attempt).
 class HolderProvider : public SourceProvider {
  public:
+  static constexpr std::chrono::seconds kQuiet{10};
+  static constexpr int kStallSeconds = 4;
+
   explicit HolderProvider(Library& lib) : lib_(lib) {}
   std::vector<std::shared_ptr<ByteSource>> sources_for(const std::string& sha256) override;
   void worked(const std::string& sha256, const ByteSource& source) override;
+  void failed(const std::string& sha256, const ByteSource& source, int error) override;
 
  private:
   std::shared_ptr<ByteSource> cloud();
@@ -76,6 +87,9 @@ class HolderProvider : public SourceProvider {
   std::shared_ptr<CloudSource> cloud_;
   std::string last_good_peer_;                                // device id
   std::map<std::string, std::shared_ptr<PeerSource>> peers_;  // by device id
+  // Holders left out until then: "cloud" or a peer's device id.
+  std::map<std::string, std::chrono::steady_clock::time_point> quiet_until_;
+  bool quiet(const std::string& holder);  // mu_ held
 };
 
 }  // namespace recall

@@ -87,7 +87,7 @@ void CloudDevice::connect(const std::string& token, const std::string& bucket,
 
 LyingPeer::LyingPeer(const std::string& account, const std::string& content,
                      const std::vector<size_t>& flip_at)
-    : dir_("lying-peer"), device_id_(new_uuid()) {
+    : dir_("lying-peer") {
   PostgresServer& pg = PostgresServer::get();
   std::string sha = sha256_of(content), owner = account_id(account);
   store_ = BlobStore::open(dir_.path(), {.create = true});
@@ -101,12 +101,20 @@ LyingPeer::LyingPeer(const std::string& account, const std::string& content,
   std::vector<unsigned char> key = from_hex(key_hex);
   server_ =
       std::make_unique<PeerServer>(*store_, "127.0.0.1:0", [key] { return std::optional(key); });
+  device_id_ = register_holder(account, sha, "liar", server_->address());
+}
+
+std::string register_holder(const std::string& account, const std::string& sha256,
+                            const std::string& name, const std::string& address) {
+  PostgresServer& pg = PostgresServer::get();
+  std::string owner = account_id(account), device = new_uuid();
   pg.psql("INSERT INTO recall.devices(owner_id, id, name, peer_address) VALUES ('" + owner +
-          "', '" + device_id_ + "', 'liar', '" + server_->address() + "')");
+          "', '" + device + "', '" + name + "', '" + address + "')");
   pg.psql(
       "INSERT INTO recall.device_blobs(owner_id, id, device_id, sha256, present, health) VALUES "
       "('" +
-      owner + "', gen_random_uuid(), '" + device_id_ + "', '" + sha + "', 1, 'healthy')");
+      owner + "', gen_random_uuid(), '" + device + "', '" + sha256 + "', 1, 'healthy')");
+  return device;
 }
 
 FaultProxy::FaultProxy(const std::string& upstream_endpoint, double stall_seconds)

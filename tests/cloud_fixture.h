@@ -50,6 +50,11 @@ struct CloudDevice {
   std::filesystem::path data;
 };
 
+// Registers on the server a device of the account `account`, named `name`,
+// serving peers at `address` and holding `sha256`; returns its id.
+std::string register_holder(const std::string& account, const std::string& sha256,
+                            const std::string& name, const std::string& address);
+
 // A real blob server (PeerServer) of the account `account`, holding `content`
 // with the bytes at `flip_at` damaged, registered on the server as a device
 // named "liar" that holds it. A test double at the peer seam.

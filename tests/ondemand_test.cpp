@@ -14,8 +14,12 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
+#include <sstream>
+#include <thread>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "base/ids.h"
 #include "cas/blob_store.h"
 #include "fs/library.h"
@@ -315,6 +319,185 @@ TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
     return pg.psql("SELECT count(*) FROM recall.device_blobs WHERE present = 1 AND device_id = '" +
                    b_device + "'") == "2\n";
   }));
+}
+
+// The byte ranges of the GETs in a proxy's log, in order.
+std::vector<std::pair<uint64_t, uint64_t>> requested_ranges(const FaultProxy& proxy) {
+  static const std::regex get(R"(^GET \S+ bytes=(\d+)-(\d+) )");
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  std::istringstream in(proxy.log());
+  std::smatch m;
+  for (std::string line; std::getline(in, line);)
+    if (std::regex_search(line, m, get)) out.emplace_back(std::stoull(m[1]), std::stoull(m[2]));
+  return out;
+}
+
+// What reads ask the cloud for, seen at a proxy that can hold GETs
+// unanswered: a random read asks for the one chunk it touches; two readers
+// of one chunk cause one request; a sequential reader has several chunks
+// requested at once ahead of it; and over all of it, no byte is asked for
+// twice.
+TEST(OnDemand, ReadsAskForWhatTheyTouchOnceAndSequentialReadsAhead) {
+  RECALL_REQUIRE_SWIFT();
+  RECALL_REQUIRE_POSTGRES();
+  RECALL_REQUIRE_FUSE();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("fetches");
+  std::string token = pg.issue_token("fetches");
+  CloudDevice a;
+  a.connect(token, "fetches-bucket");
+  constexpr uint64_t kChunk = 4 << 20, kSize = 10 * kChunk;
+  std::string content = test::random_file(a.dir / "book.pdf", kSize, 17);
+  ASSERT_EQ(a.cli({"add", (a.dir / "book.pdf").string()}).exit_code, 0);
+  ASSERT_EQ(a.cli({"replicate"}).exit_code, 0);
+  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  FaultProxy cloud(*test::swift_endpoint());
+  test::MountedLibrary b;
+  connect(b, token, "fetches-bucket", cloud.endpoint());
+  ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/book.pdf"); }));
+  // One descriptor for the whole test: fetched chunks stay with the open file.
+  UniqueFd fd(::open((b / "inbox/book.pdf").c_str(), O_RDONLY));
+  ASSERT_GE(fd.get(), 0) << std::strerror(errno);
+  auto matches = [&](uint64_t at, size_t n) {
+    std::string buf(n, '\0');
+    return ::pread(fd.get(), buf.data(), n, static_cast<off_t>(at)) == static_cast<ssize_t>(n) &&
+           buf == content.substr(at, n);
+  };
+  auto range_of = [&](uint64_t first, uint64_t chunks) {
+    return "bytes=" + std::to_string(first * kChunk) + "-" +
+           std::to_string((first + chunks) * kChunk - 1);
+  };
+
+  // A random read: the one chunk it touches (6 of 10).
+  size_t gets = cloud.count("GET ");
+  EXPECT_TRUE(matches(6 * kChunk + (1 << 20) + 100, 4096));
+  EXPECT_EQ(cloud.count("GET ") - gets, 1u) << cloud.log();
+  EXPECT_EQ(cloud.count(range_of(6, 1)), 1u) << cloud.log();
+
+  // Two readers of chunk 8 while its request is held: one request. The
+  // second reader's read-ahead request (chunk 9) shows it is past the point
+  // where it would have asked for chunk 8 itself.
+  cloud.set_mode("hold-reads");
+  bool first_ok = false, second_ok = false;
+  std::thread first([&] { first_ok = matches(8 * kChunk, 4096); });
+  EXPECT_TRUE(test::eventually([&] { return cloud.count(range_of(8, 1)) == 1; })) << cloud.log();
+  std::thread second([&] { second_ok = matches(8 * kChunk + (2 << 20), 4096); });
+  EXPECT_TRUE(test::eventually([&] { return cloud.count(range_of(9, 1)) == 1; })) << cloud.log();
+  cloud.set_mode("pass");
+  first.join();
+  second.join();
+  EXPECT_TRUE(first_ok);
+  EXPECT_TRUE(second_ok);
+  EXPECT_EQ(cloud.count(range_of(8, 1)), 1u) << cloud.log();
+
+  // A sequential reader from the start: once its reads follow each other,
+  // with the requests held, more than one is under way at once.
+  EXPECT_TRUE(matches(0, 128 << 10));
+  cloud.set_mode("hold-reads");
+  gets = cloud.count("GET ");
+  bool all_ok = false;
+  std::thread reader([&] {
+    all_ok = true;
+    for (uint64_t at = 128 << 10; at < kSize; at += 128 << 10)
+      all_ok = all_ok && matches(at, 128 << 10);
+  });
+  EXPECT_TRUE(test::eventually([&] { return cloud.count("GET ") - gets >= 2; })) << cloud.log();
+  cloud.set_mode("pass");
+  reader.join();
+  EXPECT_TRUE(all_ok);
+
+  // Every byte was asked for exactly once.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges = requested_ranges(cloud);
+  std::sort(ranges.begin(), ranges.end());
+  uint64_t next = 0;
+  for (const auto& [from, to] : ranges) {
+    EXPECT_EQ(from, next) << "a gap or an overlap before byte " << from << "\n" << cloud.log();
+    next = to + 1;
+  }
+  EXPECT_EQ(next, kSize) << cloud.log();
+}
+
+// Every holder accepts connections and never answers (a dead network, a
+// peer that hangs): a read fails with EIO in seconds, not minutes; the
+// folder keeps listing and the file keeps its attributes meanwhile; a read
+// right after fails at once instead of waiting again; when the cloud comes
+// back, the file reads whole.
+TEST(OnDemand, WhenNoHolderAnswersAReadFailsInSecondsAndTheFolderKeepsWorking) {
+  RECALL_REQUIRE_SWIFT();
+  RECALL_REQUIRE_POSTGRES();
+  RECALL_REQUIRE_FUSE();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("silent");
+  std::string token = pg.issue_token("silent");
+  CloudDevice a;
+  a.connect(token, "silent-bucket");
+  std::string content = test::random_file(a.dir / "paper.pdf", 9 << 20, 16);
+  ASSERT_EQ(a.cli({"add", (a.dir / "paper.pdf").string()}).exit_code, 0);
+  ASSERT_EQ(a.cli({"replicate"}).exit_code, 0);
+  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  FaultProxy cloud(*test::swift_endpoint(), 600);
+  FaultProxy hanging_peer(*test::swift_endpoint(), 600);
+  hanging_peer.set_mode("stall-reads");
+  std::string peer_id = test::register_holder("silent", test::sha256_of(content), "hanging",
+                                              hanging_peer.endpoint().substr(7));
+  test::MountedLibrary b;
+  connect(b, token, "silent-bucket", cloud.endpoint());
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        auto dev = b.catalog()->get_device(peer_id);
+        return fs::exists(b / "inbox/paper.pdf") && dev && dev->peer_address;
+      },
+      std::chrono::seconds(20)));
+  cloud.set_mode("stall-reads");
+
+  struct Outcome {
+    ssize_t got = 0;
+    int error = 0;
+    std::chrono::steady_clock::duration took{};
+  };
+  auto read_head = [&] {
+    Outcome o;
+    auto t0 = std::chrono::steady_clock::now();
+    int fd = ::open((b / "inbox/paper.pdf").c_str(), O_RDONLY);
+    if (fd < 0) {
+      o.got = -1;
+      o.error = errno;
+    } else {
+      std::vector<char> buf(64 << 10);
+      o.got = ::pread(fd, buf.data(), buf.size(), 0);
+      o.error = errno;
+      ::close(fd);
+    }
+    o.took = std::chrono::steady_clock::now() - t0;
+    return o;
+  };
+  Outcome first;
+  std::thread reader([&] { first = read_head(); });
+  // While the read waits on holders that never answer, the folder works.
+  EXPECT_TRUE(
+      test::eventually([&] { return hanging_peer.count("GET ") + cloud.count("GET ") >= 1; }));
+  RunResult ls = b.shell("timeout 10 ls -l inbox");
+  EXPECT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find("paper.pdf"), std::string::npos) << ls.out;
+  RunResult st = b.shell("timeout 10 stat -c %s inbox/paper.pdf");
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_EQ(st.out, std::to_string(content.size()) + "\n");
+  reader.join();
+  EXPECT_EQ(first.got, -1);
+  EXPECT_EQ(first.error, EIO) << std::strerror(first.error);
+  EXPECT_LT(first.took, std::chrono::seconds(30)) << "the read waited minutes for silent holders\n"
+                                                  << test::read_file(b.data() / "recallfs.log");
+  EXPECT_GE(hanging_peer.count("GET "), 1u) << "the peer was not asked";
+  EXPECT_GE(cloud.count("GET "), 1u) << "the cloud was not asked";
+  // Asked again at once: holders that just did not answer are not waited for again.
+  Outcome again = read_head();
+  EXPECT_EQ(again.got, -1);
+  EXPECT_EQ(again.error, EIO) << std::strerror(again.error);
+  EXPECT_LT(again.took, std::chrono::seconds(3));
+  // The cloud is back: the file reads whole (once the holders are asked again).
+  cloud.set_mode("pass");
+  EXPECT_TRUE(test::eventually([&] { return read_head().got > 0; }, std::chrono::seconds(60)));
+  EXPECT_TRUE(test::read_file(b / "inbox/paper.pdf") == content);
 }
 
 }  // namespace

@@ -16,10 +16,15 @@ it while the proxy runs:
   no-uploads  PUT and POST get 503; reads pass
   stall-parts-from=N  PUTs of multipart parts numbered N or more stall
   down        every request gets 503
+  stall-reads GETs and HEADs stall (no answer for --stall seconds, then a
+              reset): a holder that accepts connections and never answers
+  hold-reads  GETs wait, unanswered, until the mode changes; then they pass
 
-Every request is logged as "METHOD PATH?QUERY -> what happened" to the log,
-one line each, so tests can count what reached the server. Requests are
-forwarded with their own Host header, which keeps SigV4 signatures valid.
+Every request is logged as "METHOD PATH?QUERY [RANGE] -> what happened" to
+the log, one line each (the range only when there is one), so tests can
+count what reached the server. A request that waits is logged when it
+arrives. Requests are forwarded with their own Host header, which keeps
+SigV4 signatures valid.
 """
 import argparse
 import http.client
@@ -103,6 +108,10 @@ def main():
                 part = int(q.get("partNumber", ["0"])[0])
                 if part >= int(m.split("=", 1)[1]):
                     what = "stall"
+            elif m == "stall-reads" and self.command in ("GET", "HEAD"):
+                what = "stall"
+            elif m == "hold-reads" and self.command == "GET":
+                what = "hold"
             elif m == "flaky":
                 key = (self.command, self.path, self.headers.get("Range", ""))
                 with log_lock:
@@ -110,7 +119,10 @@ def main():
                     seen.add(key)
                 if first:
                     what = FLAKY[next(counter) % len(FLAKY)]
-            log(f"{self.command} {self.path} -> {what}")
+            rng = self.headers.get("Range")
+            log(f"{self.command} {self.path}{' ' + rng if rng else ''} -> {what}")
+            while what == "hold" and mode() == "hold-reads":
+                time.sleep(0.01)
             if what == "503":
                 return self.fail503()
             if what == "stall":
