@@ -4,8 +4,9 @@
 //
 // What is tried: 503s, resets and stalls on every request of an upload and
 // of a read; a daemon killed with an upload half done; a cache budget smaller
-// than the library, with pinned and not-yet-uploaded bytes in it; a corrupt
-// local object; a peer that goes away and a peer that lies.
+// than the library, with pinned, open and not-yet-uploaded bytes in it; a
+// corrupt local object; a peer that goes away, a peer that lies, and holders
+// that never answer; requests held unanswered to see which reads share them.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -145,7 +146,7 @@ TEST(OnDemand, KillingTheDaemonInTheMiddleOfAnUploadResumesIt) {
   EXPECT_EQ(std::memcmp(all.data(), data.data(), data.size()), 0);
 }
 
-TEST(OnDemand, TheCacheStaysWithinItsBudgetAndKeepsPinnedAndUnuploadedBytes) {
+TEST(OnDemand, TheCacheStaysWithinItsBudgetAndKeepsPinnedOpenAndUnuploadedBytes) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();
   RECALL_REQUIRE_FUSE();
@@ -216,6 +217,17 @@ TEST(OnDemand, TheCacheStaysWithinItsBudgetAndKeepsPinnedAndUnuploadedBytes) {
   EXPECT_EQ(xattr(b, name(0), "local"), "1") << "a pinned file was evicted";
   EXPECT_EQ(jobs_with_status(b.recallfs({"jobs", "--json"}), "completed"), 0u);
   EXPECT_EQ(test::read_file(b / "inbox/fresh.bin"), fresh);
+  // An open file's bytes stay while it is open, least recently used or not:
+  // the other files are then read from their holders and not kept.
+  EXPECT_EQ(xattr(b, name(7), "local"), "1");
+  {
+    UniqueFd held(::open((b / name(7)).c_str(), O_RDONLY));
+    ASSERT_GE(held.get(), 0) << std::strerror(errno);
+    for (int i = 1; i < 7; ++i)
+      EXPECT_TRUE(test::read_file(b / name(i)) == files[static_cast<size_t>(i)]) << name(i);
+    EXPECT_EQ(xattr(b, name(7), "local"), "1") << "an open file was evicted";
+    EXPECT_LE(stored_bytes(b), kBudget);
+  }
   RunResult status = b.recallfs({"status"});
   EXPECT_NE(status.out.find("of 3.0 MiB"), std::string::npos) << status.out;
   EXPECT_NE(status.out.find("pinned    1 blobs"), std::string::npos) << status.out;
