@@ -14,7 +14,7 @@
 #   bench/cloud_bench.sh [DIR]      (root: it mounts, and drops the page cache)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-R="$here/build/recallfs"
+R="${RECALLFS:-$here/build/recallfs}"  # RECALLFS=copy: bench a binary while building another
 DIR=$(realpath -m "${1:-bench-data}")/cloud
 . "$here/bench/lib.sh"
 command -v s3fs > /dev/null && command -v rclone > /dev/null ||

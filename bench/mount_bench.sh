@@ -11,7 +11,7 @@
 #   bench/mount_bench.sh [DIR]     (root: it drops the page cache)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-R="$here/build/recallfs"
+R="${RECALLFS:-$here/build/recallfs}"  # RECALLFS=copy: bench a binary while building another
 . "$here/bench/lib.sh"
 DIR=$(realpath -m "${1:-bench-data}")/mount
 rm -rf "$DIR"; mkdir -p "$DIR"
@@ -79,7 +79,7 @@ report "  cached pages in large folios" "native $(python3 "$here/bench/folios.py
 "$R" unmount "$DIR/mnt"
 
 # ---- 100k assets in 5k works: ls -lR and find, vs the same tree on disk
-"$here/build/bench/bench_populate" "$DIR/lib100k" 5000 20 > /dev/null
+"$(dirname "$R")/bench/bench_populate" "$DIR/lib100k" 5000 20 > /dev/null
 mkdir -p "$DIR/native"
 python3 - "$DIR/native" <<'PY'
 import os, sys

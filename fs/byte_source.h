@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -52,13 +53,20 @@ inline void ByteSource::stream(const std::string& sha256, uint64_t offset, uint6
 // Finds the holders of a blob, best first. Thread-safe.
 class SourceProvider {
  public:
+  using Clock = std::chrono::steady_clock;
   virtual ~SourceProvider() = default;
+  // Every holder of the blob that is configured, best first (empty: nobody
+  // can serve it, e.g. a guest).
   virtual std::vector<std::shared_ptr<ByteSource>> sources_for(const std::string& sha256) = 0;
   // Tells the provider which source served a blob, so it is tried first next time.
   virtual void worked(const std::string& /*sha256*/, const ByteSource& /*source*/) {}
-  // Tells the provider a source failed with `error` (an errno; ENOTCONN: it
-  // did not answer), so that it may leave it out for a while.
-  virtual void failed(const std::string& /*sha256*/, const ByteSource& /*source*/, int /*error*/) {}
+  // Tells the provider that a source asked at `asked_at` failed with `error`
+  // (an errno; ENOTCONN: it did not answer), so that it may rest it.
+  virtual void failed(const std::string& /*sha256*/, const ByteSource& /*source*/, int /*error*/,
+                      Clock::time_point /*asked_at*/) {}
+  // Whether a source is resting (it did not answer a moment ago): readers
+  // skip it rather than wait out its timeouts again.
+  virtual bool resting(const ByteSource& /*source*/) { return false; }
 };
 
 }  // namespace recall

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <tuple>
 
 #include "base/error.h"
 #include "base/file_io.h"
@@ -149,8 +150,18 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
   } catch (const std::exception& e) {
     errors = e.what();
   }
+  // Failures are reported when the whole try is over, so that a holder
+  // rests from then on, not from the middle of a try that asks the others.
+  std::vector<std::tuple<std::shared_ptr<ByteSource>, int, SourceProvider::Clock::time_point>>
+      failures;
   for (const std::shared_ptr<ByteSource>& src : sources) {
     if (next == end) break;
+    if (provider_->resting(*src)) {
+      errors += (errors.empty() ? "" : "; ") + src->name() +
+                ": did not answer a moment ago, not asked again yet";
+      continue;
+    }
+    const auto asked_at = SourceProvider::Clock::now();
     Sha256 h;
     uint64_t in_chunk = 0;  // bytes of chunk `next` received
     bool bad = false;
@@ -197,9 +208,11 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
       std::fprintf(stderr, "recallfs: chunk %zu of %s: %s\n", next, r.sha256.c_str(), what.c_str());
       errors += (errors.empty() ? "" : "; ") + what;
       auto* err = dynamic_cast<const Error*>(&e);
-      provider_->failed(r.sha256, *src, err ? err->code() : EIO);
+      failures.emplace_back(src, err ? err->code() : EIO, asked_at);
     }
   }
+  for (const auto& [src, code, asked_at] : failures)
+    provider_->failed(r.sha256, *src, code, asked_at);
   if (next == end) return;
   {
     // What could not be fetched can be asked for again.

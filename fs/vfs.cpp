@@ -255,19 +255,20 @@ void Vfs::mkdir(std::string_view path, mode_t mode) {
     lib_.catalog().create_folder(parent.node.place, raw, is_scratch_name(raw), mode);
 }
 
-bool Vfs::has_pending_under(const Place& place) {
+std::vector<std::shared_ptr<OpenFile>> Vfs::pending_under(const Place& place) {
+  std::vector<std::shared_ptr<OpenFile>> out;
   std::lock_guard lock(files_mu_);
   for (const auto& [key, id] : pending_) {
     if (std::get<0>(key) != place.work_id.value_or("")) continue;
     const std::string& folder = std::get<1>(key);
     if (place.folder.empty() || folder == place.folder || folder.starts_with(place.folder + "/"))
-      return true;
+      if (auto it = files_.find(id); it != files_.end()) out.push_back(it->second);
   }
-  return false;
+  return out;
 }
 
 void Vfs::remove_dir_node(const Node& n) {
-  if (has_pending_under(n.place)) throw Error(ENOTEMPTY, "a new file inside is still open");
+  if (!pending_under(n.place).empty()) throw Error(ENOTEMPTY, "a new file inside is still open");
   if (n.work)
     lib_.catalog().delete_work(n.work->id);
   else
@@ -309,6 +310,26 @@ void Vfs::unlink(std::string_view path) {
     }
     collect_blob(a.sha256);
   }
+}
+
+void Vfs::hand_over_open_state(const std::string& from, const std::string& to, const Place& place,
+                               const std::string& raw) {
+  std::lock_guard lock(files_mu_);
+  if (auto t = files_.find(to); t != files_.end()) {
+    std::lock_guard flock(t->second->mu);
+    t->second->unlinked = true;  // replaced: like an unlinked file, never committed
+    files_.erase(t);
+  }
+  auto f = files_.find(from);
+  if (f == files_.end()) return;
+  std::shared_ptr<OpenFile> of = f->second;
+  files_.erase(f);
+  std::lock_guard flock(of->mu);
+  if (of->unlinked) return;
+  of->asset_id = to;
+  of->place = place;
+  of->name = raw;
+  files_[to] = of;
 }
 
 void Vfs::collect_blob(const std::string& sha256) {
@@ -392,7 +413,14 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     return;
   }
   if (target && target->node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(to));
-  if (src.pending) commit_if_pending(src.pending);
+  if (src.pending) {
+    commit_if_pending(src.pending);
+  } else if (target) {
+    // The content the target takes is what the source holds now, committed
+    // or not: a writer may still be open, or a truncation's release (which
+    // commits it) may not have arrived yet.
+    if (std::shared_ptr<OpenFile> of = find_open(src.node.entry->asset->id)) commit(*of, false);
+  }
   if (target && target->pending) commit_if_pending(target->pending);
   // Re-read both after the commits.
   src = resolve(from);
@@ -412,12 +440,14 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     meta.mime = se.asset->mime;
     meta.page_count = se.asset->page_count;
     std::string old_sha = te.asset->sha256;
+    std::string source_id = se.asset->id, target_id = te.asset->id;
     lib_.catalog().batch([&] {
       lib_.catalog().set_asset_content(te.asset->id, meta, se.asset->mtime_ns);
       lib_.catalog().set_asset_attrs(te.asset->id, se.asset->mode, std::nullopt);
       lib_.catalog().remove_name(se);
     });
-    content_changed(te.asset->id);
+    hand_over_open_state(source_id, target_id, parent.node.place, raw);
+    content_changed(target_id);
     collect_blob(old_sha);
     return;
   }
@@ -444,7 +474,9 @@ void Vfs::rename_dir(const Node& from, const Node& to_parent, const std::string&
     if (target->place == from.place) return;  // same directory
     remove_dir_node(*target);                 // ENOTEMPTY unless empty
   }
-  if (has_pending_under(from.place)) throw Error(EBUSY, "a new file inside is still being written");
+  // New files inside that are still being written become rows now, so that
+  // they move with the folder (their writers go on writing to them).
+  for (const std::shared_ptr<OpenFile>& of : pending_under(from.place)) commit_if_pending(of);
   if (from.work && to_work) {
     cat.rename_work(from.work->id, raw);
     return;

@@ -199,6 +199,7 @@ class Vfs {
   std::shared_ptr<OpenFile> open_file_for(const Node& n);
   std::shared_ptr<OpenFile> find_pending(const Place& place, const std::string& raw);
   std::shared_ptr<Handle> handle(uint64_t h);
+  static std::string asset_of(const Handle& hd);
   uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
   void commit(OpenFile& of, bool last_writer);
   // Gives `of` a staging file (with a copy of its bytes when `copy_content`).
@@ -207,7 +208,14 @@ class Vfs {
   void rename_dir(const Node& from, const Node& to_parent, const std::string& raw,
                   std::optional<Node> target);
   void commit_if_pending(const std::shared_ptr<OpenFile>& of);
-  bool has_pending_under(const Place& place);
+  // After `from`'s content replaced `to`'s (a rename over it): `to`'s open
+  // state is detached (its handles keep the bytes they had, never committed)
+  // and `from`'s becomes `to`'s, so an open writer's later writes land in
+  // the file the name now shows, as on a local disk.
+  void hand_over_open_state(const std::string& from, const std::string& to, const Place& place,
+                            const std::string& raw);
+  // New files not yet committed in `place` or below it.
+  std::vector<std::shared_ptr<OpenFile>> pending_under(const Place& place);
   // Removes a blob from this device when no asset needs it any more.
   void collect_blob(const std::string& sha256);
   std::string place_path(const Place& place);

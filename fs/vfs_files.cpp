@@ -393,9 +393,16 @@ struct stat Vfs::fgetattr(uint64_t h) {
   return open_file_attr(*hd->of);
 }
 
+// The asset a handle writes to (a rename over another file may change it).
+std::string Vfs::asset_of(const Handle& hd) {
+  if (!hd.of) return hd.asset_id;
+  std::lock_guard lock(hd.of->mu);
+  return hd.of->asset_id;
+}
+
 void Vfs::fchmod(uint64_t h, mode_t mode) {
   std::shared_ptr<Handle> hd = handle(h);
-  std::string id = hd->of ? hd->of->asset_id : hd->asset_id;
+  std::string id = asset_of(*hd);
   if (id.empty()) throw Error(EROFS, "blobs/ is read-only");
   set_file_attrs(id, mode & 07777, std::nullopt);
 }
@@ -403,7 +410,7 @@ void Vfs::fchmod(uint64_t h, mode_t mode) {
 void Vfs::futimens(uint64_t h, std::optional<int64_t> mtime_ns) {
   if (!mtime_ns) return;
   std::shared_ptr<Handle> hd = handle(h);
-  std::string id = hd->of ? hd->of->asset_id : hd->asset_id;
+  std::string id = asset_of(*hd);
   if (id.empty()) throw Error(EROFS, "blobs/ is read-only");
   set_file_attrs(id, std::nullopt, mtime_ns);
 }
@@ -461,10 +468,16 @@ void Vfs::commit(OpenFile& of, bool consume) {
     mode = of.mode;
     mtime = of.mtime_ns;
   } catch (...) {
-    written_bytes_lost(of.asset_id);
+    std::string id;
+    {
+      std::lock_guard lock(of.mu);
+      id = of.asset_id;
+    }
+    written_bytes_lost(id);
     throw;
   }
-  // Phase 2, in the namespace's order: record it.
+  // Phase 2, in the namespace's order: record it. (of.asset_id changes only
+  // under ns_mu_ too: a rename over another file hands it over.)
   std::lock_guard ns(ns_mu_);
   if (!put.deduplicated) invalidate("/blobs/" + put.sha256, Stale::Listing);
   BlobMeta meta = blob_for(put, name);

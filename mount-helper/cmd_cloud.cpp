@@ -50,8 +50,8 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
                   "Key prefix (default recallfs): keys are PREFIX/ACCOUNT/SHA256");
   set->add_flag("--create-bucket", sa->create, "Create the bucket if it does not exist");
   set->add_option("--stall-timeout", sa->c.stall_seconds,
-                  "Seconds an upload may stall (< 1 KiB/s) before it is retried (default 15; "
-                  "a read waits 4 at most)")
+                  "Seconds a request may stall (< 1 KiB/s) before it is retried (default 15; "
+                  "a read of a file waits 4 at most)")
       ->check(CLI::Range(1, 600));
   set->callback([&common, sa] {
     auto lib = open_library(common);

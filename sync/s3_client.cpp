@@ -152,6 +152,7 @@ S3Client::Response S3Client::perform(Request& req) {
   CURL* c = curl_.get();
   std::mt19937_64 rng(std::random_device{}());
   std::string last_error;
+  bool answered = false;  // the last attempt got a (5xx) answer, not silence
   for (int attempt = 0; attempt < std::max(1, config_.attempts); ++attempt) {
     if (attempt > 0) {
       // Exponential backoff with full jitter: 100 ms, 200 ms, ... up to 5 s.
@@ -278,17 +279,22 @@ S3Client::Response S3Client::perform(Request& req) {
       throw Error(EIO, "the object store ignored a range request for " + req.url);
     if (rc != CURLE_OK) {
       last_error = curl_easy_strerror(rc);
+      answered = false;
       if (transient_curl(rc)) continue;
       throw Error(EIO, "S3 " + req.method + " failed: " + last_error);
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
     if (resp.status >= 500) {
       last_error = "HTTP " + std::to_string(resp.status);
+      answered = true;
       continue;
     }
     if (!req.sink.empty()) resp.content_length = req.sink_used;
     return resp;
   }
+  if (answered)
+    throw Error(EIO, "the object store at " + config_.endpoint + " answered " + last_error +
+                         " to " + std::to_string(config_.attempts) + " attempts");
   throw Error(ENOTCONN, "the object store at " + config_.endpoint + " did not answer after " +
                             std::to_string(config_.attempts) + " attempts (" + last_error + ")");
 }

@@ -5,7 +5,8 @@
 //
 // Retries: 5xx, timeouts, resets and stalls (< 1 KiB/s for stall_seconds) are retried
 // with exponential backoff and jitter, up to `attempts` times; then ENOTCONN
-// (unreachable) or EIO. 404 is ENOENT, 403 EACCES ("check the keys"), other
+// when the last attempt got no answer (refused, timed out, stalled, reset),
+// EIO when it got a 5xx. 404 is ENOENT, 403 EACCES ("check the keys"), other
 // 4xx EINVAL, with the server's error code in the message. The secret key
 // never appears in a message.
 //

@@ -102,10 +102,11 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
     const Sink* sink;
     uint64_t left;
     bool stopped = false;
+    bool too_much = false;
     long status = 0;
     CURL* c;
     std::exception_ptr error;  // what the sink threw (not through libcurl)
-  } st{&sink, length, false, 0, nullptr, nullptr};
+  } st{&sink, length, false, false, 0, nullptr, nullptr};
   // A connection kept from the last request, if any: a sequential read is
   // many requests to one peer.
   std::unique_ptr<CURL, void (*)(CURL*)> c(nullptr, curl_easy_cleanup);
@@ -140,7 +141,10 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
     size_t len = sz * n;
     if (s->status == 0) curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
     if (s->status != 206 && s->status != 200) return 0;  // an error page: not blob bytes
-    if (len > s->left) return 0;                         // more than asked for: abort
+    if (len > s->left) {                                 // more than asked for: abort
+      s->too_much = true;
+      return 0;
+    }
     bool more = false;
     try {
       more = (*s->sink)(std::as_bytes(std::span(d, len)));
@@ -159,6 +163,7 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
   curl_slist_free_all(headers);
   if (st.error) std::rethrow_exception(st.error);
   if (st.stopped) return;
+  if (st.too_much) throw Error(EIO, "peer " + name_ + " sent more bytes than asked for");
   long status = 0;
   curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
   if (status == 404) throw Error(ENOENT, "peer " + name_ + " does not have it");
@@ -196,25 +201,12 @@ std::vector<std::shared_ptr<ByteSource>> HolderProvider::sources_for(const std::
     }
     std::stable_partition(peers.begin(), peers.end(),
                           [&](const auto& p) { return p->device_id() == good; });
-    std::lock_guard lock(mu_);
-    for (auto& p : peers)
-      if (!quiet(p->device_id())) out.push_back(std::move(p));
+    out.insert(out.end(), peers.begin(), peers.end());
   }
   // The cloud is asked even before this device has pulled the row that says
   // it holds the blob: a miss there costs one ranged GET.
-  if (auto c = cloud()) {
-    std::lock_guard lock(mu_);
-    if (!quiet("cloud")) out.push_back(std::move(c));
-  }
+  if (auto c = cloud()) out.push_back(c);
   return out;
-}
-
-bool HolderProvider::quiet(const std::string& holder) {
-  auto it = quiet_until_.find(holder);
-  if (it == quiet_until_.end()) return false;
-  if (std::chrono::steady_clock::now() < it->second) return true;
-  quiet_until_.erase(it);  // asked again
-  return false;
 }
 
 namespace {
@@ -225,20 +217,32 @@ std::string holder_key(const ByteSource& source) {
 }
 }  // namespace
 
-void HolderProvider::failed(const std::string&, const ByteSource& source, int error) {
-  // Only silence says nothing about the next blob; a 404 or bad bytes do.
+void HolderProvider::failed(const std::string&, const ByteSource& source, int error,
+                            Clock::time_point asked_at) {
+  // Silence says something about the next blob; a 404, a 5xx or bad bytes do not.
   if (error != ENOTCONN) return;
   std::string key = holder_key(source);
   if (key.empty()) return;
-  bool already;
+  Clock::time_point now = Clock::now();
   {
     std::lock_guard lock(mu_);
-    already = quiet(key);
-    quiet_until_[key] = std::chrono::steady_clock::now() + kQuiet;
+    if (auto w = worked_at_.find(key); w != worked_at_.end() && w->second > asked_at) return;
+    bool was_resting = rest_until_.contains(key) && now < rest_until_[key];
+    rest_until_[key] = now + kRest;
+    if (was_resting) return;
   }
-  if (!already)
-    std::fprintf(stderr, "recallfs: %s did not answer; reads leave it out for %lld s\n",
-                 source.name().c_str(), static_cast<long long>(kQuiet.count()));
+  std::fprintf(stderr, "recallfs: %s did not answer; reads leave it out for %lld s\n",
+               source.name().c_str(), static_cast<long long>(kRest.count()));
+}
+
+bool HolderProvider::resting(const ByteSource& source) {
+  std::string key = holder_key(source);
+  std::lock_guard lock(mu_);
+  auto it = rest_until_.find(key);
+  if (it == rest_until_.end()) return false;
+  if (Clock::now() < it->second) return true;
+  rest_until_.erase(it);  // asked again
+  return false;
 }
 
 std::shared_ptr<PeerSource> HolderProvider::peer(const std::string& device_id,
@@ -253,8 +257,10 @@ std::shared_ptr<PeerSource> HolderProvider::peer(const std::string& device_id,
 }
 
 void HolderProvider::worked(const std::string&, const ByteSource& source) {
+  std::string key = holder_key(source);
   std::lock_guard lock(mu_);
-  quiet_until_.erase(holder_key(source));
+  rest_until_.erase(key);
+  worked_at_[key] = Clock::now();
   if (auto* p = dynamic_cast<const PeerSource*>(&source)) last_good_peer_ = p->device_id();
 }
 

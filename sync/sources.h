@@ -1,6 +1,6 @@
-// The holders reads come from (see fs/byte_source.h): the cloud (S3) and,
-// later, peer devices, chosen from device_blobs and this library's sign-in
-// and cloud settings, which are re-read when they change so a running mount
+// The holders reads come from (see fs/byte_source.h): peer devices and the
+// cloud (S3), chosen from device_blobs and this library's sign-in and cloud
+// settings, which are re-read when they change so a running mount
 // follows `recallfs signin` and `recallfs cloud set`. A guest library has no
 // holders and opens no connection.
 #pragma once
@@ -60,20 +60,25 @@ class PeerSource : public ByteSource {
 // The holders of a blob, best first: the peers that device_blobs says hold
 // it (shuffled, the last one that worked first), then the cloud.
 //
-// A holder that did not answer (ENOTCONN: refused, timed out, stalled past
-// its retries) is left out for kQuiet, so that the next reads — the kernel's
-// retry of the same page, the read-ahead of the other chunks, the next file
-// — fail over or fail at once instead of each waiting out the same timeouts.
-// Reads wait for a silent holder kStallSeconds at most (per attempt).
+// Reads wait for a silent holder kStallSeconds at most per attempt (the
+// cloud gets 3 attempts). A holder that did not answer (ENOTCONN: refused,
+// timed out, stalled through its attempts; not a 5xx, which is an answer)
+// rests for kRest after the read that met it gave up, so that the reads that
+// follow — the kernel's retry of the same page, the read-ahead of the other
+// chunks, the next file — fail over or fail at once instead of each waiting
+// out the same timeouts. A failure of a request made before the holder last
+// worked does not rest it.
 class HolderProvider : public SourceProvider {
  public:
-  static constexpr std::chrono::seconds kQuiet{10};
+  static constexpr std::chrono::seconds kRest{10};
   static constexpr int kStallSeconds = 4;
 
   explicit HolderProvider(Library& lib) : lib_(lib) {}
   std::vector<std::shared_ptr<ByteSource>> sources_for(const std::string& sha256) override;
   void worked(const std::string& sha256, const ByteSource& source) override;
-  void failed(const std::string& sha256, const ByteSource& source, int error) override;
+  void failed(const std::string& sha256, const ByteSource& source, int error,
+              Clock::time_point asked_at) override;
+  bool resting(const ByteSource& source) override;
 
  private:
   std::shared_ptr<ByteSource> cloud();
@@ -87,9 +92,9 @@ class HolderProvider : public SourceProvider {
   std::shared_ptr<CloudSource> cloud_;
   std::string last_good_peer_;                                // device id
   std::map<std::string, std::shared_ptr<PeerSource>> peers_;  // by device id
-  // Holders left out until then: "cloud" or a peer's device id.
-  std::map<std::string, std::chrono::steady_clock::time_point> quiet_until_;
-  bool quiet(const std::string& holder);  // mu_ held
+  // By holder ("cloud" or a peer's device id): resting until then, and when
+  // it last worked.
+  std::map<std::string, Clock::time_point> rest_until_, worked_at_;
 };
 
 }  // namespace recall

@@ -1,7 +1,8 @@
 // A reference model: random operations (create, write at offsets, truncate,
-// rename, link, unlink, mkdir, rmdir) applied to a folder of the mount and
-// to a plain temp directory. Results, errno, listings and contents must
-// agree. Seeded and reproducible: a failure prints the seed and the step.
+// rename, link, unlink, mkdir, rmdir; and in the second test open, pwrite,
+// pread, ftruncate, fsync and close through files kept open across them)
+// applied to a folder of the mount and to a plain temp directory. Results, errno, listings and
+// contents must agree. Seeded and reproducible: a failure prints the seed and the step.
 //
 // One deliberate difference from POSIX is modelled, not avoided: renaming a
 // file over another makes the target's asset take the source's content (an
@@ -108,12 +109,16 @@ std::vector<fs::path> other_links(const fs::path& root, const fs::path& path) {
 
 class Model {
  public:
-  Model(fs::path real, fs::path plain, uint64_t seed) : real_(real), plain_(plain), rng_(seed) {}
+  // `with_handles`: files are also kept open across operations, and written,
+  // read, truncated, synced and closed through those descriptors.
+  Model(fs::path real, fs::path plain, uint64_t seed, bool with_handles = false)
+      : real_(real), plain_(plain), rng_(seed), with_handles_(with_handles) {}
+  ~Model() { close_all(); }
 
   // One random operation on both trees; returns what it did, for messages.
   std::string step() {
     std::string a = pick_path(), b = pick_path();
-    switch (rng_() % 10) {
+    switch (rng_() % (with_handles_ ? 14 : 10)) {
       case 0:
       case 1: {
         std::string data = test::random_bytes(rng_, rng_() % 3 == 0 ? 0 : rng_() % 70000);
@@ -143,15 +148,22 @@ class Model {
         bool file_over_file = ::lstat(p(a).c_str(), &sa) == 0 && S_ISREG(sa.st_mode) &&
                               ::lstat(p(b).c_str(), &sb) == 0 && S_ISREG(sb.st_mode) &&
                               sa.st_ino != sb.st_ino;
+        // An open file would gain the target's other names (see open_both).
+        if (with_handles_ && file_over_file && !t_links.empty() && held(sa.st_ino))
+          return "rename " + a + " -> " + b + " (skipped: open, and the target is linked)";
         Outcome pr = call(::rename(p(a).c_str(), p(b).c_str()));
         compare("rename " + a + " -> " + b, call(::rename(r(a).c_str(), r(b).c_str())), pr);
         if (pr.rc == 0 && file_over_file) apply_library_rename(b, t_links, s_links);
         return "rename " + a + " -> " + b;
       }
-      case 6:
+      case 6: {
+        struct stat st;
+        if (with_handles_ && ::lstat(p(a).c_str(), &st) == 0 && held(st.st_ino))
+          return "link " + a + " " + b + " (skipped: open, see open_both)";
         compare("link " + a + " -> " + b, call(::link(r(a).c_str(), r(b).c_str())),
                 call(::link(p(a).c_str(), p(b).c_str())));
         return "link " + a + " " + b;
+      }
       case 7:
         compare("unlink " + a, call(::unlink(r(a).c_str())), call(::unlink(p(a).c_str())));
         return "unlink " + a;
@@ -162,6 +174,54 @@ class Model {
         else
           compare("rmdir " + a, call(::rmdir(r(a).c_str())), call(::rmdir(p(a).c_str())));
         return "mkdir/rmdir " + a;
+      case 10:
+        return open_both(a);
+      case 11: {
+        if (handles_.empty()) return "no open file to write";
+        Handle& h = pick_handle();
+        std::string data = test::random_bytes(rng_, 1 + rng_() % 5000);
+        off_t off = static_cast<off_t>(rng_() % 80000);
+        compare("pwrite " + h.name, call(::pwrite(h.real, data.data(), data.size(), off)),
+                call(::pwrite(h.plain, data.data(), data.size(), off)));
+        return "pwrite " + label(h) + " at " + std::to_string(off);
+      }
+      case 12: {
+        if (handles_.empty()) return "no open file to read";
+        Handle& h = pick_handle();
+        size_t len = 1 + rng_() % 70000;
+        off_t off = static_cast<off_t>(rng_() % 90000);
+        std::string x(len, '\0'), y(len, '\0');
+        Outcome rx = call(::pread(h.real, x.data(), len, off));
+        Outcome ry = call(::pread(h.plain, y.data(), len, off));
+        compare("pread " + h.name, rx, ry);
+        if (rx == ry && rx.rc > 0) {
+          EXPECT_TRUE(x.compare(0, static_cast<size_t>(rx.rc), y, 0, static_cast<size_t>(rx.rc)) ==
+                      0)
+              << "bytes read through the descriptor of " << h.name << " differ";
+        }
+        return "pread " + label(h) + " at " + std::to_string(off);
+      }
+      case 13: {
+        if (handles_.empty()) return "no open file to truncate, sync or close";
+        size_t i = rng_() % handles_.size();
+        Handle& h = handles_[i];
+        switch (rng_() % 3) {
+          case 0: {
+            off_t len = static_cast<off_t>(rng_() % 90000);
+            compare("ftruncate " + h.name, call(::ftruncate(h.real, len)),
+                    call(::ftruncate(h.plain, len)));
+            return "ftruncate " + label(h) + " to " + std::to_string(len);
+          }
+          case 1:
+            compare("fsync " + h.name, call(::fsync(h.real)), call(::fsync(h.plain)));
+            return "fsync " + label(h);
+          default: {
+            std::string name = label(h);
+            close_handle(i);
+            return "close " + name;
+          }
+        }
+      }
       default: {
         auto x = slurp(r(a)), y = slurp(p(a));
         EXPECT_EQ(x.has_value(), y.has_value()) << "read " << a;
@@ -171,6 +231,22 @@ class Model {
         return "read " + a;
       }
     }
+  }
+
+  // Every file kept open has the same size through both descriptors.
+  void compare_open_sizes() {
+    for (const Handle& h : handles_) {
+      struct stat x {
+      }, y{};
+      ::fstat(h.real, &x);
+      ::fstat(h.plain, &y);
+      EXPECT_EQ(x.st_size, y.st_size) << "size of " << label(h) << " through its descriptor";
+    }
+  }
+
+  // Closes every descriptor kept open (before a remount, and at the end).
+  void close_all() {
+    while (!handles_.empty()) close_handle(handles_.size() - 1);
   }
 
   void compare_trees() {
@@ -197,6 +273,16 @@ class Model {
       out += "  " + fs::relative(f, plain_).string() + " ino=" + std::to_string(st.st_ino) +
              " size=" + std::to_string(st.st_size) + "\n";
     }
+    for (size_t i = 0; i < handles_.size(); ++i) {
+      struct stat x {
+      }, y{};
+      ::fstat(handles_[i].real, &x);
+      ::fstat(handles_[i].plain, &y);
+      out += "  open file " + std::to_string(i) + " (opened as " + handles_[i].name +
+             "): plain ino=" + std::to_string(y.st_ino) + " size=" + std::to_string(y.st_size) +
+             " nlink=" + std::to_string(y.st_nlink) + "; mount ino=" + std::to_string(x.st_ino) +
+             " size=" + std::to_string(x.st_size) + " nlink=" + std::to_string(x.st_nlink) + "\n";
+    }
     out += "mount (inode, size):\n";
     for (const fs::path& f : test::files_under(real_)) {
       struct stat st;
@@ -208,6 +294,57 @@ class Model {
   }
 
  private:
+  // One file open on both sides, by the name it was opened as.
+  struct Handle {
+    int real, plain;
+    std::string name;
+  };
+  static constexpr size_t kMaxHandles = 4;
+
+  std::string open_both(const std::string& a) {
+    // Names linked to one file are inodes of their own to the kernel: bytes
+    // written through one, not yet committed, reach the others at close or
+    // fsync (README, "Hard links"). Not modelled: such files are not opened.
+    struct stat st;
+    if (::lstat(p(a).c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1)
+      return "open " + a + " (skipped: linked)";
+    if (handles_.size() == kMaxHandles) close_handle(0);
+    int flags = O_RDWR | (rng_() % 3 == 0 ? O_CREAT : 0);
+    // Descriptor numbers differ: success and errno are compared.
+    int x = ::open(r(a).c_str(), flags, 0644);
+    Outcome ox = call(x < 0 ? -1 : 0);
+    int y = ::open(p(a).c_str(), flags, 0644);
+    Outcome oy = call(y < 0 ? -1 : 0);
+    compare("open " + a, ox, oy);
+    if (x >= 0 && y >= 0) {
+      handles_.push_back({x, y, a});
+    } else {
+      if (x >= 0) ::close(x);
+      if (y >= 0) ::close(y);
+    }
+    return std::string("open ") + (flags & O_CREAT ? "(create) " : "") + a;
+  }
+
+  Handle& pick_handle() { return handles_[rng_() % handles_.size()]; }
+  std::string label(const Handle& h) const {
+    return h.name + " (open file " + std::to_string(&h - handles_.data()) + ")";
+  }
+
+  void close_handle(size_t i) {
+    Handle h = handles_[i];
+    handles_.erase(handles_.begin() + static_cast<std::ptrdiff_t>(i));
+    compare("close " + h.name, call(::close(h.real)), call(::close(h.plain)));
+  }
+
+  // Whether a descriptor kept open refers to the plain file `ino`.
+  bool held(ino_t ino) const {
+    for (const Handle& h : handles_) {
+      struct stat st;
+      if (::fstat(h.plain, &st) == 0 && st.st_ino == ino) return true;
+    }
+    return false;
+  }
+
   std::string pick_path() {
     std::string dir = kDirs[rng_() % std::size(kDirs)];
     std::string name = kNames[rng_() % std::size(kNames)];
@@ -245,50 +382,72 @@ class Model {
 
   fs::path real_, plain_;
   std::mt19937_64 rng_;
+  bool with_handles_;
+  std::vector<Handle> handles_;
 };
 
-TEST(MountModel, RandomOperationsAgreeWithAPlainDirectory) {
+// Runs `steps` random operations (RECALL_MODEL_STEPS overrides) from seed
+// `seed` (RECALL_MODEL_SEED) on a folder of a fresh mount and a plain
+// directory, comparing the trees every RECALL_MODEL_CHECK_EVERY steps and
+// remounting every 1000.
+void run_model(uint64_t seed, int steps, bool with_handles) {
   RECALL_REQUIRE_FUSE();
   MountedLibrary m;
-  const uint64_t seed =
-      std::getenv("RECALL_MODEL_SEED") ? std::stoull(std::getenv("RECALL_MODEL_SEED")) : 20261121;
-  const int steps =
-      std::getenv("RECALL_MODEL_STEPS") ? std::stoi(std::getenv("RECALL_MODEL_STEPS")) : 3000;
+  if (std::getenv("RECALL_MODEL_SEED")) seed = std::stoull(std::getenv("RECALL_MODEL_SEED"));
+  if (std::getenv("RECALL_MODEL_STEPS")) steps = std::stoi(std::getenv("RECALL_MODEL_STEPS"));
   ASSERT_EQ(::mkdir((m / "works/Model").c_str(), 0755), 0);
   fs::path plain = m.tmp() / "plain";
   fs::create_directories(plain);
   const int check_every = std::getenv("RECALL_MODEL_CHECK_EVERY")
                               ? std::stoi(std::getenv("RECALL_MODEL_CHECK_EVERY"))
                               : 100;
-  Model model(m / "works/Model", plain, seed);
+  Model model(m / "works/Model", plain, seed, with_handles);
   std::vector<std::string> history;
+  auto fail = [&](const std::string& what) {
+    std::string h;
+    for (const auto& line : history) h += "  " + line + "\n";
+    FAIL() << "seed " << seed << ", " << what << "\nlast steps:\n" << h << model.links_report();
+  };
   for (int i = 1; i <= steps; ++i) {
     std::string what = model.step();
+    if (with_handles) model.compare_open_sizes();
     history.push_back(std::to_string(i) + ": " + what);
-    if (history.size() > 100) history.erase(history.begin());
-    if (::testing::Test::HasFailure()) {
-      std::string h;
-      for (const auto& line : history) h += "  " + line + "\n";
-      FAIL() << "seed " << seed << ", step " << i << ": " << what << "\nlast steps:\n"
-             << h << model.links_report();
+    if (const char* w = std::getenv("RECALL_MODEL_WATCH")) {  // debugging: one path's sizes
+      struct stat x {
+      }, y{};
+      int rx = ::stat((m / "works/Model" / w).c_str(), &x), ry = ::stat((plain / w).c_str(), &y);
+      std::cerr << i << ": " << what << " | " << w << " mount "
+                << (rx == 0 ? std::to_string(x.st_size) : "-") << " plain "
+                << (ry == 0 ? std::to_string(y.st_size) : "-") << "\n";
     }
+    if (history.size() > 100) history.erase(history.begin());
+    if (::testing::Test::HasFailure()) return fail("step " + std::to_string(i) + ": " + what);
     if (i % check_every == 0) {
       model.compare_trees();
-      if (::testing::Test::HasFailure()) {
-        std::string h;
-        for (const auto& line : history) h += "  " + line + "\n";
-        FAIL() << "seed " << seed << ", trees differ after step " << i << "\nlast steps:\n"
-               << h << model.links_report();
-      }
+      if (::testing::Test::HasFailure())
+        return fail("trees differ after step " + std::to_string(i));
     }
     if (i % 1000 == 0) {  // the library must come back the same
+      model.close_all();
       m.unmount();
       m.mount();
       model.compare_trees();
+      if (::testing::Test::HasFailure())
+        return fail("trees differ after the remount at step " + std::to_string(i));
     }
   }
+  model.close_all();
   model.compare_trees();
   if (std::getenv("RECALL_MODEL_REPORT")) std::cerr << model.links_report();
+}
+
+TEST(MountModel, RandomOperationsAgreeWithAPlainDirectory) { run_model(20261121, 3000, false); }
+
+// The same with files kept open across the operations, as editors and
+// programs do: writes, reads and truncations through descriptors whose
+// names are renamed, linked and removed meanwhile.
+TEST(MountModel, RandomOperationsThroughOpenFilesAgreeWithAPlainDirectory) {
+  run_model(20261122, 3000, true);
 }
 
 }  // namespace

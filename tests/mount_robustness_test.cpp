@@ -1,6 +1,6 @@
 // What apps and accidents do to a mounted library: the daemon killed during
 // a copy, a full disk, many files open at once, readers and writers in
-// parallel.
+// parallel, renames of files still open or just closed.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -368,6 +369,92 @@ EOF)sh");
   m.mount();
   back = test::read_file(m / "inbox/mapped.bin");
   EXPECT_EQ(back.substr(500000, 5), "world") << "mmap writes were not stored";
+}
+
+std::string asset_id_of(const fs::path& p) {
+  char buf[128];
+  ssize_t n = ::getxattr(p.c_str(), "user.recall.asset_id", buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// Renames that meet files still open, or closed a moment ago, as editors and
+// scripts make them: a rename over a file takes the bytes the source holds
+// at that moment, and a writer that goes on writing after it writes to the
+// file its name now shows, as on a local disk.
+TEST(MountRobustness, ARenameTakesTheBytesOfAFileStillOpenOrJustClosed) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  const fs::path w = m / "works/Draft";
+  ASSERT_EQ(::mkdir(w.c_str(), 0755), 0);
+  auto write_all = [](int fd, const std::string& s) {
+    return ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size());
+  };
+
+  // Emptied (opened with O_TRUNC, closed without a write) and at once
+  // renamed over another file: the truncation is committed by the kernel's
+  // release of the file, which may come after the rename.
+  test::write_file(w / "kept.txt", "kept");
+  const std::string kept_id = asset_id_of(w / "kept.txt");
+  for (int round = 0; round < 10; ++round) {
+    test::write_file(w / "notes.txt", "old notes " + std::to_string(round));
+    int fd = ::open((w / "notes.txt").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_EQ(::close(fd), 0);
+    ASSERT_EQ(::rename((w / "notes.txt").c_str(), (w / "kept.txt").c_str()), 0);
+    EXPECT_EQ(test::read_file(w / "kept.txt"), "") << "round " << round;
+  }
+  EXPECT_EQ(asset_id_of(w / "kept.txt"), kept_id);
+
+  // Written, renamed over a file while still open, written again, closed.
+  test::write_file(w / "paper.txt", "old paper");
+  const std::string paper_id = asset_id_of(w / "paper.txt");
+  int fd = ::open((w / "paper.txt.tmp").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_TRUE(write_all(fd, "first half, "));
+  ASSERT_EQ(::rename((w / "paper.txt.tmp").c_str(), (w / "paper.txt").c_str()), 0);
+  ASSERT_TRUE(write_all(fd, "second half"));
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(test::read_file(w / "paper.txt"), "first half, second half");
+  EXPECT_EQ(asset_id_of(w / "paper.txt"), paper_id) << "the atomic save lost the asset id";
+  EXPECT_FALSE(fs::exists(w / "paper.txt.tmp"));
+
+  // The same with a stored file edited in place, and a reader of the file
+  // it replaces: the reader keeps the bytes it had; its writes go nowhere.
+  test::write_file(w / "edited.txt", "0123456789");
+  test::write_file(w / "target.txt", "target v1");
+  int old = ::open((w / "target.txt").c_str(), O_RDWR);
+  ASSERT_GE(old, 0) << std::strerror(errno);
+  fd = ::open((w / "edited.txt").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::pwrite(fd, "AB", 2, 0), 2);
+  ASSERT_EQ(::rename((w / "edited.txt").c_str(), (w / "target.txt").c_str()), 0);
+  ASSERT_EQ(::pwrite(fd, "YZ", 2, 8), 2);
+  ASSERT_EQ(::close(fd), 0);
+  char buf[16] = {};
+  EXPECT_EQ(::pread(old, buf, sizeof buf, 0), 9);
+  EXPECT_EQ(std::string(buf, 9), "target v1");
+  EXPECT_EQ(::pwrite(old, "lost", 4, 0), 4);
+  EXPECT_EQ(::close(old), 0);
+  EXPECT_EQ(test::read_file(w / "target.txt"), "AB234567YZ");
+
+  // Folders moved while a new file in them is still being written.
+  ASSERT_EQ(::mkdir((w / "sub").c_str(), 0755), 0);
+  fd = ::open((w / "sub/new.txt").c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_TRUE(write_all(fd, "part one, "));
+  EXPECT_EQ(::rename((w / "sub").c_str(), (w / "moved").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(::rename(w.c_str(), (m / "works/Final").c_str()), 0) << std::strerror(errno);
+  ASSERT_TRUE(write_all(fd, "part two"));
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(test::read_file(m / "works/Final/moved/new.txt"), "part one, part two");
+
+  // And so they stay.
+  m.unmount();
+  m.mount();
+  EXPECT_EQ(test::read_file(m / "works/Final/kept.txt"), "");
+  EXPECT_EQ(test::read_file(m / "works/Final/paper.txt"), "first half, second half");
+  EXPECT_EQ(test::read_file(m / "works/Final/target.txt"), "AB234567YZ");
+  EXPECT_EQ(test::read_file(m / "works/Final/moved/new.txt"), "part one, part two");
 }
 
 }  // namespace

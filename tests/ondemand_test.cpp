@@ -219,7 +219,7 @@ TEST(OnDemand, TheCacheStaysWithinItsBudgetAndKeepsPinnedOpenAndUnuploadedBytes)
   EXPECT_EQ(test::read_file(b / "inbox/fresh.bin"), fresh);
   // An open file's bytes stay while it is open, least recently used or not:
   // the other files are then read from their holders and not kept.
-  EXPECT_EQ(xattr(b, name(7), "local"), "1");
+  EXPECT_TRUE(test::eventually([&] { return xattr(b, name(7), "local") == "1"; }));
   {
     UniqueFd held(::open((b / name(7)).c_str(), O_RDONLY));
     ASSERT_GE(held.get(), 0) << std::strerror(errno);
@@ -344,11 +344,10 @@ std::vector<std::pair<uint64_t, uint64_t>> requested_ranges(const FaultProxy& pr
   return out;
 }
 
-// What reads ask the cloud for, seen at a proxy that can hold GETs
-// unanswered: a random read asks for the one chunk it touches; two readers
-// of one chunk cause one request; a sequential reader has several chunks
-// requested at once ahead of it; and over all of it, no byte is asked for
-// twice.
+// What reads ask the cloud for, seen at a proxy that can hold GETs (it
+// answers them with a trickle until released): a random read asks for the one chunk it touches; two
+// readers of one chunk cause one request; a sequential reader has several chunks requested at once
+// ahead of it; and over all of it, no byte is asked for twice.
 TEST(OnDemand, ReadsAskForWhatTheyTouchOnceAndSequentialReadsAhead) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();

@@ -18,7 +18,8 @@ it while the proxy runs:
   down        every request gets 503
   stall-reads GETs and HEADs stall (no answer for --stall seconds, then a
               reset): a holder that accepts connections and never answers
-  hold-reads  GETs wait, unanswered, until the mode changes; then they pass
+  hold-reads  GETs are answered with a trickle of their first bytes (no
+              stall to a client) until the mode changes; then they pass
 
 Every request is logged as "METHOD PATH?QUERY [RANGE] -> what happened" to
 the log, one line each (the range only when there is one), so tests can
@@ -121,8 +122,6 @@ def main():
                     what = FLAKY[next(counter) % len(FLAKY)]
             rng = self.headers.get("Range")
             log(f"{self.command} {self.path}{' ' + rng if rng else ''} -> {what}")
-            while what == "hold" and mode() == "hold-reads":
-                time.sleep(0.01)
             if what == "503":
                 return self.fail503()
             if what == "stall":
@@ -148,7 +147,15 @@ def main():
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
                 return self.reset()
-            self.wfile.write(data)
+            sent = 0
+            # Held: a trickle (2.5 KiB/s, which no client takes for a stall)
+            # and never the last byte, until the mode changes.
+            while what == "hold" and mode() == "hold-reads" and sent + 512 < len(data):
+                self.wfile.write(data[sent:sent + 512])
+                self.wfile.flush()
+                sent += 512
+                time.sleep(0.2)
+            self.wfile.write(data[sent:])
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = handle_any
 
