@@ -53,6 +53,9 @@ struct OpenFile {
   int handles = 0;        // open handles
   int writers = 0;        // of which open for writing
   bool unlinked = false;  // its last name was removed: never commit
+  // It has more than one name. Each name is an inode of its own to the
+  // kernel, so every write tells the others (their pages and size).
+  bool linked = false;
   // A write failed: the staged bytes are incomplete and must not replace the
   // committed content. Reported by the next flush, then cleared.
   std::optional<Error> failed;

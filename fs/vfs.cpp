@@ -313,7 +313,7 @@ void Vfs::unlink(std::string_view path) {
 }
 
 void Vfs::hand_over_open_state(const std::string& from, const std::string& to, const Place& place,
-                               const std::string& raw) {
+                               const std::string& raw, bool to_linked) {
   std::lock_guard lock(files_mu_);
   if (auto t = files_.find(to); t != files_.end()) {
     std::lock_guard flock(t->second->mu);
@@ -329,6 +329,7 @@ void Vfs::hand_over_open_state(const std::string& from, const std::string& to, c
   of->asset_id = to;
   of->place = place;
   of->name = raw;
+  of->linked = to_linked;
   files_[to] = of;
 }
 
@@ -378,6 +379,10 @@ void Vfs::link(std::string_view from, std::string_view to) {
   if (src.pending) commit_if_pending(src.pending);
   std::string asset_id = src.pending ? src.pending->asset_id : src.node.entry->asset->id;
   lib_.catalog().link_asset(asset_id, parent.node.place, raw);
+  if (std::shared_ptr<OpenFile> of = find_open(asset_id)) {
+    std::lock_guard lock(of->mu);
+    of->linked = true;
+  }
   content_changed(asset_id);  // every name shows one link more
 }
 
@@ -441,12 +446,13 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     meta.page_count = se.asset->page_count;
     std::string old_sha = te.asset->sha256;
     std::string source_id = se.asset->id, target_id = te.asset->id;
+    const bool target_linked = te.extra_links > 0;
     lib_.catalog().batch([&] {
       lib_.catalog().set_asset_content(te.asset->id, meta, se.asset->mtime_ns);
       lib_.catalog().set_asset_attrs(te.asset->id, se.asset->mode, std::nullopt);
       lib_.catalog().remove_name(se);
     });
-    hand_over_open_state(source_id, target_id, parent.node.place, raw);
+    hand_over_open_state(source_id, target_id, parent.node.place, raw, target_linked);
     content_changed(target_id);
     collect_blob(old_sha);
     return;

@@ -200,6 +200,12 @@ class Vfs {
   std::shared_ptr<OpenFile> find_pending(const Place& place, const std::string& raw);
   std::shared_ptr<Handle> handle(uint64_t h);
   static std::string asset_of(const Handle& hd);
+  // The bytes of an open file, changed under its lock.
+  size_t stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t offset);
+  void stage_truncate(OpenFile& of, uint64_t size);
+  // After a write or truncation: the file's other names drop what the kernel
+  // caches for them (it updated the name it was asked through).
+  void tell_other_names(OpenFile& of);
   uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
   void commit(OpenFile& of, bool last_writer);
   // Gives `of` a staging file (with a copy of its bytes when `copy_content`).
@@ -213,7 +219,7 @@ class Vfs {
   // and `from`'s becomes `to`'s, so an open writer's later writes land in
   // the file the name now shows, as on a local disk.
   void hand_over_open_state(const std::string& from, const std::string& to, const Place& place,
-                            const std::string& raw);
+                            const std::string& raw, bool to_linked);
   // New files not yet committed in `place` or below it.
   std::vector<std::shared_ptr<OpenFile>> pending_under(const Place& place);
   // Removes a blob from this device when no asset needs it any more.

@@ -102,6 +102,7 @@ std::shared_ptr<OpenFile> Vfs::open_file_for(const Node& n) {
   of->mtime_ns = a.mtime_ns;
   of->sha256 = a.sha256;
   of->size = a.bytes;
+  of->linked = n.entry->extra_links > 0;
   if (lib_.blobs().has(a.sha256))
     of->fd = std::make_shared<UniqueFd>(lib_.blobs().open_object(a.sha256));
   files_[a.id] = of;
@@ -295,7 +296,22 @@ Vfs::SpliceSource Vfs::splice_source(uint64_t h, size_t size, uint64_t offset) {
 size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset) {
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
-  OpenFile& of = *hd->of;
+  size_t n = stage_write(*hd->of, data, offset);
+  tell_other_names(*hd->of);
+  return n;
+}
+
+void Vfs::tell_other_names(OpenFile& of) {
+  std::string id;
+  {
+    std::lock_guard lock(of.mu);
+    if (!of.linked || of.unlinked) return;
+    id = of.asset_id;
+  }
+  content_changed(id);
+}
+
+size_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t offset) {
   std::lock_guard lock(of.mu);
   if (of.failed) throw *of.failed;
   try {
@@ -337,7 +353,11 @@ size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset) 
 void Vfs::ftruncate(uint64_t h, uint64_t size) {
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
-  OpenFile& of = *hd->of;
+  stage_truncate(*hd->of, size);
+  tell_other_names(*hd->of);
+}
+
+void Vfs::stage_truncate(OpenFile& of, uint64_t size) {
   std::lock_guard lock(of.mu);
   if (of.failed) throw *of.failed;
   if (size == of.size && !of.staging.empty()) return;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -338,6 +339,42 @@ TEST(MountListing, AFolderRemovedWhileOpenLooksAsOnALocalDisk) {
   EXPECT_TRUE(S_ISDIR(st.st_mode));
   EXPECT_NE(st.st_nlink, 0u);
   EXPECT_EQ(listing(m / "works/Gone"), std::set<std::string>{});
+}
+
+// A file linked into two works is one file: bytes written or cut through
+// one name, not yet committed, reach a file open through the other name (a
+// kernel inode of its own, with its own cached pages and size) at once, as
+// on a local disk, not when the kernel's caches expire.
+TEST(MountListing, BytesWrittenThroughOneNameReachTheOtherNamesOpenFile) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  ASSERT_EQ(::mkdir((m / "works/A").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((m / "works/B").c_str(), 0755), 0);
+  test::write_file(m / "works/A/paper.txt", "version one");
+  ASSERT_EQ(::link((m / "works/A/paper.txt").c_str(), (m / "works/B/paper.txt").c_str()), 0);
+  int writer = ::open((m / "works/A/paper.txt").c_str(), O_RDWR);
+  ASSERT_GE(writer, 0) << std::strerror(errno);
+  int reader = ::open((m / "works/B/paper.txt").c_str(), O_RDONLY);
+  ASSERT_GE(reader, 0) << std::strerror(errno);
+  auto seen = [&] {
+    char buf[64];
+    ssize_t n = ::pread(reader, buf, sizeof buf, 0);
+    struct stat st {};
+    ::fstat(reader, &st);
+    return std::string(buf, static_cast<size_t>(std::max<ssize_t>(n, 0))) + " (" +
+           std::to_string(st.st_size) + ")";
+  };
+  EXPECT_EQ(seen(), "version one (11)");  // now in the kernel's cache of B's name
+  const std::string v2 = "VERSION TWO, longer";
+  ASSERT_EQ(::pwrite(writer, v2.data(), v2.size(), 0), static_cast<ssize_t>(v2.size()));
+  // Well before the kernel's own caches expire (which takes about 10 s here).
+  const auto soon = std::chrono::seconds(3);
+  EXPECT_TRUE(test::eventually([&] { return seen() == v2 + " (19)"; }, soon)) << seen();
+  ASSERT_EQ(::ftruncate(writer, 7), 0);
+  EXPECT_TRUE(test::eventually([&] { return seen() == "VERSION (7)"; }, soon)) << seen();
+  EXPECT_EQ(::close(writer), 0);
+  EXPECT_EQ(::close(reader), 0);
+  EXPECT_EQ(test::read_file(m / "works/B/paper.txt"), "VERSION");
 }
 
 }  // namespace

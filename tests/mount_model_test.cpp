@@ -303,8 +303,9 @@ class Model {
 
   std::string open_both(const std::string& a) {
     // Names linked to one file are inodes of their own to the kernel: bytes
-    // written through one, not yet committed, reach the others at close or
-    // fsync (README, "Hard links"). Not modelled: such files are not opened.
+    // written through one reach the others' caches a moment later, not at
+    // once (README, "Hard links"; MountListing tests it). Not modelled: such
+    // files are not opened.
     struct stat st;
     if (::lstat(p(a).c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1)
       return "open " + a + " (skipped: linked)";
