@@ -333,6 +333,23 @@ TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
   }));
 }
 
+// Signs `a` in to a new account `account` with the cloud set (bucket
+// "<account>-bucket"), adds `size` random bytes as `name`, uploads them and
+// pushes the rows. Returns the account's token and the bytes.
+std::pair<std::string, std::string> account_with_file(CloudDevice& a, const std::string& account,
+                                                      const std::string& name, size_t size,
+                                                      uint64_t seed) {
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user(account);
+  std::string token = pg.issue_token(account);
+  a.connect(token, account + "-bucket");
+  std::string content = test::random_file(a.dir / name, size, seed);
+  EXPECT_EQ(a.cli({"add", (a.dir / name).string()}).exit_code, 0);
+  EXPECT_EQ(a.cli({"replicate"}).exit_code, 0);
+  EXPECT_EQ(a.cli({"sync"}).exit_code, 0);
+  return {token, content};
+}
+
 // The byte ranges of the GETs in a proxy's log, in order.
 std::vector<std::pair<uint64_t, uint64_t>> requested_ranges(const FaultProxy& proxy) {
   static const std::regex get(R"(^GET \S+ bytes=(\d+)-(\d+) )");
@@ -345,23 +362,17 @@ std::vector<std::pair<uint64_t, uint64_t>> requested_ranges(const FaultProxy& pr
 }
 
 // What reads ask the cloud for, seen at a proxy that can hold GETs (it
-// answers them with a trickle until released): a random read asks for the one chunk it touches; two
-// readers of one chunk cause one request; a sequential reader has several chunks requested at once
-// ahead of it; and over all of it, no byte is asked for twice.
+// answers them with a trickle until released): a random read asks for the
+// one chunk it touches; two readers of one chunk cause one request; a
+// sequential reader has several chunks requested at once ahead of it; and
+// over all of it, no byte is asked for twice.
 TEST(OnDemand, ReadsAskForWhatTheyTouchOnceAndSequentialReadsAhead) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();
   RECALL_REQUIRE_FUSE();
-  PostgresServer& pg = PostgresServer::get();
-  pg.add_user("fetches");
-  std::string token = pg.issue_token("fetches");
-  CloudDevice a;
-  a.connect(token, "fetches-bucket");
   constexpr uint64_t kChunk = 4 << 20, kSize = 10 * kChunk;
-  std::string content = test::random_file(a.dir / "book.pdf", kSize, 17);
-  ASSERT_EQ(a.cli({"add", (a.dir / "book.pdf").string()}).exit_code, 0);
-  ASSERT_EQ(a.cli({"replicate"}).exit_code, 0);
-  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  CloudDevice a;
+  auto [token, content] = account_with_file(a, "fetches", "book.pdf", kSize, 17);
   FaultProxy cloud(*test::swift_endpoint());
   test::MountedLibrary b;
   connect(b, token, "fetches-bucket", cloud.endpoint());
@@ -437,15 +448,8 @@ TEST(OnDemand, WhenNoHolderAnswersAReadFailsInSecondsAndTheFolderKeepsWorking) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();
   RECALL_REQUIRE_FUSE();
-  PostgresServer& pg = PostgresServer::get();
-  pg.add_user("silent");
-  std::string token = pg.issue_token("silent");
   CloudDevice a;
-  a.connect(token, "silent-bucket");
-  std::string content = test::random_file(a.dir / "paper.pdf", 9 << 20, 16);
-  ASSERT_EQ(a.cli({"add", (a.dir / "paper.pdf").string()}).exit_code, 0);
-  ASSERT_EQ(a.cli({"replicate"}).exit_code, 0);
-  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  auto [token, content] = account_with_file(a, "silent", "paper.pdf", 9 << 20, 16);
   FaultProxy cloud(*test::swift_endpoint(), 600);
   FaultProxy hanging_peer(*test::swift_endpoint(), 600);
   hanging_peer.set_mode("stall-reads");
