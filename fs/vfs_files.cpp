@@ -590,7 +590,7 @@ void Vfs::release(uint64_t h) {
   }
   bool dropped = false;  // a new file that was never stored
   Place place;
-  std::string name;
+  std::string name, orphan;  // orphan: the blob of a file removed while open
   {
     std::lock_guard lock(files_mu_);
     std::lock_guard flock(of.mu);
@@ -600,10 +600,20 @@ void Vfs::release(uint64_t h) {
     dropped = of.pending && pending_.erase(pending_key(of.place, of.name)) > 0;
     place = of.place;
     name = of.name;
+    if (of.unlinked && !of.pending) orphan = of.sha256;
     if (auto it = files_.find(of.asset_id); it != files_.end() && it->second.get() == &of)
       files_.erase(it);
   }
   if (dropped) forget_pending_name(place, name);
+  if (!orphan.empty()) {
+    // unlink() left it to the last close; collect_blob keeps it if needed.
+    std::lock_guard ns(ns_mu_);
+    try {
+      collect_blob(orphan);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "recallfs: could not free a removed file's bytes: %s\n", e.what());
+    }
+  }
 }
 
 void Vfs::written_bytes_lost(const std::string& asset_id) noexcept {

@@ -271,6 +271,11 @@ TEST(MountListing, AFileKeepsWorkingThroughItsHandleAfterItsNameIsGone) {
   EXPECT_EQ(::close(fd), 0);
   EXPECT_FALSE(fs::exists(m / "works/V/kept.txt"));
   EXPECT_EQ(listing(m / "works/V"), std::set<std::string>{});
+  // Its last bytes leave the store once the file is closed.
+  const std::string sha = test::sha256_of("AB23456789");
+  EXPECT_TRUE(test::eventually([&] {
+    return !fs::exists(m.data() / "cas/objects" / sha.substr(0, 2) / sha);
+  })) << "the blob of a file removed while open stayed in the store";
 }
 
 // What a program holding a folder open sees once the folder is removed
