@@ -1,5 +1,7 @@
 #include "fs/invalidation_queue.h"
 
+#include <algorithm>
+
 namespace recall {
 
 InvalidationQueue::InvalidationQueue(std::function<void(const Item&)> send)
@@ -17,6 +19,11 @@ InvalidationQueue::~InvalidationQueue() {
 void InvalidationQueue::push(Item item) {
   {
     std::lock_guard lock(mu_);
+    // The same item still waiting is sent after this change anyway (writes
+    // to a linked file ask for the same ones many times).
+    size_t look = std::min<size_t>(queue_.size(), 64);
+    for (auto it = queue_.end() - static_cast<std::ptrdiff_t>(look); it != queue_.end(); ++it)
+      if (it->path == item.path && it->what == item.what) return;
     queue_.push_back(std::move(item));
   }
   cv_.notify_all();

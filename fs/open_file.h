@@ -13,10 +13,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
 #include "base/sha256.h"
+#include "cas/blob_store.h"
 #include "catalog/catalog.h"
 
 namespace recall {
@@ -59,6 +61,19 @@ struct OpenFile {
   // A write failed: the staged bytes are incomplete and must not replace the
   // committed content. Reported by the next flush, then cleared.
   std::optional<Error> failed;
+
+  // A commit stored in the byte store and not yet recorded in the catalog
+  // (Vfs::commit's two phases; whoever holds the namespace lock records it).
+  struct Unrecorded {
+    PutResult put;
+    std::string old_sha;                  // the content recorded before it
+    std::vector<std::string> superseded;  // stored, never recorded: to collect
+    Place place;                          // where a new file is created
+    std::string name;
+    uint32_t mode = 0644;
+    int64_t mtime_ns = 0;
+  };
+  std::optional<Unrecorded> unrecorded;
 };
 
 }  // namespace recall

@@ -336,12 +336,14 @@ void Vfs::hand_over_open_state(const std::string& from, const std::string& to, c
 void Vfs::collect_blob(const std::string& sha256) {
   // The blob stays while any asset needs it or a file is open on it.
   if (sha256.empty()) return;
+  std::vector<std::shared_ptr<OpenFile>> files;
   {
-    std::lock_guard lock(files_mu_);
-    for (const auto& [id, of] : files_) {
-      std::lock_guard flock(of->mu);
-      if (of->sha256 == sha256) return;
-    }
+    std::lock_guard lock(files_mu_);  // not held while waiting for a file's lock
+    for (const auto& [id, of] : files_) files.push_back(of);
+  }
+  for (const auto& of : files) {
+    std::lock_guard flock(of->mu);
+    if (of->sha256 == sha256) return;
   }
   if (!lib_.catalog().forget_blob(sha256)) return;
   try {
@@ -419,14 +421,14 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   }
   if (target && target->node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(to));
   if (src.pending) {
-    commit_if_pending(src.pending);
+    commit_for_rename(src.pending);
   } else if (target) {
     // The content the target takes is what the source holds now, committed
     // or not: a writer may still be open, or a truncation's release (which
     // commits it) may not have arrived yet.
-    if (std::shared_ptr<OpenFile> of = find_open(src.node.entry->asset->id)) commit(*of, false);
+    if (std::shared_ptr<OpenFile> of = find_open(src.node.entry->asset->id)) commit_for_rename(of);
   }
-  if (target && target->pending) commit_if_pending(target->pending);
+  if (target && target->pending) commit_for_rename(target->pending);
   // Re-read both after the commits.
   src = resolve(from);
   if (target) target = resolve(to);
@@ -454,6 +456,7 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     });
     hand_over_open_state(source_id, target_id, parent.node.place, raw, target_linked);
     content_changed(target_id);
+    content_changed(source_id);  // names it keeps (links) count one link fewer
     collect_blob(old_sha);
     return;
   }
@@ -482,7 +485,7 @@ void Vfs::rename_dir(const Node& from, const Node& to_parent, const std::string&
   }
   // New files inside that are still being written become rows now, so that
   // they move with the folder (their writers go on writing to them).
-  for (const std::shared_ptr<OpenFile>& of : pending_under(from.place)) commit_if_pending(of);
+  for (const std::shared_ptr<OpenFile>& of : pending_under(from.place)) commit_for_rename(of);
   if (from.work && to_work) {
     cat.rename_work(from.work->id, raw);
     return;

@@ -200,6 +200,8 @@ class Vfs {
   std::shared_ptr<OpenFile> find_pending(const Place& place, const std::string& raw);
   std::shared_ptr<Handle> handle(uint64_t h);
   static std::string asset_of(const Handle& hd);
+  static bool set_detached_attrs(const Handle& hd, std::optional<uint32_t> mode,
+                                 std::optional<int64_t> mtime_ns);
   // The bytes of an open file, changed under its lock.
   size_t stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t offset);
   void stage_truncate(OpenFile& of, uint64_t size);
@@ -208,12 +210,18 @@ class Vfs {
   void tell_other_names(OpenFile& of);
   uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
   void commit(OpenFile& of, bool last_writer);
+  void record(OpenFile& of);
   // Gives `of` a staging file (with a copy of its bytes when `copy_content`).
   void ensure_staging(OpenFile& of, bool copy_content);
   void remove_dir_node(const Node& n);
   void rename_dir(const Node& from, const Node& to_parent, const std::string& raw,
                   std::optional<Node> target);
   void commit_if_pending(const std::shared_ptr<OpenFile>& of);
+  // Commits what a file holds now, before a rename moves or copies it (with
+  // ns_mu_ held). EIO, keeping the error for the writer's close, when a
+  // write to it failed; EBUSY when a new file is being stored by another
+  // thread right now.
+  void commit_for_rename(const std::shared_ptr<OpenFile>& of);
   // After `from`'s content replaced `to`'s (a rename over it): `to`'s open
   // state is detached (its handles keep the bytes they had, never committed)
   // and `from`'s becomes `to`'s, so an open writer's later writes land in

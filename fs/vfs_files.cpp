@@ -91,9 +91,13 @@ BlobMeta Vfs::blob_for(const PutResult& put, const std::string& name) {
 
 // The shared state of a stored file, made on first use.
 std::shared_ptr<OpenFile> Vfs::open_file_for(const Node& n) {
-  const Asset& a = *n.entry->asset;
   std::lock_guard lock(files_mu_);
-  if (auto it = files_.find(a.id); it != files_.end()) return it->second;
+  if (auto it = files_.find(n.entry->asset->id); it != files_.end()) return it->second;
+  // The row as it is now, not as the path was resolved: a commit recorded
+  // meanwhile (a truncation's release) came before its file left files_.
+  std::optional<Asset> now = lib_.catalog().get_asset(n.entry->asset->id);
+  if (!now) throw Error(ENOENT, "no such file (it was removed)");
+  const Asset& a = *now;
   auto of = std::make_shared<OpenFile>();
   of->asset_id = a.id;
   of->place = n.place;
@@ -133,31 +137,36 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
       of = find_open(a.id);
       if (!of) {
         // A read-only snapshot of the committed bytes: it stays consistent
-        // even if someone starts writing the file, and can be spliced.
+        // even if someone starts writing the file, and can be spliced. The
+        // row as it is now (see open_file_for).
+        std::optional<Asset> now = lib_.catalog().get_asset(a.id);
+        if (!now) throw Error(ENOENT, "no such file (it was removed): " + quote(path));
+        const Asset& cur = *now;
         auto h = std::make_shared<Handle>();
-        h->sha256 = a.sha256;
+        h->sha256 = cur.sha256;
         try {
-          h->blob_fd = lib_.blobs().open_object(a.sha256);
+          h->blob_fd = lib_.blobs().open_object(cur.sha256);
           ::posix_fadvise(h->blob_fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-          lib_.blobs().touch(a.sha256);
+          lib_.blobs().touch(cur.sha256);
         } catch (const Error& e) {
           if (e.code() != ENOENT) throw;
           // Not here: read it from its holders, verified, as it is read.
           try {
             if (!fetcher_) throw Error(EIO, "this library has no other holders (a guest library)");
-            h->remote = fetcher_->open(a.sha256);
+            h->remote = fetcher_->open(cur.sha256);
           } catch (const Error& f) {
             std::fprintf(stderr, "recallfs: %s: its bytes (%s) are not on this device: %s\n",
-                         quote(path).c_str(), a.sha256.c_str(), f.what());
+                         quote(path).c_str(), cur.sha256.c_str(), f.what());
             throw Error(EIO, "the bytes of " + quote(path) + " are not on this device");
           }
         }
-        h->asset_id = a.id;
+        h->asset_id = cur.id;
+        r.node.entry->asset = cur;  // its attributes as they are now too
         h->snapshot_attr = node_attr(r.node);
         std::lock_guard lock(files_mu_);
-        bool keep = last_opened_sha_[a.id] == a.sha256;
-        last_opened_sha_[a.id] = a.sha256;
-        snapshot_readers_[a.id]++;
+        bool keep = last_opened_sha_[cur.id] == cur.sha256;
+        last_opened_sha_[cur.id] = cur.sha256;
+        snapshot_readers_[cur.id]++;
         uint64_t id = next_handle_++;
         handles_[id] = std::move(h);
         return {id, keep};
@@ -420,8 +429,21 @@ std::string Vfs::asset_of(const Handle& hd) {
   return hd.of->asset_id;
 }
 
+// A handle of a file removed, or replaced by a rename, while open: only its
+// open state takes a chmod or utimens (the name now shows another file).
+bool Vfs::set_detached_attrs(const Handle& hd, std::optional<uint32_t> mode,
+                             std::optional<int64_t> mtime_ns) {
+  if (!hd.of) return false;
+  std::lock_guard lock(hd.of->mu);
+  if (!hd.of->unlinked) return false;
+  if (mode) hd.of->mode = *mode;
+  if (mtime_ns) hd.of->mtime_ns = *mtime_ns;
+  return true;
+}
+
 void Vfs::fchmod(uint64_t h, mode_t mode) {
   std::shared_ptr<Handle> hd = handle(h);
+  if (set_detached_attrs(*hd, mode & 07777, std::nullopt)) return;
   std::string id = asset_of(*hd);
   if (id.empty()) throw Error(EROFS, "blobs/ is read-only");
   set_file_attrs(id, mode & 07777, std::nullopt);
@@ -430,6 +452,7 @@ void Vfs::fchmod(uint64_t h, mode_t mode) {
 void Vfs::futimens(uint64_t h, std::optional<int64_t> mtime_ns) {
   if (!mtime_ns) return;
   std::shared_ptr<Handle> hd = handle(h);
+  if (set_detached_attrs(*hd, std::nullopt, mtime_ns)) return;
   std::string id = asset_of(*hd);
   if (id.empty()) throw Error(EROFS, "blobs/ is read-only");
   set_file_attrs(id, std::nullopt, mtime_ns);
@@ -438,13 +461,12 @@ void Vfs::futimens(uint64_t h, std::optional<int64_t> mtime_ns) {
 // ---- commit ----------------------------------------------------------------
 
 void Vfs::commit(OpenFile& of, bool consume) {
-  // Phase 1, under the file's lock (writes wait): make the staged bytes a blob.
-  PutResult put;
-  bool pending;
+  // Phase 1, under the file's lock (writes wait): make the staged bytes a
+  // blob, and leave it in of.unrecorded.
+  bool dropped = false;  // a new file that could not be stored
   Place place;
-  std::string name, old_sha;
-  uint32_t mode;
-  int64_t mtime;
+  std::string name;
+  bool to_record;
   try {
     std::lock_guard lock(of.mu);
     if (of.failed) {
@@ -453,41 +475,61 @@ void Vfs::commit(OpenFile& of, bool consume) {
       discard_staging(of, lib_.blobs());
       throw e;
     }
-    if (!of.dirty || of.unlinked || of.staging.empty()) return;
-    try {
-      fsync_fd(of.fd->get(), of.staging);
-      std::optional<std::string> sha;
-      if (of.hash_ok && of.hashed == of.size) sha = to_hex(of.hash.peek());
-      if (consume) {
-        put = lib_.blobs().adopt(of.staging, sha);
-        of.staging.clear();
-        of.fd = std::make_shared<UniqueFd>(lib_.blobs().open_object(put.sha256));
-      } else {
-        put = lib_.blobs().put_file(of.staging);
-      }
-    } catch (...) {
-      discard_staging(of, lib_.blobs());
-      if (of.pending) {
-        {
-          std::lock_guard flock(files_mu_);
-          of.unlinked = true;  // a new file that could not be stored: gone
-          pending_.erase(pending_key(of.place, of.name));
+    if (of.dirty && !of.unlinked && !of.staging.empty()) {
+      PutResult put;
+      try {
+        fsync_fd(of.fd->get(), of.staging);
+        std::optional<std::string> sha;
+        if (of.hash_ok && of.hashed == of.size) sha = to_hex(of.hash.peek());
+        if (consume) {
+          put = lib_.blobs().adopt(of.staging, sha);
+          of.staging.clear();
+          of.fd = std::make_shared<UniqueFd>(lib_.blobs().open_object(put.sha256));
+        } else {
+          put = lib_.blobs().put_file(of.staging);
         }
-        forget_pending_name(of.place, of.name);
+      } catch (const Error& e) {
+        discard_staging(of, lib_.blobs());
+        // Told to the writer at its close too, when another caller (a rename)
+        // met it first.
+        of.failed = e;
+        if (of.pending) {
+          of.unlinked = true;  // a new file that could not be stored: gone
+          dropped = true;
+          place = of.place;
+          name = of.name;
+        }
+        throw;
       }
-      throw;
+      of.dirty = false;
+      of.written = false;
+      if (on_stored_) on_stored_(put.sha256);
+      OpenFile::Unrecorded u;
+      u.put = put;
+      u.place = of.place;
+      u.name = of.name;
+      u.mode = of.mode;
+      u.mtime_ns = of.mtime_ns;
+      if (of.unrecorded) {  // an earlier commit still waits to be recorded: this one wins
+        u.old_sha = of.unrecorded->old_sha;
+        u.superseded = std::move(of.unrecorded->superseded);
+        if (of.unrecorded->put.sha256 != put.sha256)
+          u.superseded.push_back(of.unrecorded->put.sha256);
+      } else {
+        u.old_sha = of.sha256;
+      }
+      of.sha256 = put.sha256;
+      of.unrecorded = std::move(u);
     }
-    of.dirty = false;
-    of.written = false;
-    if (on_stored_) on_stored_(put.sha256);
-    old_sha = of.sha256;
-    of.sha256 = put.sha256;
-    pending = of.pending;
-    place = of.place;
-    name = of.name;
-    mode = of.mode;
-    mtime = of.mtime_ns;
+    to_record = of.unrecorded.has_value();
   } catch (...) {
+    if (dropped) {  // files_mu_ comes before a file's lock: taken only now
+      {
+        std::lock_guard flock(files_mu_);
+        pending_.erase(pending_key(place, name));
+      }
+      forget_pending_name(place, name);
+    }
     std::string id;
     {
       std::lock_guard lock(of.mu);
@@ -496,36 +538,96 @@ void Vfs::commit(OpenFile& of, bool consume) {
     written_bytes_lost(id);
     throw;
   }
-  // Phase 2, in the namespace's order: record it. (of.asset_id changes only
-  // under ns_mu_ too: a rename over another file hands it over.)
+  if (to_record) record(of);
+}
+
+// Phase 2, in the namespace's order. Whoever holds ns_mu_ first records what
+// phase 1 stored, so a rename never works from a commit stored but not yet
+// recorded (its own thread waiting for the lock the rename holds). What
+// phase 1 saw may have changed meanwhile, always under ns_mu_: the file
+// removed or replaced by a rename (its bytes then record nothing), handed
+// over to another asset by a rename, or recorded as a new file.
+void Vfs::record(OpenFile& of) {
   std::lock_guard ns(ns_mu_);
-  if (!put.deduplicated) invalidate("/blobs/" + put.sha256, Stale::Listing);
-  BlobMeta meta = blob_for(put, name);
+  std::optional<OpenFile::Unrecorded> u;
+  std::string asset_id;
+  bool gone, pending;
+  {
+    std::lock_guard lock(of.mu);
+    if (!of.unrecorded) return;  // recorded by another thread meanwhile
+    u = std::move(of.unrecorded);
+    of.unrecorded.reset();
+    gone = of.unlinked;
+    asset_id = of.asset_id;
+    pending = of.pending;
+  }
+  auto collect_superseded = [&] {
+    for (const std::string& sha : u->superseded) collect_blob(sha);
+  };
+  // A file closed while its commit waited here stays in files_ until now
+  // (see release), so that an open meanwhile shares it rather than read the
+  // row this records.
+  struct LeaveIfClosed {
+    Vfs& vfs;
+    OpenFile& of;
+    ~LeaveIfClosed() {
+      std::lock_guard lock(vfs.files_mu_);
+      std::lock_guard flock(of.mu);
+      if (of.handles > 0 || of.unrecorded) return;
+      if (auto it = vfs.files_.find(of.asset_id); it != vfs.files_.end() && it->second.get() == &of)
+        vfs.files_.erase(it);
+    }
+  } leave{*this, of};
+  if (gone) {
+    collect_blob(u->put.sha256);
+    collect_blob(u->old_sha);
+    collect_superseded();
+    return;
+  }
+  if (!u->put.deduplicated) invalidate("/blobs/" + u->put.sha256, Stale::Listing);
+  BlobMeta meta = blob_for(u->put, u->name);
   if (pending) {
     NewAsset n;
-    n.id = of.asset_id;
-    n.place = place;
-    n.filename = name;
+    n.id = asset_id;
+    n.place = u->place;
+    n.filename = u->name;
     n.blob = meta;
-    n.mode = mode;
-    n.mtime_ns = mtime;
-    n.local_only = is_scratch_name(name);
+    n.mode = u->mode;
+    n.mtime_ns = u->mtime_ns;
+    n.local_only = is_scratch_name(u->name);
     lib_.catalog().add_asset(n);
-    std::lock_guard lock(files_mu_);
-    std::lock_guard flock(of.mu);
-    of.pending = false;
-    pending_.erase(pending_key(place, name));
+    {
+      std::lock_guard lock(files_mu_);
+      std::lock_guard flock(of.mu);
+      of.pending = false;
+      pending_.erase(pending_key(u->place, u->name));
+    }
+    collect_superseded();
     return;
   }
   try {
-    lib_.catalog().set_asset_content(of.asset_id, meta, mtime);
+    lib_.catalog().set_asset_content(asset_id, meta, u->mtime_ns);
   } catch (const Error& e) {
     if (e.code() != ENOENT) throw;  // deleted meanwhile: nothing to record
   }
-  if (old_sha != put.sha256) {
-    content_changed(of.asset_id);
-    collect_blob(old_sha);
+  if (u->old_sha != u->put.sha256) {
+    content_changed(asset_id);
+    collect_blob(u->old_sha);
   }
+  collect_superseded();
+}
+
+void Vfs::commit_for_rename(const std::shared_ptr<OpenFile>& of) {
+  {
+    std::lock_guard lock(of->mu);
+    if (of->failed)
+      throw Error(EIO, "a write to this file failed (its writer is told when it closes it)");
+  }
+  commit(*of, false);
+  std::lock_guard lock(of->mu);
+  // Another thread's commit of this new file is between its phases, waiting
+  // for the namespace lock this rename holds.
+  if (of->pending) throw Error(EBUSY, "the file is being stored right now; try again");
 }
 
 void Vfs::commit_if_pending(const std::shared_ptr<OpenFile>& of) {
@@ -597,6 +699,9 @@ void Vfs::release(uint64_t h) {
     if (of.handles > 0) return;
     if (!of.staging.empty()) ::unlink(of.staging.c_str());
     of.staging.clear();
+    // A commit stored and not yet recorded (its thread waits for ns_mu_):
+    // its recorder takes the file out of files_ (Vfs::record).
+    if (of.unrecorded) return;
     dropped = of.pending && pending_.erase(pending_key(of.place, of.name)) > 0;
     place = of.place;
     name = of.name;

@@ -266,6 +266,21 @@ TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
     // The space came back: small files still work.
     test::write_file(m / "inbox/after.txt", "still works\n");
     EXPECT_EQ(test::read_file(m / "inbox/after.txt"), "still works\n");
+
+    // A file whose write failed is renamed over another before it is
+    // closed: the rename fails and changes nothing, and the close still
+    // reports the failure (a rename must not take it from the writer).
+    int fd = ::open((m / "inbox/keep.bin").c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    std::string mib = test::random_bytes(rng, 1 << 20);
+    int write_error = 0;
+    for (off_t at = 0; at < (64 << 20) && write_error == 0; at += 1 << 20)
+      if (::pwrite(fd, mib.data(), mib.size(), at) < 0) write_error = errno;
+    EXPECT_EQ(write_error, ENOSPC);
+    EXPECT_EQ(::rename((m / "inbox/keep.bin").c_str(), (m / "inbox/after.txt").c_str()), -1);
+    EXPECT_EQ(::close(fd), -1) << "the close did not report the failed write";
+    EXPECT_TRUE(test::read_file(m / "inbox/keep.bin") == keep);
+    EXPECT_EQ(test::read_file(m / "inbox/after.txt"), "still works\n");
     // Staged bytes of the failed writes are gone once the handles are released.
     EXPECT_TRUE(test::eventually([&] { return test::files_under(small / "data/staging").empty(); }))
         << test::files_under(small / "data/staging").front();
@@ -434,8 +449,12 @@ TEST(MountRobustness, ARenameTakesTheBytesOfAFileStillOpenOrJustClosed) {
   EXPECT_EQ(::pread(old, buf, sizeof buf, 0), 9);
   EXPECT_EQ(std::string(buf, 9), "target v1");
   EXPECT_EQ(::pwrite(old, "lost", 4, 0), 4);
+  EXPECT_EQ(::fchmod(old, 0600), 0);
   EXPECT_EQ(::close(old), 0);
   EXPECT_EQ(test::read_file(w / "target.txt"), "AB234567YZ");
+  struct stat st {};
+  ASSERT_EQ(::stat((w / "target.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u) << "a chmod through the replaced file's handle changed it";
 
   // Folders moved while a new file in them is still being written.
   ASSERT_EQ(::mkdir((w / "sub").c_str(), 0755), 0);
