@@ -23,6 +23,17 @@
 
 namespace recall {
 
+// A commit whose bytes are in the store and whose row is not yet written.
+struct UnrecordedCommit {
+  PutResult put;
+  std::string old_sha;                  // the content recorded before it
+  std::vector<std::string> superseded;  // stored, never recorded: to collect
+  Place place;                          // where a new file is created
+  std::string name;
+  uint32_t mode = 0644;
+  int64_t mtime_ns = 0;
+};
+
 struct OpenFile {
   std::mutex mu;  // guards everything below
 
@@ -54,6 +65,7 @@ struct OpenFile {
 
   int handles = 0;        // open handles
   int writers = 0;        // of which open for writing
+  int committing = 0;     // releases committing it now
   bool unlinked = false;  // its last name was removed: never commit
   // It has more than one name. Each name is an inode of its own to the
   // kernel, so every write tells the others (their pages and size).
@@ -64,16 +76,7 @@ struct OpenFile {
 
   // A commit stored in the byte store and not yet recorded in the catalog
   // (Vfs::commit's two phases; whoever holds the namespace lock records it).
-  struct Unrecorded {
-    PutResult put;
-    std::string old_sha;                  // the content recorded before it
-    std::vector<std::string> superseded;  // stored, never recorded: to collect
-    Place place;                          // where a new file is created
-    std::string name;
-    uint32_t mode = 0644;
-    int64_t mtime_ns = 0;
-  };
-  std::optional<Unrecorded> unrecorded;
+  std::optional<UnrecordedCommit> unrecorded;
 };
 
 }  // namespace recall

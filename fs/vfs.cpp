@@ -319,6 +319,7 @@ void Vfs::hand_over_open_state(const std::string& from, const std::string& to, c
     std::lock_guard flock(t->second->mu);
     t->second->unlinked = true;  // replaced: like an unlinked file, never committed
     files_.erase(t);
+    ++files_erased_;
   }
   auto f = files_.find(from);
   if (f == files_.end()) return;
@@ -378,7 +379,7 @@ void Vfs::link(std::string_view from, std::string_view to) {
     lib_.catalog().add_asset(n);
     return;
   }
-  if (src.pending) commit_if_pending(src.pending);
+  if (src.pending) commit_now(src.pending);
   std::string asset_id = src.pending ? src.pending->asset_id : src.node.entry->asset->id;
   lib_.catalog().link_asset(asset_id, parent.node.place, raw);
   if (std::shared_ptr<OpenFile> of = find_open(asset_id)) {
@@ -421,14 +422,14 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   }
   if (target && target->node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(to));
   if (src.pending) {
-    commit_for_rename(src.pending);
+    commit_now(src.pending);
   } else if (target) {
     // The content the target takes is what the source holds now, committed
     // or not: a writer may still be open, or a truncation's release (which
     // commits it) may not have arrived yet.
-    if (std::shared_ptr<OpenFile> of = find_open(src.node.entry->asset->id)) commit_for_rename(of);
+    if (std::shared_ptr<OpenFile> of = find_open(src.node.entry->asset->id)) commit_now(of);
   }
-  if (target && target->pending) commit_for_rename(target->pending);
+  if (target && target->pending) commit_now(target->pending);
   // Re-read both after the commits.
   src = resolve(from);
   if (target) target = resolve(to);
@@ -485,7 +486,7 @@ void Vfs::rename_dir(const Node& from, const Node& to_parent, const std::string&
   }
   // New files inside that are still being written become rows now, so that
   // they move with the folder (their writers go on writing to them).
-  for (const std::shared_ptr<OpenFile>& of : pending_under(from.place)) commit_for_rename(of);
+  for (const std::shared_ptr<OpenFile>& of : pending_under(from.place)) commit_now(of);
   if (from.work && to_work) {
     cat.rename_work(from.work->id, raw);
     return;

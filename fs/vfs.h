@@ -49,6 +49,7 @@
 namespace recall {
 
 struct OpenFile;
+struct UnrecordedCommit;
 class Fetcher;
 
 class Vfs {
@@ -211,17 +212,20 @@ class Vfs {
   uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
   void commit(OpenFile& of, bool last_writer);
   void record(OpenFile& of);
+  void record_row(OpenFile& of, const UnrecordedCommit& u, const std::string& asset_id,
+                  bool pending);
+  // Takes a closed file out of files_ once nothing is left to commit; false
+  // while it is open, being committed or has a commit to record.
+  bool leave_files_if_closed(OpenFile& of);
   // Gives `of` a staging file (with a copy of its bytes when `copy_content`).
   void ensure_staging(OpenFile& of, bool copy_content);
   void remove_dir_node(const Node& n);
   void rename_dir(const Node& from, const Node& to_parent, const std::string& raw,
                   std::optional<Node> target);
-  void commit_if_pending(const std::shared_ptr<OpenFile>& of);
-  // Commits what a file holds now, before a rename moves or copies it (with
-  // ns_mu_ held). EIO, keeping the error for the writer's close, when a
-  // write to it failed; EBUSY when a new file is being stored by another
-  // thread right now.
-  void commit_for_rename(const std::shared_ptr<OpenFile>& of);
+  // Commits what a file holds now, before a rename or link works from its
+  // row (with ns_mu_ held). EIO, keeping the error for the writer's close,
+  // when a write to it failed or a new file could not be stored.
+  void commit_now(const std::shared_ptr<OpenFile>& of);
   // After `from`'s content replaced `to`'s (a rename over it): `to`'s open
   // state is detached (its handles keep the bytes they had, never committed)
   // and `from`'s becomes `to`'s, so an open writer's later writes land in
@@ -263,6 +267,7 @@ class Vfs {
   std::mutex files_mu_;  // guards the maps below
   // Open files by asset id (committed assets and pending new files alike).
   std::unordered_map<std::string, std::shared_ptr<OpenFile>> files_;
+  uint64_t files_erased_ = 0;  // how many files left files_ (open_file_for reads rows unlocked)
   // New files not yet committed: (work id or "", folder, raw name) -> asset id.
   std::map<std::tuple<std::string, std::string, std::string>, std::string> pending_;
   std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles_;

@@ -65,7 +65,7 @@ bool Vfs::blob_in_use(const std::string& sha256) {
   }
   for (const auto& of : files) {
     std::lock_guard lock(of->mu);
-    if (of->handles > 0 && of->sha256 == sha256) return true;
+    if ((of->handles > 0 || of->unrecorded) && of->sha256 == sha256) return true;
   }
   return false;
 }
@@ -91,12 +91,22 @@ BlobMeta Vfs::blob_for(const PutResult& put, const std::string& name) {
 
 // The shared state of a stored file, made on first use.
 std::shared_ptr<OpenFile> Vfs::open_file_for(const Node& n) {
-  std::lock_guard lock(files_mu_);
-  if (auto it = files_.find(n.entry->asset->id); it != files_.end()) return it->second;
-  // The row as it is now, not as the path was resolved: a commit recorded
-  // meanwhile (a truncation's release) came before its file left files_.
-  std::optional<Asset> now = lib_.catalog().get_asset(n.entry->asset->id);
-  if (!now) throw Error(ENOENT, "no such file (it was removed)");
+  const std::string& id = n.entry->asset->id;
+  std::optional<Asset> now;
+  std::unique_lock lock(files_mu_);
+  for (;;) {
+    if (auto it = files_.find(id); it != files_.end()) return it->second;
+    if (now) break;
+    // The row as it is now, not as the path was resolved, read without
+    // files_mu_ (every request takes it); a file leaving files_ meanwhile
+    // may have recorded a newer row: read again.
+    uint64_t erased = files_erased_;
+    lock.unlock();
+    now = lib_.catalog().get_asset(id);
+    if (!now) throw Error(ENOENT, "no such file (it was removed)");
+    lock.lock();
+    if (files_erased_ != erased) now.reset();
+  }
   const Asset& a = *now;
   auto of = std::make_shared<OpenFile>();
   of->asset_id = a.id;
@@ -493,7 +503,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
         // Told to the writer at its close too, when another caller (a rename)
         // met it first.
         of.failed = e;
-        if (of.pending) {
+        if (of.pending && !of.unrecorded) {
           of.unlinked = true;  // a new file that could not be stored: gone
           dropped = true;
           place = of.place;
@@ -504,7 +514,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
       of.dirty = false;
       of.written = false;
       if (on_stored_) on_stored_(put.sha256);
-      OpenFile::Unrecorded u;
+      UnrecordedCommit u;
       u.put = put;
       u.place = of.place;
       u.name = of.name;
@@ -549,7 +559,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
 // over to another asset by a rename, or recorded as a new file.
 void Vfs::record(OpenFile& of) {
   std::lock_guard ns(ns_mu_);
-  std::optional<OpenFile::Unrecorded> u;
+  std::optional<UnrecordedCommit> u;
   std::string asset_id;
   bool gone, pending;
   {
@@ -560,83 +570,87 @@ void Vfs::record(OpenFile& of) {
     gone = of.unlinked;
     asset_id = of.asset_id;
     pending = of.pending;
+    u->mode = of.mode;  // a chmod or utimens since phase 1 wins
+    u->mtime_ns = of.mtime_ns;
   }
-  auto collect_superseded = [&] {
-    for (const std::string& sha : u->superseded) collect_blob(sha);
-  };
-  // A file closed while its commit waited here stays in files_ until now
-  // (see release), so that an open meanwhile shares it rather than read the
-  // row this records.
-  struct LeaveIfClosed {
-    Vfs& vfs;
-    OpenFile& of;
-    ~LeaveIfClosed() {
-      std::lock_guard lock(vfs.files_mu_);
-      std::lock_guard flock(of.mu);
-      if (of.handles > 0 || of.unrecorded) return;
-      if (auto it = vfs.files_.find(of.asset_id); it != vfs.files_.end() && it->second.get() == &of)
-        vfs.files_.erase(it);
+  try {
+    if (!gone) record_row(of, *u, asset_id, pending);
+  } catch (...) {
+    // Not recorded: back in the slot for the next commit, whose caller (the
+    // writer's flush or close) then gets the error too.
+    std::lock_guard lock(of.mu);
+    if (!of.unrecorded) {
+      of.unrecorded = std::move(u);
+    } else {  // a newer commit came meanwhile and supersedes this one
+      of.unrecorded->old_sha = u->old_sha;
+      for (std::string& sha : u->superseded) of.unrecorded->superseded.push_back(std::move(sha));
+      if (u->put.sha256 != of.unrecorded->put.sha256)
+        of.unrecorded->superseded.push_back(u->put.sha256);
     }
-  } leave{*this, of};
-  if (gone) {
-    collect_blob(u->put.sha256);
-    collect_blob(u->old_sha);
-    collect_superseded();
-    return;
+    throw;
   }
-  if (!u->put.deduplicated) invalidate("/blobs/" + u->put.sha256, Stale::Listing);
-  BlobMeta meta = blob_for(u->put, u->name);
+  // A file closed while its commit waited stays in files_ until now (see
+  // release), so that an open meanwhile shares it rather than read the row
+  // this records.
+  bool left = leave_files_if_closed(of);
+  if (gone) {  // removed or replaced meanwhile: its bytes record nothing
+    collect_blob(u->old_sha);
+    if (left) collect_blob(u->put.sha256);  // else its last close does
+  }
+  for (const std::string& sha : u->superseded) collect_blob(sha);
+}
+
+void Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string& asset_id,
+                     bool pending) {
+  if (!u.put.deduplicated) invalidate("/blobs/" + u.put.sha256, Stale::Listing);
+  BlobMeta meta = blob_for(u.put, u.name);
   if (pending) {
     NewAsset n;
     n.id = asset_id;
-    n.place = u->place;
-    n.filename = u->name;
+    n.place = u.place;
+    n.filename = u.name;
     n.blob = meta;
-    n.mode = u->mode;
-    n.mtime_ns = u->mtime_ns;
-    n.local_only = is_scratch_name(u->name);
+    n.mode = u.mode;
+    n.mtime_ns = u.mtime_ns;
+    n.local_only = is_scratch_name(u.name);
     lib_.catalog().add_asset(n);
-    {
-      std::lock_guard lock(files_mu_);
-      std::lock_guard flock(of.mu);
-      of.pending = false;
-      pending_.erase(pending_key(u->place, u->name));
-    }
-    collect_superseded();
+    std::lock_guard lock(files_mu_);
+    std::lock_guard flock(of.mu);
+    of.pending = false;
+    pending_.erase(pending_key(u.place, u.name));
     return;
   }
   try {
-    lib_.catalog().set_asset_content(asset_id, meta, u->mtime_ns);
+    lib_.catalog().set_asset_content(asset_id, meta, u.mtime_ns);
   } catch (const Error& e) {
     if (e.code() != ENOENT) throw;  // deleted meanwhile: nothing to record
   }
-  if (u->old_sha != u->put.sha256) {
+  if (u.old_sha != u.put.sha256) {
     content_changed(asset_id);
-    collect_blob(u->old_sha);
+    collect_blob(u.old_sha);
   }
-  collect_superseded();
 }
 
-void Vfs::commit_for_rename(const std::shared_ptr<OpenFile>& of) {
+bool Vfs::leave_files_if_closed(OpenFile& of) {
+  std::lock_guard lock(files_mu_);
+  std::lock_guard flock(of.mu);
+  if (of.handles > 0 || of.committing > 0 || of.unrecorded) return false;
+  auto it = files_.find(of.asset_id);
+  if (it == files_.end() || it->second.get() != &of) return true;  // already out
+  files_.erase(it);
+  ++files_erased_;
+  return true;
+}
+
+void Vfs::commit_now(const std::shared_ptr<OpenFile>& of) {
   {
     std::lock_guard lock(of->mu);
     if (of->failed)
       throw Error(EIO, "a write to this file failed (its writer is told when it closes it)");
   }
-  commit(*of, false);
+  commit(*of, false);  // records any commit another thread stored, too
   std::lock_guard lock(of->mu);
-  // Another thread's commit of this new file is between its phases, waiting
-  // for the namespace lock this rename holds.
-  if (of->pending) throw Error(EBUSY, "the file is being stored right now; try again");
-}
-
-void Vfs::commit_if_pending(const std::shared_ptr<OpenFile>& of) {
-  bool pending;
-  {
-    std::lock_guard lock(of->mu);
-    pending = of->pending;
-  }
-  if (pending) commit(*of, false);
+  if (of->pending) throw Error(EIO, "this new file could not be stored");
 }
 
 void Vfs::flush(uint64_t h) {
@@ -681,6 +695,7 @@ void Vfs::release(uint64_t h) {
     of.handles--;
     if (hd->writable) of.writers--;
     commit_now = hd->writable && of.writers == 0 && (of.dirty || of.failed) && !of.unlinked;
+    if (commit_now) of.committing++;  // another handle's release must leave it in files_
   }
   if (commit_now) {
     try {
@@ -689,6 +704,8 @@ void Vfs::release(uint64_t h) {
       // release() cannot report errors; flush already did, when it could.
       std::fprintf(stderr, "recallfs: could not store a closed file: %s\n", e.what());
     }
+    std::lock_guard lock(of.mu);
+    of.committing--;
   }
   bool dropped = false;  // a new file that was never stored
   Place place;
@@ -696,18 +713,21 @@ void Vfs::release(uint64_t h) {
   {
     std::lock_guard lock(files_mu_);
     std::lock_guard flock(of.mu);
-    if (of.handles > 0) return;
+    // A commit under way (another handle's release) or stored and not yet
+    // recorded (its thread waits for ns_mu_): whoever finishes it takes the
+    // file out of files_ (Vfs::record, or that release).
+    if (of.handles > 0 || of.committing > 0) return;
     if (!of.staging.empty()) ::unlink(of.staging.c_str());
     of.staging.clear();
-    // A commit stored and not yet recorded (its thread waits for ns_mu_):
-    // its recorder takes the file out of files_ (Vfs::record).
     if (of.unrecorded) return;
     dropped = of.pending && pending_.erase(pending_key(of.place, of.name)) > 0;
     place = of.place;
     name = of.name;
-    if (of.unlinked && !of.pending) orphan = of.sha256;
-    if (auto it = files_.find(of.asset_id); it != files_.end() && it->second.get() == &of)
+    if (of.unlinked) orphan = of.sha256;
+    if (auto it = files_.find(of.asset_id); it != files_.end() && it->second.get() == &of) {
       files_.erase(it);
+      ++files_erased_;
+    }
   }
   if (dropped) forget_pending_name(place, name);
   if (!orphan.empty()) {
