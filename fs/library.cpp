@@ -15,19 +15,24 @@ namespace fs = std::filesystem;
 
 std::unique_ptr<Library> Library::open(const fs::path& dir, const Options& options) {
   fs::path catalog_file = dir / "catalog.db";
-  if (!fs::is_directory(dir)) {
-    if (!options.create)
-      throw Error(ENOENT, "no library at " + quote(dir.string()) + ": no such directory");
+  if (!options.create) {
+    check_exists(dir);
+  } else if (!fs::is_directory(dir)) {
     fs::create_directories(dir);
     fsync_dir(dir.parent_path().empty() ? "." : dir.parent_path());
-  } else if (!options.create && !fs::exists(catalog_file)) {
-    throw Error(ENOENT, quote(dir.string()) + " is not a recallfs library (it has no catalog.db)");
   }
   std::unique_ptr<Library> lib(new Library());
   lib->dir_ = dir;
   lib->catalog_ = Catalog::open(catalog_file, {.create = options.create});
   lib->blobs_ = BlobStore::open(dir, {.create = true});
   return lib;
+}
+
+void Library::check_exists(const fs::path& dir) {
+  if (!fs::is_directory(dir))
+    throw Error(ENOENT, "no library at " + quote(dir.string()) + ": no such directory");
+  if (!fs::exists(dir / "catalog.db"))
+    throw Error(ENOENT, quote(dir.string()) + " is not a recallfs library (it has no catalog.db)");
 }
 
 BlobMeta Library::blob_meta(const PutResult& put, const std::string& filename) {

@@ -34,6 +34,8 @@ class Library {
   // ENOENT when `dir` is missing (and !create) or holds no library; EUCLEAN
   // when its catalog is not a database.
   static std::unique_ptr<Library> open(const std::filesystem::path& dir, const Options& options);
+  // ENOENT, saying which, unless `dir` holds a library (opens nothing).
+  static void check_exists(const std::filesystem::path& dir);
 
   BlobStore& blobs() { return *blobs_; }
   Catalog& catalog() { return *catalog_; }

@@ -32,6 +32,7 @@ struct UnrecordedCommit {
   std::string name;
   uint32_t mode = 0644;
   int64_t mtime_ns = 0;
+  uint64_t generation = 0;  // OpenFile::stored when it was stored
 };
 
 struct OpenFile {
@@ -56,6 +57,13 @@ struct OpenFile {
   // duplicate fd before the first write, and that close must not replace the
   // content with an empty file; the truncation alone is committed at release.
   bool written = false;
+  // A truncation alone that a close reported done, noted until a commit
+  // stored after it is recorded (see fs/truncation_note.h).
+  std::filesystem::path truncation_note;
+  uint64_t noted_at = 0;  // the value of `stored` when it was noted
+  uint64_t stored = 0;    // commits stored so far (phase 1)
+  // Blobs stored for notes: collected at the last close unless recorded.
+  std::vector<std::string> noted_blobs;
 
   // Hash of staging bytes [0, hashed) while writes arrive in order.
   Sha256 hash;

@@ -17,6 +17,7 @@
 #include "fs/fetcher.h"
 #include "fs/names.h"
 #include "fs/open_file.h"
+#include "fs/truncation_note.h"
 #include "fs/vfs_internal.h"
 
 namespace recall {
@@ -26,10 +27,32 @@ using namespace vfs_detail;
 Vfs::Vfs(Library& lib, const Options& options)
     : lib_(lib), tree_(lib.catalog(), lib.blobs()), options_(options), started_ns_(now_ns()) {
   staging_dir_ = lib.dir() / "staging";
-  // Whatever is here belongs to files whose close() never returned: a crash.
+  // Whatever is here belongs to files whose close() never returned (a
+  // crash), except the notes of truncations whose close did.
+  apply_truncation_notes();
   std::error_code ec;
   fs::remove_all(staging_dir_, ec);
   make_dir_durable(staging_dir_, 0700);
+}
+
+void Vfs::apply_truncation_notes() {
+  for (const TruncationNote& n : read_truncation_notes(staging_dir_)) {
+    try {
+      std::optional<Asset> a = lib_.catalog().get_asset(n.asset_id);
+      // A file changed since (or removed) keeps what it has now.
+      if (!a || a->sha256 != n.base_sha256 || !lib_.blobs().has(n.sha256)) {
+        collect_blob(n.sha256);
+        continue;
+      }
+      UniqueFd fd = lib_.blobs().open_object(n.sha256);
+      PutResult put = lib_.blobs().put(fd.get());  // (already there: its description)
+      lib_.catalog().set_asset_content(n.asset_id, blob_for(put, a->filename), n.mtime_ns);
+      collect_blob(n.base_sha256);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "recallfs: a truncation closed before a crash was not applied: %s\n",
+                   e.what());
+    }
+  }
 }
 
 Vfs::~Vfs() = default;

@@ -212,6 +212,11 @@ class Vfs {
   uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
   void commit(OpenFile& of, bool last_writer);
   void record(OpenFile& of);
+  // A close of a file only truncated: the truncation made durable as a note
+  // (fs/truncation_note.h), left for the release to commit.
+  void note_truncation(OpenFile& of);
+  // At mount: applies the notes a crash left in staging/.
+  void apply_truncation_notes();
   void record_row(OpenFile& of, const UnrecordedCommit& u, const std::string& asset_id,
                   bool pending);
   // Takes a closed file out of files_ once nothing is left to commit; false

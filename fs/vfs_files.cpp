@@ -13,6 +13,7 @@
 #include "fs/fetcher.h"
 #include "fs/names.h"
 #include "fs/open_file.h"
+#include "fs/truncation_note.h"
 #include "fs/vfs.h"
 #include "fs/vfs_internal.h"
 
@@ -290,6 +291,13 @@ static void discard_staging(OpenFile& of, BlobStore& blobs) {
   }
 }
 
+// The note's truncation is recorded, superseded or must not happen any more.
+static void drop_truncation_note(OpenFile& of) {
+  if (of.truncation_note.empty()) return;
+  ::unlink(of.truncation_note.c_str());
+  of.truncation_note.clear();
+}
+
 // ---- read and write --------------------------------------------------------
 
 size_t Vfs::read(uint64_t h, std::span<std::byte> buf, uint64_t offset) {
@@ -346,8 +354,10 @@ size_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t 
       done += static_cast<size_t>(n);
     }
   } catch (const Error& e) {
-    // The staged bytes are now incomplete: they must never replace the file.
+    // The staged bytes are now incomplete: they must never replace the file,
+    // nor must a truncation noted before them.
     of.failed = e;
+    drop_truncation_note(of);
     throw;
   }
   uint64_t end = offset + data.size();
@@ -383,6 +393,7 @@ void Vfs::stage_truncate(OpenFile& of, uint64_t size) {
   ensure_staging(of, size > 0);
   if (::ftruncate(of.fd->get(), static_cast<off_t>(size)) != 0) {
     of.failed = Error(errno, std::string("truncate: ") + std::strerror(errno));
+    drop_truncation_note(of);
     throw *of.failed;
   }
   if (size == 0) {
@@ -503,6 +514,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
         // Told to the writer at its close too, when another caller (a rename)
         // met it first.
         of.failed = e;
+        drop_truncation_note(of);
         if (of.pending && !of.unrecorded) {
           of.unlinked = true;  // a new file that could not be stored: gone
           dropped = true;
@@ -515,6 +527,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
       of.written = false;
       if (on_stored_) on_stored_(put.sha256);
       UnrecordedCommit u;
+      u.generation = ++of.stored;
       u.put = put;
       u.place = of.place;
       u.name = of.name;
@@ -589,6 +602,10 @@ void Vfs::record(OpenFile& of) {
     }
     throw;
   }
+  if (!gone) {
+    std::lock_guard lock(of.mu);
+    if (u->generation > of.noted_at) drop_truncation_note(of);  // it holds the truncation
+  }
   // A file closed while its commit waited stays in files_ until now (see
   // release), so that an open meanwhile shares it rather than read the row
   // this records.
@@ -657,15 +674,46 @@ void Vfs::flush(uint64_t h) {
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->of || !hd->writable) return;
   int writers;
+  bool truncated = false;
   {
     std::lock_guard lock(hd->of->mu);
     writers = hd->of->writers;
-    // Nothing written (maybe truncated): left for release, see OpenFile::written.
-    if (!hd->of->written && !hd->of->pending && !hd->of->failed) return;
+    if (!hd->of->written && !hd->of->pending && !hd->of->failed) {
+      // Nothing written (maybe truncated): left for release, see OpenFile::written.
+      if (hd->of->dirty)
+        truncated = true;
+      else
+        return;
+    }
   }
+  if (truncated) return note_truncation(*hd->of);
   // The last writer's close moves the staged bytes into the store; with
   // other writers still open they are copied, and staging goes on.
   commit(*hd->of, writers <= 1);
+}
+
+void Vfs::note_truncation(OpenFile& of) {
+  record(of);  // a commit another thread stored comes first: the note's base
+  std::lock_guard lock(of.mu);
+  if (!of.dirty || of.written || of.pending || of.failed || of.unlinked || of.staging.empty())
+    return;  // committed, written to or failed meanwhile
+  try {
+    fsync_fd(of.fd->get(), of.staging);
+    PutResult put = lib_.blobs().put_file(of.staging);
+    of.noted_blobs.push_back(put.sha256);
+    fs::path note =
+        write_truncation_note(staging_dir_, {of.asset_id, of.sha256, put.sha256, of.mtime_ns});
+    drop_truncation_note(of);  // an earlier one (after: never a moment without)
+    of.truncation_note = std::move(note);
+    of.noted_at = of.stored;
+  } catch (const Error& e) {
+    // Not durable (a full disk): as a failed write, the truncation must not
+    // happen later either. The file keeps its content; writes through the
+    // other descriptors fail until the error is reported again.
+    of.failed = e;
+    drop_truncation_note(of);
+    throw;
+  }
 }
 
 void Vfs::fsync(uint64_t h) {
@@ -709,7 +757,8 @@ void Vfs::release(uint64_t h) {
   }
   bool dropped = false;  // a new file that was never stored
   Place place;
-  std::string name, orphan;  // orphan: the blob of a file removed while open
+  std::string name, orphan;        // orphan: the blob of a file removed while open
+  std::vector<std::string> noted;  // blobs stored for truncation notes
   {
     std::lock_guard lock(files_mu_);
     std::lock_guard flock(of.mu);
@@ -720,6 +769,9 @@ void Vfs::release(uint64_t h) {
     if (!of.staging.empty()) ::unlink(of.staging.c_str());
     of.staging.clear();
     if (of.unrecorded) return;
+    drop_truncation_note(of);
+    noted = std::move(of.noted_blobs);
+    of.noted_blobs.clear();
     dropped = of.pending && pending_.erase(pending_key(of.place, of.name)) > 0;
     place = of.place;
     name = of.name;
@@ -730,13 +782,16 @@ void Vfs::release(uint64_t h) {
     }
   }
   if (dropped) forget_pending_name(place, name);
-  if (!orphan.empty()) {
-    // unlink() left it to the last close; collect_blob keeps it if needed.
+  // unlink() left the orphan to the last close; collect_blob keeps what is needed.
+  if (!orphan.empty()) noted.push_back(orphan);
+  if (!noted.empty()) {
     std::lock_guard ns(ns_mu_);
-    try {
-      collect_blob(orphan);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "recallfs: could not free a removed file's bytes: %s\n", e.what());
+    for (const std::string& sha : noted) {
+      try {
+        collect_blob(sha);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "recallfs: could not free a closed file's old bytes: %s\n", e.what());
+      }
     }
   }
 }

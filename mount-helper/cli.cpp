@@ -35,16 +35,32 @@ void add_data_option(CLI::App* verb, Common& c) {
                    "Library data directory (default: $RECALLFS_DATA or $XDG_DATA_HOME/recallfs)");
 }
 
+namespace {
+Error with_init_hint(const Error& e, const fs::path& dir) {
+  if (e.code() != ENOENT) return e;
+  return Error(
+      ENOENT, e.message() + " (create one with: recallfs init --data " + quote(dir.string()) + ")");
+}
+}  // namespace
+
 std::unique_ptr<Library> open_library(const Common& c) {
   fs::path dir = data_dir(c);
   try {
     return Library::open(dir, {.create = is_default_data_dir(c)});
   } catch (const Error& e) {
-    if (e.code() == ENOENT)
-      throw Error(ENOENT, e.message() + " (create one with: recallfs init --data " +
-                              quote(dir.string()) + ")");
-    throw;
+    throw with_init_hint(e, dir);
   }
+}
+
+fs::path library_dir(const Common& c) {
+  fs::path dir = data_dir(c);
+  try {
+    Library::check_exists(dir);
+  } catch (const Error& e) {
+    if (e.code() == ENOENT && is_default_data_dir(c)) return open_library(c)->dir();
+    throw with_init_hint(e, dir);
+  }
+  return dir;
 }
 
 std::string human_bytes(uint64_t n) {

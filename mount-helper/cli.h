@@ -27,6 +27,9 @@ bool is_default_data_dir(const Common& c);
 void add_data_option(CLI::App* verb, Common& c);
 // Opens the library; creates it only when it is the default one.
 std::unique_ptr<Library> open_library(const Common& c);
+// The library's directory, without opening it (the default one is created
+// when missing); ENOENT when it holds no library.
+std::filesystem::path library_dir(const Common& c);
 
 // A progress line on stderr, redrawn in place; shown only on a terminal.
 class ProgressLine {

@@ -22,6 +22,7 @@
 #include "fs/catalog_watcher.h"
 #include "fs/fetcher.h"
 #include "fs/fuse_adapter.h"
+#include "fs/truncation_note.h"
 #include "fs/vfs.h"
 #include "mount-helper/cli.h"
 #include "mount-helper/mount_state.h"
@@ -151,8 +152,13 @@ int do_mount(const MountRequest& req) {
   {
     // Open it once here so that a missing or damaged library is reported to
     // the user before anything is mounted; the daemon opens it again.
-    auto lib = Library::open(data, {.create = false});
+    Library::check_exists(data);
     UniqueFd probe = lock_for_mount(data);
+    // Bytes a crash left being written may fill the disk, and the library
+    // cannot even be opened then: freed first (under the lock: they are no
+    // other daemon's).
+    remove_all_but_truncation_notes(data / "staging");
+    auto lib = Library::open(data, {.create = false});
   }
   MountOptions mo;
   mo.mountpoint = mountpoint;
@@ -371,10 +377,9 @@ void add_mount_verbs(CLI::App& app, Common& common) {
                     "Keep at most this much of a signed-in library's bytes here (e.g. 20G); "
                     "bytes safely in the cloud go first, least recently used, never pinned ones");
   mount->callback([&common, req, opts, cache] {
-    // The default library is made on first use; others must exist.
-    auto lib = open_library(common);
-    req->data = lib->dir();
-    lib.reset();
+    // The default library is made on first use; others must exist. (Not
+    // opened here: see do_mount.)
+    req->data = library_dir(common);
     req->options = split_options(*opts);
     if (!cache->empty()) req->cache_size = parse_size(*cache);
     if (req->debug) req->foreground = true;

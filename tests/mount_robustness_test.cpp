@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -126,6 +127,41 @@ std::string syscall_of(pid_t pid) {
   std::string nr;
   in >> nr;
   return nr;
+}
+
+// Every close() that returned 0 survives kill -9, whatever it closed: a
+// truncation alone (`: > file`, ftruncate with no write) as well as
+// written bytes. The closes tried here are of one of two descriptors of the
+// same open file, so the kernel's release (which comes after the last one)
+// has not arrived when the daemon dies.
+TEST(MountRobustness, EveryCloseThatReturnedSurvivesAKill) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  test::write_file(m / "inbox/emptied.txt", "content before O_TRUNC");
+  test::write_file(m / "inbox/shortened.txt", "0123456789");
+  test::write_file(m / "inbox/rewritten.txt", "content before the write");
+  auto close_one_of_two = [&](const std::string& name, int flags, auto&& edit) {
+    int fd = ::open((m / ("inbox/" + name)).c_str(), flags);
+    EXPECT_GE(fd, 0) << name << ": " << std::strerror(errno);
+    edit(fd);
+    int other = ::dup(fd);
+    EXPECT_EQ(::close(fd), 0) << name << ": " << std::strerror(errno);
+    return other;
+  };
+  int a = close_one_of_two("emptied.txt", O_WRONLY | O_TRUNC, [](int) {});
+  int b =
+      close_one_of_two("shortened.txt", O_WRONLY, [](int fd) { EXPECT_EQ(::ftruncate(fd, 4), 0); });
+  int c = close_one_of_two("rewritten.txt", O_WRONLY | O_TRUNC,
+                           [](int fd) { EXPECT_EQ(::write(fd, "new", 3), 3); });
+  m.kill_daemon();
+  for (int fd : {a, b, c}) ::close(fd);  // (the mount is gone: their errors are no matter)
+
+  m.mount();
+  EXPECT_EQ(test::read_file(m / "inbox/emptied.txt"), "");
+  EXPECT_EQ(test::read_file(m / "inbox/shortened.txt"), "0123");
+  EXPECT_EQ(test::read_file(m / "inbox/rewritten.txt"), "new");
+  auto verify = m.recallfs({"verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 // A daemon that hangs (here: SIGSTOP) leaves programs stuck in the mount and
@@ -284,6 +320,27 @@ TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
     // Staged bytes of the failed writes are gone once the handles are released.
     EXPECT_TRUE(test::eventually([&] { return test::files_under(small / "data/staging").empty(); }))
         << test::files_under(small / "data/staging").front();
+
+    // `cmd > keep.bin` as a shell runs it (open with O_TRUNC, close the
+    // duplicate, write), its writes fail, and the daemon dies before the
+    // last close: the truncation that close noted is not applied after all.
+    fd = ::open((m / "inbox/keep.bin").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    int out = ::dup(fd);
+    EXPECT_EQ(::close(fd), 0) << std::strerror(errno);
+    write_error = 0;
+    for (off_t at = 0; at < (64 << 20) && write_error == 0; at += 1 << 20)
+      if (::pwrite(out, mib.data(), mib.size(), at) < 0) write_error = errno;
+    EXPECT_EQ(write_error, ENOSPC);
+    m.kill_daemon();
+    ::close(out);
+    // The staged bytes the daemon left fill the disk, and the library could
+    // not even be opened: the mount frees them first.
+    struct statvfs vfs {};
+    ASSERT_EQ(::statvfs(small.c_str(), &vfs), 0);
+    EXPECT_LT(vfs.f_bavail * vfs.f_frsize, 64u << 10) << "the disk was not full";
+    m.mount();
+    EXPECT_TRUE(test::read_file(m / "inbox/keep.bin") == keep) << "the failed write lost it";
   }
 }
 
