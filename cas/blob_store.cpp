@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -98,6 +99,7 @@ std::unique_ptr<BlobStore> BlobStore::open(const fs::path& data_dir, const Optio
       fsync_dir(root);
     } else {
       store->scan();  // the last user did not close cleanly: reconcile
+      if (options.unneeded_after_crash) store->remove_unneeded(options.unneeded_after_crash);
     }
   }
   if (::flock(fd, LOCK_SH) != 0) throw_last_errno("lock " + quote((root / "lock").string()));
@@ -400,11 +402,31 @@ UniqueFd BlobStore::open_object(const std::string& sha256) const {
 void BlobStore::remove(const std::string& sha256) {
   require_sha(sha256);
   fs::path p = object_path(sha256);
+  // The row first: a crash in between leaves an object not in the index (a
+  // reopen indexes it again), never a row whose object is gone (damage).
+  bool had_row = index_->erase(sha256);
   bool had_file = ::unlink(p.c_str()) == 0;
   if (!had_file && errno != ENOENT) throw_last_errno("remove blob " + sha256);
   if (had_file) fsync_dir(p.parent_path());
-  bool had_row = index_->erase(sha256);
   if (!had_file && !had_row) throw Error(ENOENT, "blob " + sha256 + " is not in the store");
+}
+
+void BlobStore::remove_unneeded(const std::function<bool(const std::string&)>& unneeded) {
+  std::vector<std::string> gone;
+  list([&](const BlobInfo& b) {
+    if (unneeded(b.sha256)) gone.push_back(b.sha256);
+    return true;
+  });
+  for (const std::string& sha : gone) {
+    try {
+      remove(sha);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "recallfs: could not remove an object no file needs: %s\n", e.what());
+    }
+  }
+  if (!gone.empty())
+    std::fprintf(stderr, "recallfs: removed %zu objects a crash left that no file needs\n",
+                 gone.size());
 }
 
 void BlobStore::list(const std::function<bool(const BlobInfo&)>& fn) {

@@ -20,7 +20,8 @@
 // object not yet in the index. Every process holds a shared lock on `lock`;
 // the one that opens the store alone removes tmp/ files and, unless the last
 // user closed cleanly (the `clean` marker), reconciles the index with
-// objects/ (a scan that trusts names and re-hashes nothing).
+// objects/ (a scan that trusts names and re-hashes nothing) and removes the
+// objects Options::unneeded_after_crash names.
 //
 // Thread-safe: all methods may be called from several threads.
 // Errors: recall::Error; ENOENT for an object that is not here, ENOSPC when
@@ -79,6 +80,11 @@ class BlobStore {
     // Each `kWritebackBytes` written, put() asks the kernel to start writing
     // back, so the final fsync overlaps with hashing instead of following it.
     uint64_t writeback_bytes = 8ull << 20;
+    // After a crash (opened alone, and the last user did not close cleanly):
+    // asked of every object once the index is reconciled; those it returns
+    // true for are removed. The library's owner says which no file needs:
+    // a crash leaves objects stored and never recorded, or being removed.
+    std::function<bool(const std::string& sha256)> unneeded_after_crash = nullptr;
   };
 
   // Opens the store in `data_dir`. ENOENT when it does not exist and
@@ -145,6 +151,7 @@ class BlobStore {
  private:
   BlobStore(std::filesystem::path root, const Options& options);
   void open_index(bool exclusive);
+  void remove_unneeded(const std::function<bool(const std::string&)>& unneeded);
   PutResult put_from(const std::function<size_t(std::span<std::byte>)>& read);
   PutResult link_in(const std::filesystem::path& tmp, const std::string& sha256, uint64_t size);
   void record_found(const std::string& sha256, const std::filesystem::path& path, Health health,

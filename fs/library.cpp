@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/error.h"
 #include "base/file_io.h"
 #include "base/ids.h"
 #include "fs/names.h"
+#include "fs/truncation_note.h"
 
 namespace recall {
 namespace fs = std::filesystem;
@@ -24,7 +26,16 @@ std::unique_ptr<Library> Library::open(const fs::path& dir, const Options& optio
   std::unique_ptr<Library> lib(new Library());
   lib->dir_ = dir;
   lib->catalog_ = Catalog::open(catalog_file, {.create = options.create});
-  lib->blobs_ = BlobStore::open(dir, {.create = true});
+  // After a crash, an object no file has is one a commit stored and never
+  // recorded (or one being removed): it goes, unless a truncation note
+  // still names it (Vfs applies those).
+  std::set<std::string> noted;
+  for (const TruncationNote& n : read_truncation_notes(dir / "staging")) noted.insert(n.sha256);
+  Catalog* catalog = lib->catalog_.get();
+  lib->blobs_ = BlobStore::open(
+      dir, {.create = true, .unneeded_after_crash = [catalog, noted](const std::string& sha) {
+              return !noted.contains(sha) && catalog->forget_blob(sha);
+            }});
   return lib;
 }
 

@@ -371,6 +371,32 @@ TEST(BlobStore, AnObjectWrittenButNotIndexedBeforeACrashIsIndexedOnReopen) {
   EXPECT_EQ(store->stat(sha)->size, 6u);
 }
 
+// After a crash, the objects the owner says no file needs are removed (the
+// library asks its catalog); after a clean close nothing is asked.
+TEST(BlobStore, AfterACrashObjectsNoFileNeedsAreRemoved) {
+  TempDir dir;
+  std::string kept, unneeded;
+  {
+    auto store = BlobStore::open(dir.path(), {.create = true});
+    kept = put_string(*store, "a file's bytes").sha256;
+    unneeded = put_string(*store, "stored, never recorded").sha256;
+  }
+  std::vector<std::string> asked;
+  auto only_unneeded = [&](const std::string& sha) {
+    asked.push_back(sha);
+    return sha == unneeded;
+  };
+  BlobStore::open(dir.path(), {.unneeded_after_crash = only_unneeded});  // closed cleanly before
+  EXPECT_TRUE(asked.empty());
+  fs::remove(dir / "cas/clean");  // as a crash leaves it
+  auto store = BlobStore::open(dir.path(), {.unneeded_after_crash = only_unneeded});
+  EXPECT_EQ(asked.size(), 2u);
+  EXPECT_TRUE(store->has(kept));
+  EXPECT_FALSE(store->has(unneeded));
+  EXPECT_FALSE(store->stat(unneeded));
+  EXPECT_FALSE(fs::exists(store->object_path(unneeded)));
+}
+
 TEST(BlobStore, ChunkManifestHasOneHashPerChunkAndIsStored) {
   TempDir dir;
   auto store = BlobStore::open(dir.path(), {.create = true});
