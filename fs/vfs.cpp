@@ -8,8 +8,11 @@
 #include <linux/fs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <unordered_set>
+#include <utility>
 
 #include "base/error.h"
 #include "base/file_io.h"
@@ -55,7 +58,17 @@ void Vfs::apply_truncation_notes() {
   }
 }
 
-Vfs::~Vfs() = default;
+Vfs::~Vfs() {
+  // Collections a put held up, with nothing under way any more.
+  std::lock_guard ns(ns_mu_);
+  for (const std::string& sha : std::exchange(collect_later_, {})) {
+    try {
+      collect_blob(sha);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "recallfs: could not free bytes no file needs: %s\n", e.what());
+    }
+  }
+}
 
 // ---- resolving -------------------------------------------------------------
 
@@ -360,15 +373,29 @@ void Vfs::hand_over_open_state(const std::string& from, const std::string& to, c
 void Vfs::collect_blob(const std::string& sha256) {
   // The blob stays while any asset needs it or a file is open on it.
   if (sha256.empty()) return;
+  std::unique_lock storing(store_mu_, std::try_to_lock);
+  if (!storing) {  // a put under way may have found these very bytes
+    collect_later_.push_back(sha256);
+    return;
+  }
+  std::vector<std::string> shas = std::exchange(collect_later_, {});
+  shas.push_back(sha256);
   std::vector<std::shared_ptr<OpenFile>> files;
   {
     std::lock_guard lock(files_mu_);  // not held while waiting for a file's lock
     for (const auto& [id, of] : files_) files.push_back(of);
   }
-  for (const auto& of : files) {
-    std::lock_guard flock(of->mu);
-    if (of->sha256 == sha256) return;
+  for (const std::string& sha : shas) {
+    bool in_use = false;
+    for (const auto& of : files) {
+      std::lock_guard flock(of->mu);
+      in_use = in_use || of->sha256 == sha || std::ranges::count(of->noted_blobs, sha) > 0;
+    }
+    if (!in_use) remove_blob(sha);
   }
+}
+
+void Vfs::remove_blob(const std::string& sha256) {
   if (!lib_.catalog().forget_blob(sha256)) return;
   try {
     lib_.blobs().remove(sha256);

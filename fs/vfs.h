@@ -37,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -239,8 +240,11 @@ class Vfs {
                             const std::string& raw, bool to_linked);
   // New files not yet committed in `place` or below it.
   std::vector<std::shared_ptr<OpenFile>> pending_under(const Place& place);
-  // Removes a blob from this device when no asset needs it any more.
+  // Removes a blob from this device when no asset needs it any more (with
+  // ns_mu_ held).
   void collect_blob(const std::string& sha256);
+  // Removes it unless an asset row has it (collect_blob checked the rest).
+  void remove_blob(const std::string& sha256);
   std::string place_path(const Place& place);
   void check_writable_dir(const Node& dir, bool for_file);
   BlobMeta blob_for(const PutResult& put, const std::string& name);
@@ -268,6 +272,16 @@ class Vfs {
   // Serialises namespace changes. Recursive: a rename commits a new file
   // first, and the commit takes it too.
   std::recursive_mutex ns_mu_;
+
+  // Puts into the store hold it shared until what they stored is marked in
+  // use (an open file's sha256, its commit slot, a note's blob): a put that
+  // finds its bytes already stored (dedup) must not lose them to a
+  // collect_blob checking meanwhile, which holds it exclusively. Taken
+  // before a file's lock.
+  std::shared_mutex store_mu_;
+  // Blobs collect_blob found in use by a put under way: tried again at the
+  // next collection (guarded by ns_mu_, as collect_blob).
+  std::vector<std::string> collect_later_;
 
   std::mutex files_mu_;  // guards the maps below
   // Open files by asset id (committed assets and pending new files alike).

@@ -489,6 +489,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
   std::string name;
   bool to_record;
   try {
+    std::shared_lock storing(store_mu_);  // until of.sha256 names what is stored
     std::lock_guard lock(of.mu);
     if (of.failed) {
       Error e = *of.failed;
@@ -694,6 +695,7 @@ void Vfs::flush(uint64_t h) {
 
 void Vfs::note_truncation(OpenFile& of) {
   record(of);  // a commit another thread stored comes first: the note's base
+  std::shared_lock storing(store_mu_);  // until noted_blobs names what is stored
   std::lock_guard lock(of.mu);
   if (!of.dirty || of.written || of.pending || of.failed || of.unlinked || of.staging.empty())
     return;  // committed, written to or failed meanwhile

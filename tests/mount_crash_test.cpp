@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "tests/mount_fixture.h"
 
@@ -153,6 +154,14 @@ class EditLog {
     std::lock_guard lock(mu_);
     return count_;
   }
+  void failed(const std::string& what) {
+    std::lock_guard lock(mu_);
+    if (failure_.empty()) failure_ = what;
+  }
+  std::string failure() {
+    std::lock_guard lock(mu_);
+    return std::exchange(failure_, "");
+  }
   // What a file may hold after a crash.
   std::vector<std::string> allowed(const std::string& file) {
     std::lock_guard lock(mu_);
@@ -170,6 +179,7 @@ class EditLog {
   std::map<std::string, std::string> closed_;
   std::optional<std::pair<std::string, std::string>> under_way_;
   size_t count_ = 0;
+  std::string failure_;
 };
 
 // One random edit of `file` (whose content is `now`) through the mount;
@@ -177,15 +187,21 @@ class EditLog {
 bool edit_once(const fs::path& dir, const std::string& file, const std::string& now,
                std::mt19937_64& rng, EditLog& log) {
   std::string path = (dir / file).string();
-  auto write_all = [](int fd, const std::string& bytes, off_t at) {
+  // The first call that failed, with its error, for the test's message.
+  auto failed = [&](const std::string& call) {
+    log.failed(call + " " + file + ": " + std::strerror(errno));
+    return false;
+  };
+  auto write_all = [&](int fd, const std::string& bytes, off_t at) {
     for (size_t done = 0; done < bytes.size();) {
       size_t n = std::min<size_t>(bytes.size() - done, 64 << 10);
       ssize_t w = ::pwrite(fd, bytes.data() + done, n, at + static_cast<off_t>(done));
-      if (w <= 0) return false;
+      if (w <= 0) return failed("pwrite");
       done += static_cast<size_t>(w);
     }
     return true;
   };
+  auto opened = [&](int result) { return result >= 0 || failed("open"); };
   std::string next = now;
   int fd = -1;
   bool ok = true;
@@ -194,14 +210,16 @@ bool edit_once(const fs::path& dir, const std::string& file, const std::string& 
       next = test::random_bytes(rng, rng() % (300 << 10));
       log.begin(file, next);
       fd = ::open(path.c_str(), O_WRONLY | O_TRUNC);
-      ok = fd >= 0 && write_all(fd, next, 0);
+      ok = opened(fd) && write_all(fd, next, 0);
       break;
     case 1: {  // append
       std::string more = test::random_bytes(rng, 1 + rng() % (40 << 10));
       next += more;
       log.begin(file, next);
       fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
-      ok = fd >= 0 && ::write(fd, more.data(), more.size()) == static_cast<ssize_t>(more.size());
+      ok = opened(fd) &&
+           (::write(fd, more.data(), more.size()) == static_cast<ssize_t>(more.size()) ||
+            failed("write"));
       break;
     }
     case 2: {  // patch in the middle
@@ -211,7 +229,7 @@ bool edit_once(const fs::path& dir, const std::string& file, const std::string& 
       next.replace(at, patch.size(), patch);
       log.begin(file, next);
       fd = ::open(path.c_str(), O_WRONLY);
-      ok = fd >= 0 && write_all(fd, patch, static_cast<off_t>(at));
+      ok = opened(fd) && write_all(fd, patch, static_cast<off_t>(at));
       break;
     }
     case 3: {  // truncate alone, shorter or longer
@@ -219,28 +237,28 @@ bool edit_once(const fs::path& dir, const std::string& file, const std::string& 
       next.resize(size, '\0');
       log.begin(file, next);
       fd = ::open(path.c_str(), O_WRONLY);
-      ok = fd >= 0 && ::ftruncate(fd, static_cast<off_t>(size)) == 0;
+      ok = opened(fd) && (::ftruncate(fd, static_cast<off_t>(size)) == 0 || failed("ftruncate"));
       break;
     }
     case 4:  // `: > file`
       next.clear();
       log.begin(file, next);
       fd = ::open(path.c_str(), O_WRONLY | O_TRUNC);
-      ok = fd >= 0;
+      ok = opened(fd);
       break;
     case 5: {  // save by rename over (editors)
       next = test::random_bytes(rng, rng() % (100 << 10));
       log.begin(file, next);
       std::string tmp = (dir / ("." + file + ".tmp")).string();
       fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ok = fd >= 0 && write_all(fd, next, 0);
-      if (fd >= 0 && ::close(fd) != 0) ok = false;
+      ok = opened(fd) && write_all(fd, next, 0);
+      if (fd >= 0 && ::close(fd) != 0) ok = failed("close");
       fd = -1;
-      ok = ok && ::rename(tmp.c_str(), path.c_str()) == 0;
+      ok = ok && (::rename(tmp.c_str(), path.c_str()) == 0 || failed("rename"));
       break;
     }
   }
-  if (fd >= 0 && ::close(fd) != 0) ok = false;
+  if (fd >= 0 && ::close(fd) != 0) ok = failed("close");
   if (ok) log.done();
   return ok;
 }
@@ -277,7 +295,11 @@ TEST(MountCrash, KillingTheDaemonDuringEditsKeepsEveryFinishedVersion) {
     m.kill_daemon();
     stop = true;
     editor.join();
-    ASSERT_TRUE(got_going) << "round " << round << ": only " << log.count() << " edits";
+    std::string failure = log.failure();
+    ASSERT_TRUE(got_going) << "round " << round << ": only " << log.count()
+                           << " edits; the editor stopped at: " << failure
+                           << "\nthe daemon's log:\n"
+                           << test::read_file(m.data() / "recallfs.log");
     m.mount();
     for (const auto& [name, bytes] : initial) {
       std::string has = test::read_file(m / ("works/edits/" + name));

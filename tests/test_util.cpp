@@ -59,9 +59,10 @@ std::set<std::string> listing(const std::filesystem::path& dir) {
 
 std::string read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read " + p.string());
+  if (!f) throw std::runtime_error("cannot open " + p.string() + ": " + std::strerror(errno));
   std::ostringstream ss;
   ss << f.rdbuf();
+  if (f.bad()) throw std::runtime_error("cannot read " + p.string() + ": " + std::strerror(errno));
   return ss.str();
 }
 
