@@ -45,14 +45,15 @@ struct Mount {
 Mount& mount_of(fuse_req_t req) { return *static_cast<Mount*>(fuse_req_userdata(req)); }
 
 // Tells the kernel that what it caches for a path is stale (sent from the
-// InvalidationQueue's thread): the node's attributes and cached pages; for
-// Listing, its folder's cached listing too; for Name, also the name in its
-// folder. When the kernel does not know the folder, the nearest one it
-// knows stands in for it (its listing may lack the next name on the path).
-// Errors (-ENOENT: forgotten meanwhile) need nothing.
-// Only Name takes the folder's lock in the kernel (notify_inval_entry), so
-// it is kept for names that are gone: a notification waiting for a lock
+// InvalidationQueue's thread): the node's attributes and (but for
+// Attributes) cached pages; for Listing, its folder's cached listing too;
+// for Name, also the name in its folder. When the kernel does not know the folder, the nearest one
+// it knows stands in for it (its listing may lack the next name on the path). Errors (-ENOENT:
+// forgotten meanwhile) need nothing. Only Name takes the folder's lock in the kernel
+// (notify_inval_entry), so it is kept for names that are gone: a notification waiting for a lock
 // that a request in flight holds cannot finish if the daemon dies then.
+// Likewise pages: dropping them waits for a write in flight to the file (it
+// holds them locked), so a name whose pages are right gets Attributes.
 // Path "" is anything: every node the kernel holds loses its attributes,
 // pages and listings (names expire by their timeouts).
 void send_invalidation(fuse_session* se, const NodeTable& nodes,
@@ -67,9 +68,11 @@ void send_invalidation(fuse_session* se, const NodeTable& nodes,
   NodeTable::Found f = nodes.find(inv.path);
   if (f.parent != 0 && inv.what == Stale::Name)
     fuse_lowlevel_notify_inval_entry(se, f.parent, f.name.data(), f.name.size());
-  if (f.parent != 0 && inv.what != Stale::Attributes)
+  if (f.parent != 0 && (inv.what == Stale::Listing || inv.what == Stale::Name))
     fuse_lowlevel_notify_inval_inode(se, f.parent, 0, 0);
-  if (f.node != 0) fuse_lowlevel_notify_inval_inode(se, f.node, 0, 0);
+  // A negative offset: attributes only, no page locks taken.
+  if (f.node != 0)
+    fuse_lowlevel_notify_inval_inode(se, f.node, inv.what == Stale::Attributes ? -1 : 0, 0);
 }
 
 // The one place where recall::Error becomes an errno reply. `f` replies

@@ -337,7 +337,7 @@ void Vfs::unlink(std::string_view path) {
   const Asset& a = *r.node.entry->asset;
   lib_.catalog().remove_name(*r.node.entry);
   // Its other names (kernel inodes of their own) count one link fewer.
-  if (r.node.entry->extra_links > 0) content_changed(a.id);
+  if (r.node.entry->extra_links > 0) content_changed(a.id, Stale::Attributes);
   if (!lib_.catalog().get_asset(a.id)) {
     // Its last name: an open writer must not bring it back.
     if (std::shared_ptr<OpenFile> of = find_open(a.id)) {
@@ -436,7 +436,7 @@ void Vfs::link(std::string_view from, std::string_view to) {
     std::lock_guard lock(of->mu);
     of->linked = true;
   }
-  content_changed(asset_id);  // every name shows one link more
+  content_changed(asset_id, Stale::Attributes);  // every name shows one link more
 }
 
 void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
@@ -506,8 +506,10 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
       lib_.catalog().remove_name(se);
     });
     hand_over_open_state(source_id, target_id, parent.node.place, raw, target_linked);
-    content_changed(target_id);
-    content_changed(source_id);  // names it keeps (links) count one link fewer
+    // The name renamed over shows what the kernel wrote through the source's
+    // name; the target's other names (links) show other pages now.
+    content_changed(target_id, target_linked ? Stale::Content : Stale::Attributes);
+    content_changed(source_id, Stale::Attributes);  // names it keeps count one link fewer
     collect_blob(old_sha);
     return;
   }

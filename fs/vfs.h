@@ -142,9 +142,13 @@ class Vfs {
   // What the kernel may hold stale about a path; each includes the ones
   // before it.
   enum class Stale {
-    Attributes,  // the file's attributes and cached content (its name stands)
-    Listing,     // and its folder's listing: the name is new there
-    Name,        // and the name itself: gone, or now another file's
+    // The file's attributes only: its cached pages are right (the kernel saw
+    // the change through this name). Never waits on pages a write holds, so
+    // a kill -9 of the daemon then cannot leave it stuck in the kernel.
+    Attributes,
+    Content,  // and its cached pages (its name stands)
+    Listing,  // and its folder's listing: the name is new there
+    Name,     // and the name itself: gone, or now another file's
   };
   // Called after content or names change, with the paths whose kernel caches
   // are stale (set by the FUSE adapter); path "" when anything may be.
@@ -167,8 +171,10 @@ class Vfs {
 
   // Tells the kernel (through the invalidator) that every name of an asset
   // shows new content or is gone: each name of a hard-linked file is its own
-  // kernel inode. Called after commits and after pulls.
-  void content_changed(const std::string& asset_id);
+  // kernel inode. Called after commits and after pulls. Stale::Attributes
+  // when the kernel saw the change through the asset's only name (a write,
+  // a rename over it): the pages it caches are right.
+  void content_changed(const std::string& asset_id, Stale what = Stale::Content);
   // After a pull: the names the kernel may hold stale — old names of
   // changed rows, old work titles — and every name of the changed assets.
   // Never throws (it runs on the sync worker).

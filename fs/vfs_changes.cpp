@@ -28,12 +28,12 @@ void Vfs::invalidate(const std::string& path, Stale what) {
   if (invalidate_) invalidate_(path, what);
 }
 
-void Vfs::content_changed(const std::string& asset_id) {
+void Vfs::content_changed(const std::string& asset_id, Stale what) {
   {
     std::lock_guard lock(invalidate_mu_);
     if (!invalidate_) return;
   }
-  invalidate_names(asset_id, Stale::Attributes);
+  invalidate_names(asset_id, what);
 }
 
 void Vfs::invalidate_names(const std::string& asset_id, Stale what) {
@@ -52,7 +52,8 @@ void Vfs::invalidate_names(const std::string& asset_id, Stale what) {
 void Vfs::blob_changed(const std::string& sha256) noexcept {
   try {
     invalidate("/blobs/" + sha256, Stale::Listing);
-    for (const Asset& a : lib_.catalog().assets_with_blob(sha256)) content_changed(a.id);
+    for (const Asset& a : lib_.catalog().assets_with_blob(sha256))  // (their st_blocks)
+      content_changed(a.id, Stale::Attributes);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: cache invalidation for blob %s: %s\n", sha256.c_str(),
                  e.what());
@@ -112,7 +113,7 @@ void Vfs::set_file_attrs(const std::string& asset_id, std::optional<uint32_t> mo
     return;  // unlinked while open: only its open state shows them
   }
   // The kernel updated the name it was asked through, not the other links.
-  if (!lib_.catalog().links_of(asset_id).empty()) content_changed(asset_id);
+  if (!lib_.catalog().links_of(asset_id).empty()) content_changed(asset_id, Stale::Attributes);
 }
 
 }  // namespace recall

@@ -644,7 +644,14 @@ void Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string&
     if (e.code() != ENOENT) throw;  // deleted meanwhile: nothing to record
   }
   if (u.old_sha != u.put.sha256) {
-    content_changed(asset_id);
+    bool linked;
+    {
+      std::lock_guard lock(of.mu);
+      linked = of.linked;
+    }
+    // The kernel wrote these bytes through the file's name: its pages are
+    // right, only other names' are not.
+    content_changed(asset_id, linked ? Stale::Content : Stale::Attributes);
     collect_blob(u.old_sha);
   }
 }
