@@ -707,11 +707,15 @@ void Vfs::note_truncation(OpenFile& of) {
   if (!of.dirty || of.written || of.pending || of.failed || of.unlinked || of.staging.empty())
     return;  // committed, written to or failed meanwhile
   try {
-    fsync_fd(of.fd->get(), of.staging);
-    PutResult put = lib_.blobs().put_file(of.staging);
-    of.noted_blobs.push_back(put.sha256);
-    fs::path note =
-        write_truncation_note(staging_dir_, {of.asset_id, of.sha256, put.sha256, of.mtime_ns});
+    // Known and stored already (an emptied file, often): no copy to make.
+    std::string sha;
+    if (of.hash_ok && of.hashed == of.size) sha = to_hex(of.hash.peek());
+    if (sha.empty() || !lib_.blobs().has(sha)) {
+      fsync_fd(of.fd->get(), of.staging);
+      sha = lib_.blobs().put_file(of.staging).sha256;
+    }
+    of.noted_blobs.push_back(sha);
+    fs::path note = write_truncation_note(staging_dir_, {of.asset_id, of.sha256, sha, of.mtime_ns});
     drop_truncation_note(of);  // an earlier one (after: never a moment without)
     of.truncation_note = std::move(note);
     of.noted_at = of.stored;

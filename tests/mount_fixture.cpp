@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -57,8 +59,36 @@ pid_t MountedLibrary::daemon_pid() {
 
 void MountedLibrary::kill_daemon() {
   pid_t pid = daemon_pid();
+  struct stat st {};
+  bool have_dev = ::stat(mnt_.c_str(), &st) == 0;
   ::kill(pid, SIGKILL);
   EXPECT_TRUE(eventually([&] { return process_ended(pid); })) << "daemon survived SIGKILL";
+  // A thread of the killed daemon stuck in the kernel (a notification
+  // waiting for a lock that an unanswered request holds) keeps its FUSE
+  // connection, and everything waiting on the mount, alive for good. Said
+  // here, and undone as `recallfs unmount --force` would (fusectl's abort).
+  fs::path tasks = fs::path("/proc") / std::to_string(pid) / "task";
+  auto stuck_threads = [&] {  // their kernel stacks; "" when none is left
+    std::string stacks;
+    std::error_code ec;
+    for (const auto& t : fs::directory_iterator(tasks, ec)) {
+      std::ifstream stat(t.path() / "stat");
+      std::string line;
+      if (!std::getline(stat, line) || line.find(") Z") != std::string::npos) continue;
+      std::ifstream stack(t.path() / "stack");
+      stacks += t.path().filename().string() + ":\n" +
+                std::string(std::istreambuf_iterator<char>(stack), {});
+    }
+    return stacks;
+  };
+  if (!eventually([&] { return stuck_threads().empty(); }, std::chrono::seconds(3))) {
+    ADD_FAILURE() << "the killed daemon is stuck in the kernel:\n" << stuck_threads();
+    if (have_dev) {
+      std::ofstream abort(fs::path("/sys/fs/fuse/connections") / std::to_string(minor(st.st_dev)) /
+                          "abort");
+      abort << "1";
+    }
+  }
   run({"fusermount3", "-u", "-z", mnt_.string()});
   mounted_ = false;
 }
