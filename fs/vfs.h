@@ -174,7 +174,10 @@ class Vfs {
   // kernel inode. Called after commits and after pulls. Stale::Attributes
   // when the kernel saw the change through the asset's only name (a write,
   // a rename over it): the pages it caches are right.
-  void content_changed(const std::string& asset_id, Stale what = Stale::Content);
+  // `through`: a name that gets Stale::Attributes whatever `what` is (the
+  // kernel saw the change through it).
+  void content_changed(const std::string& asset_id, Stale what = Stale::Content,
+                       const std::string& through = "");
   // After a pull: the names the kernel may hold stale — old names of
   // changed rows, old work titles — and every name of the changed assets.
   // Never throws (it runs on the sync worker).
@@ -215,8 +218,8 @@ class Vfs {
   void stage_truncate(OpenFile& of, uint64_t size);
   // After a write or truncation: the file's other names drop what the kernel
   // caches for them (it updated the name it was asked through).
-  void tell_other_names(OpenFile& of);
-  uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
+  void tell_other_names(OpenFile& of, const std::string& through);
+  uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags, std::string_view path);
   void commit(OpenFile& of, bool last_writer);
   void record(OpenFile& of);
   // A close of a file only truncated: the truncation made durable as a note
@@ -269,7 +272,7 @@ class Vfs {
   // A new file that was never stored is gone: the kernel may still list it.
   void forget_pending_name(const Place& place, const std::string& name) noexcept;
   // Every name an asset shows under (collision suffixes included).
-  void invalidate_names(const std::string& asset_id, Stale what);
+  void invalidate_names(const std::string& asset_id, Stale what, const std::string& through = "");
   std::mutex invalidate_mu_;  // guards invalidate_: workers call it while unmounting
   Invalidator invalidate_;
   std::shared_ptr<Fetcher> fetcher_;

@@ -28,21 +28,23 @@ void Vfs::invalidate(const std::string& path, Stale what) {
   if (invalidate_) invalidate_(path, what);
 }
 
-void Vfs::content_changed(const std::string& asset_id, Stale what) {
+void Vfs::content_changed(const std::string& asset_id, Stale what, const std::string& through) {
   {
     std::lock_guard lock(invalidate_mu_);
     if (!invalidate_) return;
   }
-  invalidate_names(asset_id, what);
+  invalidate_names(asset_id, what, through);
 }
 
-void Vfs::invalidate_names(const std::string& asset_id, Stale what) {
+void Vfs::invalidate_names(const std::string& asset_id, Stale what, const std::string& through) {
   auto a = lib_.catalog().get_asset(asset_id);
   if (!a) return;  // deleted: remote_changed() or the kernel's own unlink covers its names
   auto names_in = [&](const Place& place, const std::string& raw) {
     std::string dir = place_path(place);
-    for (const std::string& shown : tree_.shown_names(place, raw))
-      invalidate(dir + "/" + shown, what);
+    for (const std::string& shown : tree_.shown_names(place, raw)) {
+      std::string path = dir + "/" + shown;
+      invalidate(path, path == through && what == Stale::Content ? Stale::Attributes : what);
+    }
   };
   names_in(Place{a->work_id, a->folder}, a->filename);
   for (const Edge& e : lib_.catalog().links_of(asset_id))

@@ -42,6 +42,9 @@ struct Vfs::Handle {
   std::string sha256;                       // the snapshot's blob
   struct stat snapshot_attr {};             // the snapshot's attributes at open
   bool writable = false;
+  // The name it was opened through: a hard-linked file's writes leave that
+  // name's pages alone (the kernel wrote them).
+  std::string path;
 };
 
 std::shared_ptr<Vfs::Handle> Vfs::handle(uint64_t h) {
@@ -71,9 +74,10 @@ bool Vfs::blob_in_use(const std::string& sha256) {
   return false;
 }
 
-uint64_t Vfs::add_handle(std::shared_ptr<OpenFile> of, int flags) {
+uint64_t Vfs::add_handle(std::shared_ptr<OpenFile> of, int flags, std::string_view path) {
   auto h = std::make_shared<Handle>();
   h->writable = is_writable(flags);
+  h->path = path;
   {
     std::lock_guard flock(of->mu);
     of->handles++;
@@ -189,7 +193,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
       of = open_file_for(r.node);
     }
   }
-  uint64_t id = add_handle(of, flags);
+  uint64_t id = add_handle(of, flags, path);
   bool direct = false;
   if (writable) {
     std::lock_guard lock(files_mu_);
@@ -235,7 +239,7 @@ Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
     files_[of->asset_id] = of;
     pending_[pending_key(of->place, raw)] = of->asset_id;
   }
-  return {add_handle(of, flags | O_RDWR), false};
+  return {add_handle(of, flags | O_RDWR, path), false};
 }
 
 // ---- staging ---------------------------------------------------------------
@@ -324,18 +328,18 @@ size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset) 
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
   size_t n = stage_write(*hd->of, data, offset);
-  tell_other_names(*hd->of);
+  tell_other_names(*hd->of, hd->path);
   return n;
 }
 
-void Vfs::tell_other_names(OpenFile& of) {
+void Vfs::tell_other_names(OpenFile& of, const std::string& through) {
   std::string id;
   {
     std::lock_guard lock(of.mu);
     if (!of.linked || of.unlinked) return;
     id = of.asset_id;
   }
-  content_changed(id);
+  content_changed(id, Stale::Content, through);
 }
 
 size_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t offset) {
@@ -383,7 +387,7 @@ void Vfs::ftruncate(uint64_t h, uint64_t size) {
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
   stage_truncate(*hd->of, size);
-  tell_other_names(*hd->of);
+  tell_other_names(*hd->of, hd->path);
 }
 
 void Vfs::stage_truncate(OpenFile& of, uint64_t size) {

@@ -80,6 +80,23 @@ std::string syscall_of(pid_t pid) {
   return nr;
 }
 
+// SIGSTOP to `pid`, and its every thread stopped (kill() returns before a
+// thread busy in a request has stopped, and that one may still answer).
+void stop_process(pid_t pid) {
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  fs::path tasks = fs::path("/proc") / std::to_string(pid) / "task";
+  auto all_stopped = [&] {
+    for (const auto& t : fs::directory_iterator(tasks)) {
+      std::ifstream stat(t.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      if (line.find(") T") == std::string::npos) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(test::eventually(all_stopped)) << "the daemon did not stop";
+}
+
 // A daemon that hangs (here: SIGSTOP) leaves programs stuck in the mount and
 // the mount busy. `recallfs unmount` says so and names --force; --force
 // fails the stuck requests, detaches the mount, ends the daemon, and a
@@ -89,7 +106,8 @@ TEST(MountRobustness, AHungDaemonIsUnmountedByForceAndLosesNoClosedFile) {
   MountedLibrary m;
   test::write_file(m / "inbox/kept.txt", "closed before the hang");
   pid_t daemon = m.daemon_pid();
-  ASSERT_EQ(::kill(daemon, SIGSTOP), 0);
+  stop_process(daemon);
+  if (HasFatalFailure()) return;
   std::string path = (m / "inbox/asked-while-hung").string();
   const char* argv[] = {"/usr/bin/stat", path.c_str(), nullptr};
   pid_t stuck;
@@ -140,7 +158,8 @@ TEST(MountRobustness, UnmountWithAStoppedDaemonReturnsAndTheDaemonEndsWhenContin
   MountedLibrary m;
   test::write_file(m / "inbox/kept.txt", "kept");
   pid_t daemon = m.daemon_pid();
-  ASSERT_EQ(::kill(daemon, SIGSTOP), 0);
+  stop_process(daemon);
+  if (HasFatalFailure()) return;
   auto r = test::run({"timeout", "30", test::recallfs_binary(), "unmount", m.mnt().string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("is stopped"), std::string::npos) << r.err;
