@@ -131,24 +131,29 @@ TEST(MountCrash, EveryCloseThatReturnedSurvivesAKill) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
-// Edits of every kind an app makes to files that exist (rewrite, append,
-// patch in the middle, truncate alone, empty with O_TRUNC, save by rename
-// over), one after another, with the daemon killed at a random moment: a
-// file has the version its last finished edit gave it, or the version of
-// the edit under way when the daemon died; never a mix, never an older one.
-// Three rounds, each killed after a different number of edits.
+// A folder as the model sees it: name -> bytes.
+using Folder = std::map<std::string, std::string>;
+
+// What the editor has done: the folder after its last finished operation,
+// and after the one under way.
 class EditLog {
  public:
-  explicit EditLog(std::map<std::string, std::string> initial) : closed_(std::move(initial)) {}
-  void begin(const std::string& file, const std::string& next) {
+  explicit EditLog(Folder initial) : closed_(std::move(initial)) {}
+  void begin(Folder next) {
     std::lock_guard lock(mu_);
-    under_way_ = {file, next};
+    under_way_ = std::move(next);
   }
   void done() {
     std::lock_guard lock(mu_);
-    closed_[under_way_->first] = under_way_->second;
+    closed_ = std::move(*under_way_);
     under_way_.reset();
     ++count_;
+  }
+  // After a remount: the folder as found (one of the two).
+  void settle(Folder now) {
+    std::lock_guard lock(mu_);
+    closed_ = std::move(now);
+    under_way_.reset();
   }
   size_t count() {
     std::lock_guard lock(mu_);
@@ -162,30 +167,41 @@ class EditLog {
     std::lock_guard lock(mu_);
     return std::exchange(failure_, "");
   }
-  // What a file may hold after a crash.
-  std::vector<std::string> allowed(const std::string& file) {
-    std::lock_guard lock(mu_);
-    std::vector<std::string> out{closed_.at(file)};
-    if (under_way_ && under_way_->first == file) out.push_back(under_way_->second);
-    return out;
-  }
-  std::map<std::string, std::string> closed() {
+  Folder closed() {
     std::lock_guard lock(mu_);
     return closed_;
+  }
+  std::optional<Folder> under_way() {
+    std::lock_guard lock(mu_);
+    return under_way_;
   }
 
  private:
   std::mutex mu_;
-  std::map<std::string, std::string> closed_;
-  std::optional<std::pair<std::string, std::string>> under_way_;
+  Folder closed_;
+  std::optional<Folder> under_way_;
   size_t count_ = 0;
   std::string failure_;
 };
 
-// One random edit of `file` (whose content is `now`) through the mount;
-// false when a system call failed (the daemon is gone).
-bool edit_once(const fs::path& dir, const std::string& file, const std::string& now,
-               std::mt19937_64& rng, EditLog& log) {
+// One random operation on the folder `dir` (which holds `now`) through the
+// mount: an edit of a file's bytes (rewrite, append, patch in the middle,
+// truncate alone, `: > file`, save by rename over as editors do), or a
+// change of names (a new file, rm, mv to a new name, mv over another file).
+// False when a system call failed (the daemon is gone).
+bool operate_once(const fs::path& dir, const Folder& now, std::mt19937_64& rng, EditLog& log) {
+  auto pick = [&] {
+    auto it = now.begin();
+    std::advance(it, static_cast<long>(rng() % now.size()));
+    return it->first;
+  };
+  auto new_name = [&] {
+    for (;;) {
+      std::string name = "n" + std::to_string(rng() % 100000) + ".bin";
+      if (!now.count(name)) return name;
+    }
+  };
+  std::string file = now.empty() ? new_name() : pick();
   std::string path = (dir / file).string();
   // The first call that failed, with its error, for the test's message.
   auto failed = [&](const std::string& call) {
@@ -202,20 +218,23 @@ bool edit_once(const fs::path& dir, const std::string& file, const std::string& 
     return true;
   };
   auto opened = [&](int result) { return result >= 0 || failed("open"); };
-  std::string next = now;
+  Folder next = now;
   int fd = -1;
   bool ok = true;
-  switch (rng() % 6) {
+  unsigned op = rng() % 10;
+  if (now.size() < 3) op = 6;  // a new file
+  if (now.size() > 10 && op == 6) op = 7;
+  switch (op) {
     case 0:  // rewrite
-      next = test::random_bytes(rng, rng() % (300 << 10));
-      log.begin(file, next);
+      next[file] = test::random_bytes(rng, rng() % (300 << 10));
+      log.begin(next);
       fd = ::open(path.c_str(), O_WRONLY | O_TRUNC);
-      ok = opened(fd) && write_all(fd, next, 0);
+      ok = opened(fd) && write_all(fd, next[file], 0);
       break;
     case 1: {  // append
       std::string more = test::random_bytes(rng, 1 + rng() % (40 << 10));
-      next += more;
-      log.begin(file, next);
+      next[file] += more;
+      log.begin(next);
       fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
       ok = opened(fd) &&
            (::write(fd, more.data(), more.size()) == static_cast<ssize_t>(more.size()) ||
@@ -223,38 +242,63 @@ bool edit_once(const fs::path& dir, const std::string& file, const std::string& 
       break;
     }
     case 2: {  // patch in the middle
-      size_t at = now.empty() ? 0 : rng() % now.size();
+      std::string& bytes = next[file];
+      size_t at = bytes.empty() ? 0 : rng() % bytes.size();
       std::string patch = test::random_bytes(rng, 1 + rng() % 5000);
-      if (next.size() < at + patch.size()) next.resize(at + patch.size());
-      next.replace(at, patch.size(), patch);
-      log.begin(file, next);
+      if (bytes.size() < at + patch.size()) bytes.resize(at + patch.size());
+      bytes.replace(at, patch.size(), patch);
+      log.begin(next);
       fd = ::open(path.c_str(), O_WRONLY);
       ok = opened(fd) && write_all(fd, patch, static_cast<off_t>(at));
       break;
     }
     case 3: {  // truncate alone, shorter or longer
-      size_t size = rng() % (now.size() + 1000);
-      next.resize(size, '\0');
-      log.begin(file, next);
+      size_t size = rng() % (next[file].size() + 1000);
+      next[file].resize(size, '\0');
+      log.begin(next);
       fd = ::open(path.c_str(), O_WRONLY);
       ok = opened(fd) && (::ftruncate(fd, static_cast<off_t>(size)) == 0 || failed("ftruncate"));
       break;
     }
     case 4:  // `: > file`
-      next.clear();
-      log.begin(file, next);
+      next[file].clear();
+      log.begin(next);
       fd = ::open(path.c_str(), O_WRONLY | O_TRUNC);
       ok = opened(fd);
       break;
     case 5: {  // save by rename over (editors)
-      next = test::random_bytes(rng, rng() % (100 << 10));
-      log.begin(file, next);
+      next[file] = test::random_bytes(rng, rng() % (100 << 10));
+      log.begin(next);
       std::string tmp = (dir / ("." + file + ".tmp")).string();
       fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ok = opened(fd) && write_all(fd, next, 0);
+      ok = opened(fd) && write_all(fd, next[file], 0);
       if (fd >= 0 && ::close(fd) != 0) ok = failed("close");
       fd = -1;
       ok = ok && (::rename(tmp.c_str(), path.c_str()) == 0 || failed("rename"));
+      break;
+    }
+    case 6: {  // a new file
+      file = new_name();
+      path = (dir / file).string();
+      next[file] = test::random_bytes(rng, rng() % (200 << 10));
+      log.begin(next);
+      fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+      ok = opened(fd) && write_all(fd, next[file], 0);
+      break;
+    }
+    case 7:  // rm
+      next.erase(file);
+      log.begin(next);
+      ok = ::unlink(path.c_str()) == 0 || failed("unlink");
+      break;
+    case 8:
+    case 9: {  // mv to a new name, or over another file
+      std::string to = op == 8 || now.size() < 2 ? new_name() : pick();
+      if (to == file) to = new_name();
+      next[to] = next[file];
+      next.erase(file);
+      log.begin(next);
+      ok = ::rename(path.c_str(), (dir / to).c_str()) == 0 || failed("rename");
       break;
     }
   }
@@ -263,32 +307,58 @@ bool edit_once(const fs::path& dir, const std::string& file, const std::string& 
   return ok;
 }
 
-TEST(MountCrash, KillingTheDaemonDuringEditsKeepsEveryFinishedVersion) {
+// The folder as the mount shows it (editors' dot files aside: a save cut
+// short leaves its temp file, as on a local disk).
+Folder folder_in(const fs::path& dir) {
+  Folder out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::string name = e.path().filename().string();
+    if (!name.starts_with(".")) out[name] = test::read_file(e.path());
+  }
+  return out;
+}
+
+std::string differences(const Folder& has, const Folder& want) {
+  std::string out;
+  for (const auto& [name, bytes] : want) {
+    auto it = has.find(name);
+    if (it == has.end())
+      out += " " + name + " missing;";
+    else if (it->second != bytes)
+      out += " " + name + " has " + std::to_string(it->second.size()) + " bytes, not " +
+             std::to_string(bytes.size()) + ";";
+  }
+  for (const auto& [name, bytes] : has)
+    if (!want.count(name)) out += " " + name + " should not be there;";
+  return out;
+}
+
+// Operations of every kind an app makes in a folder, one after another,
+// with the daemon killed at a random moment: after a remount the folder is
+// as the last finished operation left it, or as the one under way would
+// have: every file whole, no name half-moved, nothing older. Three rounds,
+// each killed after a different number of operations.
+TEST(MountCrash, KillingTheDaemonDuringEditsLeavesEachFolderAsBeforeOrAfterAnOperation) {
   RECALL_REQUIRE_FUSE();
   MountedLibrary m;
   const char* seed = std::getenv("RECALL_CRASH_SEED");  // (to try others)
   std::mt19937_64 rng(seed ? std::stoull(seed) : 17);
-  std::map<std::string, std::string> initial;
-  ASSERT_EQ(::mkdir((m / "works/edits").c_str(), 0755), 0);
+  fs::path dir = m / "works/edits";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  Folder initial;
   for (int i = 0; i < 6; ++i) {
     std::string name = "f" + std::to_string(i) + ".bin";
     initial[name] = test::random_bytes(rng, rng() % (200 << 10));
-    test::write_file(m / ("works/edits/" + name), initial[name]);
+    test::write_file(dir / name, initial[name]);
   }
   EditLog log(initial);
   for (int round = 0; round < 3; ++round) {
     size_t kill_after = log.count() + 20 + rng() % 150;
     std::atomic<bool> stop = false;
-    std::mt19937_64 edit_rng(rng());
+    std::mt19937_64 editor_rng(rng());
     std::thread editor([&] {
-      std::map<std::string, std::string> now = log.closed();
-      std::vector<std::string> names;
-      for (const auto& [name, bytes] : now) names.push_back(name);
-      while (!stop) {
-        const std::string& f = names[edit_rng() % names.size()];
-        if (!edit_once(m / "works/edits", f, now[f], edit_rng, log)) return;
-        now = log.closed();
-      }
+      while (!stop)
+        if (!operate_once(dir, log.closed(), editor_rng, log)) return;
     });
     bool got_going =
         test::eventually([&] { return log.count() >= kill_after; }, std::chrono::seconds(60));
@@ -297,27 +367,18 @@ TEST(MountCrash, KillingTheDaemonDuringEditsKeepsEveryFinishedVersion) {
     editor.join();
     std::string failure = log.failure();
     ASSERT_TRUE(got_going) << "round " << round << ": only " << log.count()
-                           << " edits; the editor stopped at: " << failure
+                           << " operations; the editor stopped at: " << failure
                            << "\nthe daemon's log:\n"
                            << test::read_file(m.data() / "recallfs.log");
     m.mount();
-    for (const auto& [name, bytes] : initial) {
-      std::string has = test::read_file(m / ("works/edits/" + name));
-      std::vector<std::string> allowed = log.allowed(name);
-      bool finished = has == allowed[0];
-      bool under_way = allowed.size() > 1 && has == allowed[1];
-      EXPECT_TRUE(finished || under_way)
-          << "round " << round << ": " << name << " has " << has.size() << " bytes, its last "
-          << "finished edit left " << allowed[0].size()
-          << (allowed.size() > 1 ? " and the one under way " + std::to_string(allowed[1].size())
-                                 : std::string());
-      // What the file has now is what the next round starts from.
-      if (under_way) {
-        log.begin(name, has);
-        log.done();
-      }
-    }
-    if (HasFailure()) return;
+    Folder has = folder_in(dir);
+    Folder finished = log.closed();
+    std::optional<Folder> under_way = log.under_way();
+    ASSERT_TRUE(has == finished || (under_way && has == *under_way))
+        << "round " << round << ", after " << log.count() << " operations; against the last "
+        << "finished:" << differences(has, finished)
+        << (under_way ? "; against the one under way:" + differences(has, *under_way) : "");
+    log.settle(has);  // what the next round starts from
   }
   auto verify = m.recallfs({"verify"});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
