@@ -331,6 +331,7 @@ PutResult BlobStore::adopt(const fs::path& file, const std::optional<std::string
 PutResult BlobStore::link_in(const fs::path& tmp, const std::string& sha256, uint64_t size) {
   fs::path dest = object_path(sha256);
   make_dir_durable(dest.parent_path());
+  std::lock_guard names(names_mu_);
   PutResult r;
   r.sha256 = sha256;
   r.size = size;
@@ -402,6 +403,7 @@ UniqueFd BlobStore::open_object(const std::string& sha256) const {
 void BlobStore::remove(const std::string& sha256) {
   require_sha(sha256);
   fs::path p = object_path(sha256);
+  std::lock_guard names(names_mu_);
   // The row first: a crash in between leaves an object not in the index (a
   // reopen indexes it again), never a row whose object is gone (damage).
   bool had_row = index_->erase(sha256);
@@ -414,7 +416,11 @@ void BlobStore::remove(const std::string& sha256) {
 void BlobStore::remove_unneeded(const std::function<bool(const std::string&)>& unneeded) {
   std::vector<std::string> gone;
   list([&](const BlobInfo& b) {
-    if (unneeded(b.sha256)) gone.push_back(b.sha256);
+    try {
+      if (unneeded(b.sha256)) gone.push_back(b.sha256);
+    } catch (const std::exception& e) {  // kept: the owner could not say
+      std::fprintf(stderr, "recallfs: kept object %s: %s\n", b.sha256.c_str(), e.what());
+    }
     return true;
   });
   for (const std::string& sha : gone) {

@@ -163,6 +163,10 @@ class BlobStore {
   UniqueFd objects_fd_;  // objects/, for lookups relative to it
   std::unique_ptr<BlobIndex> index_;
   std::mutex touch_mu_;  // guards touched_
+  // A removal and a put of the same object never interleave in this process
+  // (a put finding the object, then its row erased, would leave a row whose
+  // object is gone).
+  std::mutex names_mu_;
   std::unordered_map<std::string, int64_t> touched_;
 };
 

@@ -231,7 +231,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     if (to_set & FUSE_SET_ATTR_SIZE) {
       if (attr->st_size < 0) throw Error(EINVAL, "negative size");
       auto size = static_cast<uint64_t>(attr->st_size);
-      by_handle ? v.ftruncate(fh, size) : v.truncate(path, size);
+      by_handle ? v.ftruncate(fh, size, m.nodes.path(ino).value_or("")) : v.truncate(path, size);
     }
     if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_ATIME |
                   FUSE_SET_ATTR_ATIME_NOW)) {
@@ -483,12 +483,13 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_fil
   });
 }
 
-void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
               struct fuse_file_info* fi) {
   guarded(req, "write", [&] {
     if (off < 0) throw Error(EINVAL, "negative offset");
-    size_t n = mount_of(req).vfs->write(fi->fh, std::as_bytes(std::span(buf, size)),
-                                        static_cast<uint64_t>(off));
+    Mount& m = mount_of(req);
+    size_t n = m.vfs->write(fi->fh, std::as_bytes(std::span(buf, size)), static_cast<uint64_t>(off),
+                            m.nodes.path(ino).value_or(""));
     fuse_reply_write(req, n);
   });
 }

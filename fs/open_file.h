@@ -7,6 +7,8 @@
 // come, and the commit does not read the file again.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -17,6 +19,7 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/file_io.h"
 #include "base/sha256.h"
 #include "cas/blob_store.h"
 #include "catalog/catalog.h"
@@ -64,6 +67,18 @@ struct OpenFile {
   uint64_t stored = 0;    // commits stored so far (phase 1)
   // Blobs stored for notes: collected at the last close unless recorded.
   std::vector<std::string> noted_blobs;
+  // The note's truncation is recorded, superseded, or must not happen any
+  // more (a failed write, the file removed or replaced): gone durably.
+  void drop_truncation_note() noexcept {
+    if (truncation_note.empty()) return;
+    ::unlink(truncation_note.c_str());
+    try {
+      fsync_dir(truncation_note.parent_path());
+    } catch (const Error&) {
+      // (a crash now could bring it back; the next mount checks its base)
+    }
+    truncation_note.clear();
+  }
 
   // Hash of staging bytes [0, hashed) while writes arrive in order.
   Sha256 hash;

@@ -1,5 +1,7 @@
 #include "fs/truncation_note.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <sstream>
 #include <system_error>
@@ -19,7 +21,9 @@ bool is_sha256(const std::string& s) {
 
 fs::path write_truncation_note(const fs::path& dir, const TruncationNote& note) {
   static std::atomic<uint64_t> counter{0};
-  fs::path path = dir / (std::string(kPrefix) + note.asset_id + "-" + std::to_string(++counter));
+  // (pid: a note kept from an earlier mount is never overwritten)
+  fs::path path = dir / (std::string(kPrefix) + note.asset_id + "-" + std::to_string(::getpid()) +
+                         "-" + std::to_string(++counter));
   std::ostringstream text;
   text << note.asset_id << ' ' << note.base_sha256 << ' ' << note.sha256 << ' ' << note.mtime_ns
        << '\n';
@@ -53,8 +57,10 @@ std::vector<TruncationNote> read_truncation_notes(const fs::path& dir) {
     }
     TruncationNote n;
     if (in >> n.asset_id >> n.base_sha256 >> n.sha256 >> n.mtime_ns && !n.asset_id.empty() &&
-        is_sha256(n.base_sha256) && is_sha256(n.sha256))
+        is_sha256(n.base_sha256) && is_sha256(n.sha256)) {
+      n.file = e.path();
       notes.push_back(std::move(n));
+    }
   }
   return notes;
 }

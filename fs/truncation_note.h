@@ -24,6 +24,7 @@ struct TruncationNote {
   std::string base_sha256;  // the content it was truncated from
   std::string sha256;       // the truncated content, in the store
   int64_t mtime_ns = 0;
+  std::filesystem::path file;  // where it was read from (read_truncation_notes)
 };
 
 // Writes the note durably to a new file in `dir`; returns its path.

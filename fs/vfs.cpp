@@ -32,30 +32,32 @@ Vfs::Vfs(Library& lib, const Options& options)
   staging_dir_ = lib.dir() / "staging";
   // Whatever is here belongs to files whose close() never returned (a
   // crash), except the notes of truncations whose close did.
-  apply_truncation_notes();
-  std::error_code ec;
-  fs::remove_all(staging_dir_, ec);
   make_dir_durable(staging_dir_, 0700);
+  apply_truncation_notes();
+  remove_all_but_truncation_notes(staging_dir_);
 }
 
 void Vfs::apply_truncation_notes() {
   for (const TruncationNote& n : read_truncation_notes(staging_dir_)) {
     try {
       std::optional<Asset> a = lib_.catalog().get_asset(n.asset_id);
+      std::optional<BlobInfo> b = lib_.blobs().stat(n.sha256);
       // A file changed since (or removed) keeps what it has now.
-      if (!a || a->sha256 != n.base_sha256 || !lib_.blobs().has(n.sha256)) {
+      if (!a || a->sha256 != n.base_sha256 || !b || !lib_.blobs().has(n.sha256)) {
         collect_blob(n.sha256);
-        continue;
+      } else {
+        PutResult put{n.sha256, b->size, true, b->content};
+        lib_.catalog().set_asset_content(n.asset_id, blob_for(put, a->filename), n.mtime_ns);
+        collect_blob(n.base_sha256);
       }
-      UniqueFd fd = lib_.blobs().open_object(n.sha256);
-      PutResult put = lib_.blobs().put(fd.get());  // (already there: its description)
-      lib_.catalog().set_asset_content(n.asset_id, blob_for(put, a->filename), n.mtime_ns);
-      collect_blob(n.base_sha256);
+      ::unlink(n.file.c_str());
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "recallfs: a truncation closed before a crash was not applied: %s\n",
+      // Kept for the next mount: its close returned, it must not be lost.
+      std::fprintf(stderr, "recallfs: a truncation closed before a crash is not applied yet: %s\n",
                    e.what());
     }
   }
+  fsync_dir(staging_dir_);
 }
 
 Vfs::~Vfs() {
@@ -331,6 +333,7 @@ void Vfs::unlink(std::string_view path) {
     std::lock_guard lock(files_mu_);
     std::lock_guard flock(r.pending->mu);
     r.pending->unlinked = true;
+    r.pending->drop_truncation_note();
     pending_.erase(pending_key(r.pending->place, r.pending->name));
     return;
   }
@@ -343,6 +346,7 @@ void Vfs::unlink(std::string_view path) {
     if (std::shared_ptr<OpenFile> of = find_open(a.id)) {
       std::lock_guard flock(of->mu);
       of->unlinked = true;
+      of->drop_truncation_note();
     }
     collect_blob(a.sha256);
   }
@@ -354,6 +358,7 @@ void Vfs::hand_over_open_state(const std::string& from, const std::string& to, c
   if (auto t = files_.find(to); t != files_.end()) {
     std::lock_guard flock(t->second->mu);
     t->second->unlinked = true;  // replaced: like an unlinked file, never committed
+    t->second->drop_truncation_note();
     files_.erase(t);
     ++files_erased_;
   }
@@ -376,8 +381,10 @@ void Vfs::collect_blob(const std::string& sha256) {
   std::unique_lock storing(store_mu_, std::try_to_lock);
   if (!storing) {  // a put under way may have found these very bytes
     collect_later_.push_back(sha256);
+    collect_waiting_ = true;
     return;
   }
+  collect_waiting_ = false;
   std::vector<std::string> shas = std::exchange(collect_later_, {});
   shas.push_back(sha256);
   std::vector<std::shared_ptr<OpenFile>> files;
@@ -392,6 +399,20 @@ void Vfs::collect_blob(const std::string& sha256) {
       in_use = in_use || of->sha256 == sha || std::ranges::count(of->noted_blobs, sha) > 0;
     }
     if (!in_use) remove_blob(sha);
+  }
+}
+
+void Vfs::collect_deferred() {
+  if (!collect_waiting_) return;
+  std::lock_guard ns(ns_mu_);
+  try {
+    if (!collect_later_.empty()) {
+      std::string sha = collect_later_.back();
+      collect_later_.pop_back();
+      collect_blob(sha);  // (and every other one waiting)
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: could not free bytes no file needs: %s\n", e.what());
   }
 }
 

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <functional>
@@ -124,9 +125,12 @@ class Vfs {
   };
   SpliceSource splice_source(uint64_t handle, size_t size, uint64_t offset);
   struct stat fgetattr(uint64_t handle);
-  size_t write(uint64_t handle, std::span<const std::byte> data, uint64_t offset);
+  // `through`: the name the kernel sent it through, if known (a hard-linked
+  // file's other names are told; that one's pages are right).
+  size_t write(uint64_t handle, std::span<const std::byte> data, uint64_t offset,
+               const std::string& through = "");
   void truncate(std::string_view path, uint64_t size);
-  void ftruncate(uint64_t handle, uint64_t size);
+  void ftruncate(uint64_t handle, uint64_t size, const std::string& through = "");
   void fchmod(uint64_t handle, mode_t mode);
   void futimens(uint64_t handle, std::optional<int64_t> mtime_ns);
   // close(): commits written bytes durably; its error is what close() returns.
@@ -219,7 +223,7 @@ class Vfs {
   // After a write or truncation: the file's other names drop what the kernel
   // caches for them (it updated the name it was asked through).
   void tell_other_names(OpenFile& of, const std::string& through);
-  uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags, std::string_view path);
+  uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
   void commit(OpenFile& of, bool last_writer);
   void record(OpenFile& of);
   // A close of a file only truncated: the truncation made durable as a note
@@ -288,9 +292,12 @@ class Vfs {
   // collect_blob checking meanwhile, which holds it exclusively. Taken
   // before a file's lock.
   std::shared_mutex store_mu_;
-  // Blobs collect_blob found in use by a put under way: tried again at the
-  // next collection (guarded by ns_mu_, as collect_blob).
+  // Blobs collect_blob found in use by a put under way: tried again when a
+  // put ends (collect_deferred) or at the next collection (guarded by
+  // ns_mu_, as collect_blob).
   std::vector<std::string> collect_later_;
+  std::atomic<bool> collect_waiting_{false};  // collect_later_ is not empty
+  void collect_deferred();
 
   std::mutex files_mu_;  // guards the maps below
   // Open files by asset id (committed assets and pending new files alike).

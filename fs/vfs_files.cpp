@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "base/error.h"
 #include "base/file_io.h"
@@ -42,9 +43,6 @@ struct Vfs::Handle {
   std::string sha256;                       // the snapshot's blob
   struct stat snapshot_attr {};             // the snapshot's attributes at open
   bool writable = false;
-  // The name it was opened through: a hard-linked file's writes leave that
-  // name's pages alone (the kernel wrote them).
-  std::string path;
 };
 
 std::shared_ptr<Vfs::Handle> Vfs::handle(uint64_t h) {
@@ -74,10 +72,9 @@ bool Vfs::blob_in_use(const std::string& sha256) {
   return false;
 }
 
-uint64_t Vfs::add_handle(std::shared_ptr<OpenFile> of, int flags, std::string_view path) {
+uint64_t Vfs::add_handle(std::shared_ptr<OpenFile> of, int flags) {
   auto h = std::make_shared<Handle>();
   h->writable = is_writable(flags);
-  h->path = path;
   {
     std::lock_guard flock(of->mu);
     of->handles++;
@@ -193,7 +190,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
       of = open_file_for(r.node);
     }
   }
-  uint64_t id = add_handle(of, flags, path);
+  uint64_t id = add_handle(of, flags);
   bool direct = false;
   if (writable) {
     std::lock_guard lock(files_mu_);
@@ -239,7 +236,7 @@ Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
     files_[of->asset_id] = of;
     pending_[pending_key(of->place, raw)] = of->asset_id;
   }
-  return {add_handle(of, flags | O_RDWR, path), false};
+  return {add_handle(of, flags | O_RDWR), false};
 }
 
 // ---- staging ---------------------------------------------------------------
@@ -295,13 +292,6 @@ static void discard_staging(OpenFile& of, BlobStore& blobs) {
   }
 }
 
-// The note's truncation is recorded, superseded or must not happen any more.
-static void drop_truncation_note(OpenFile& of) {
-  if (of.truncation_note.empty()) return;
-  ::unlink(of.truncation_note.c_str());
-  of.truncation_note.clear();
-}
-
 // ---- read and write --------------------------------------------------------
 
 size_t Vfs::read(uint64_t h, std::span<std::byte> buf, uint64_t offset) {
@@ -324,11 +314,12 @@ Vfs::SpliceSource Vfs::splice_source(uint64_t h, size_t size, uint64_t offset) {
   return {hd->blob_fd.get(), size};
 }
 
-size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset) {
+size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset,
+                  const std::string& through) {
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
   size_t n = stage_write(*hd->of, data, offset);
-  tell_other_names(*hd->of, hd->path);
+  tell_other_names(*hd->of, through);
   return n;
 }
 
@@ -361,7 +352,7 @@ size_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t 
     // The staged bytes are now incomplete: they must never replace the file,
     // nor must a truncation noted before them.
     of.failed = e;
-    drop_truncation_note(of);
+    of.drop_truncation_note();
     throw;
   }
   uint64_t end = offset + data.size();
@@ -383,11 +374,11 @@ size_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t 
   return data.size();
 }
 
-void Vfs::ftruncate(uint64_t h, uint64_t size) {
+void Vfs::ftruncate(uint64_t h, uint64_t size, const std::string& through) {
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
   stage_truncate(*hd->of, size);
-  tell_other_names(*hd->of, hd->path);
+  tell_other_names(*hd->of, through);
 }
 
 void Vfs::stage_truncate(OpenFile& of, uint64_t size) {
@@ -397,7 +388,7 @@ void Vfs::stage_truncate(OpenFile& of, uint64_t size) {
   ensure_staging(of, size > 0);
   if (::ftruncate(of.fd->get(), static_cast<off_t>(size)) != 0) {
     of.failed = Error(errno, std::string("truncate: ") + std::strerror(errno));
-    drop_truncation_note(of);
+    of.drop_truncation_note();
     throw *of.failed;
   }
   if (size == 0) {
@@ -417,7 +408,14 @@ void Vfs::truncate(std::string_view path, uint64_t size) {
   OpenResult r = open(path, O_WRONLY);
   try {
     ftruncate(r.handle, size);
-    flush(r.handle);
+    // Committed now (no truncation note: this is its only close).
+    std::shared_ptr<Handle> hd = handle(r.handle);
+    int writers;
+    {
+      std::lock_guard lock(hd->of->mu);
+      writers = hd->of->writers;
+    }
+    commit(*hd->of, writers <= 1);
   } catch (...) {
     release(r.handle);
     throw;
@@ -519,7 +517,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
         // Told to the writer at its close too, when another caller (a rename)
         // met it first.
         of.failed = e;
-        drop_truncation_note(of);
+        of.drop_truncation_note();
         if (of.pending && !of.unrecorded) {
           of.unlinked = true;  // a new file that could not be stored: gone
           dropped = true;
@@ -567,6 +565,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
     throw;
   }
   if (to_record) record(of);
+  collect_deferred();  // what this put held up
 }
 
 // Phase 2, in the namespace's order. Whoever holds ns_mu_ first records what
@@ -609,7 +608,7 @@ void Vfs::record(OpenFile& of) {
   }
   if (!gone) {
     std::lock_guard lock(of.mu);
-    if (u->generation > of.noted_at) drop_truncation_note(of);  // it holds the truncation
+    if (u->generation > of.noted_at) of.drop_truncation_note();  // it holds the truncation
   }
   // A file closed while its commit waited stays in files_ until now (see
   // release), so that an open meanwhile shares it rather than read the row
@@ -620,6 +619,15 @@ void Vfs::record(OpenFile& of) {
     if (left) collect_blob(u->put.sha256);  // else its last close does
   }
   for (const std::string& sha : u->superseded) collect_blob(sha);
+  if (left) {  // its last close left the rest to this record
+    std::vector<std::string> noted;
+    {
+      std::lock_guard lock(of.mu);
+      of.drop_truncation_note();
+      noted = std::exchange(of.noted_blobs, {});
+    }
+    for (const std::string& sha : noted) collect_blob(sha);
+  }
 }
 
 void Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string& asset_id,
@@ -648,11 +656,8 @@ void Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string&
     if (e.code() != ENOENT) throw;  // deleted meanwhile: nothing to record
   }
   if (u.old_sha != u.put.sha256) {
-    bool linked;
-    {
-      std::lock_guard lock(of.mu);
-      linked = of.linked;
-    }
+    // (from the rows: a pull may have linked it while open)
+    bool linked = !lib_.catalog().links_of(asset_id).empty();
     // The kernel wrote these bytes through the file's name: its pages are
     // right, only other names' are not.
     content_changed(asset_id, linked ? Stale::Content : Stale::Attributes);
@@ -706,31 +711,42 @@ void Vfs::flush(uint64_t h) {
 
 void Vfs::note_truncation(OpenFile& of) {
   record(of);  // a commit another thread stored comes first: the note's base
-  std::shared_lock storing(store_mu_);  // until noted_blobs names what is stored
-  std::lock_guard lock(of.mu);
-  if (!of.dirty || of.written || of.pending || of.failed || of.unlinked || of.staging.empty())
-    return;  // committed, written to or failed meanwhile
-  try {
-    // Known and stored already (an emptied file, often): no copy to make.
-    std::string sha;
-    if (of.hash_ok && of.hashed == of.size) sha = to_hex(of.hash.peek());
-    if (sha.empty() || !lib_.blobs().has(sha)) {
-      fsync_fd(of.fd->get(), of.staging);
-      sha = lib_.blobs().put_file(of.staging).sha256;
+  bool noted = false;
+  {
+    std::shared_lock storing(store_mu_);  // until noted_blobs names what is stored
+    std::lock_guard lock(of.mu);
+    if (of.dirty && !of.written && !of.pending && !of.failed && !of.unlinked && !of.unrecorded &&
+        !of.staging.empty()) {
+      try {
+        // Known and stored already (an emptied file, often): no copy to make.
+        std::string sha;
+        if (of.hash_ok && of.hashed == of.size) sha = to_hex(of.hash.peek());
+        if (sha.empty() || !lib_.blobs().has(sha)) {
+          fsync_fd(of.fd->get(), of.staging);
+          sha = lib_.blobs().put_file(of.staging).sha256;
+        }
+        of.noted_blobs.push_back(sha);
+        fs::path note =
+            write_truncation_note(staging_dir_, {of.asset_id, of.sha256, sha, of.mtime_ns, {}});
+        of.drop_truncation_note();  // an earlier one (after: never a moment without)
+        of.truncation_note = std::move(note);
+        of.noted_at = of.stored;
+      } catch (const Error& e) {
+        // Not durable (a full disk): as a failed write, the truncation must
+        // not happen later either. The file keeps its content; writes
+        // through the other descriptors fail until the error is reported
+        // again.
+        of.failed = e;
+        of.drop_truncation_note();
+        throw;
+      }
+      noted = true;
     }
-    of.noted_blobs.push_back(sha);
-    fs::path note = write_truncation_note(staging_dir_, {of.asset_id, of.sha256, sha, of.mtime_ns});
-    drop_truncation_note(of);  // an earlier one (after: never a moment without)
-    of.truncation_note = std::move(note);
-    of.noted_at = of.stored;
-  } catch (const Error& e) {
-    // Not durable (a full disk): as a failed write, the truncation must not
-    // happen later either. The file keeps its content; writes through the
-    // other descriptors fail until the error is reported again.
-    of.failed = e;
-    drop_truncation_note(of);
-    throw;
   }
+  // Written to, committed or failed meanwhile (another handle): what a
+  // close does then.
+  if (!noted) return commit(of, false);
+  collect_deferred();  // what this put held up
 }
 
 void Vfs::fsync(uint64_t h) {
@@ -786,7 +802,7 @@ void Vfs::release(uint64_t h) {
     if (!of.staging.empty()) ::unlink(of.staging.c_str());
     of.staging.clear();
     if (of.unrecorded) return;
-    drop_truncation_note(of);
+    of.drop_truncation_note();
     noted = std::move(of.noted_blobs);
     of.noted_blobs.clear();
     dropped = of.pending && pending_.erase(pending_key(of.place, of.name)) > 0;

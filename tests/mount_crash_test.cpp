@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +23,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/file_io.h"
 #include "tests/mount_fixture.h"
 
 namespace recall {
@@ -129,6 +132,69 @@ TEST(MountCrash, EveryCloseThatReturnedSurvivesAKill) {
   EXPECT_EQ(test::read_file(m / "inbox/rewritten.txt"), "new");
   auto verify = m.recallfs({"verify"});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+// A truncation note belongs to the open file it was written for: when that
+// file is replaced (here an editor's save puts the old bytes back, an
+// "undo" of `: > f`), the note must not empty the file after a crash.
+TEST(MountCrash, ATruncationNoteGoesWithTheFileItWasWrittenFor) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  const std::string before = "the content of f before `: > f`";
+  test::write_file(m / "inbox/f.txt", before);
+  int writer = ::open((m / "inbox/f.txt").c_str(), O_WRONLY);  // stays open
+  ASSERT_GE(writer, 0) << std::strerror(errno);
+  int emptier = ::open((m / "inbox/f.txt").c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(emptier, 0) << std::strerror(errno);
+  ASSERT_EQ(::close(emptier), 0);  // noted: the writer keeps the file open
+  test::write_file(m / "inbox/.f.txt.tmp", before);
+  ASSERT_EQ(::rename((m / "inbox/.f.txt.tmp").c_str(), (m / "inbox/f.txt").c_str()), 0);
+  m.kill_daemon();
+  ::close(writer);
+  m.mount();
+  EXPECT_EQ(test::read_file(m / "inbox/f.txt"), before);
+}
+
+// A note is applied at the next mount even when the disk is full then (it
+// needs no space: its bytes are stored), and a truncation never closed is
+// not applied.
+TEST(MountCrash, ATruncationNoteIsAppliedOnAFullDisk) {
+  RECALL_REQUIRE_FUSE();
+  test::TempDir outer("recallfs-small");
+  fs::path small = outer / "disk";
+  fs::create_directories(small);
+  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=40m") != 0)
+    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root): " << std::strerror(errno);
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{small};
+  MountedLibrary m(small / "data");
+  std::mt19937_64 rng(3);
+  std::string bytes = test::random_bytes(rng, 8 << 20);
+  test::write_file(m / "inbox/f.bin", bytes);
+  int fd = ::open((m / "inbox/f.bin").c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::ftruncate(fd, 7 << 20), 0);
+  int other = ::dup(fd);
+  ASSERT_EQ(::close(fd), 0);            // 7 MiB: noted
+  ASSERT_EQ(::ftruncate(other, 0), 0);  // never closed
+  m.kill_daemon();
+  ::close(other);
+  {  // the disk full but for 2 MiB: less than the file, enough to open the library
+    std::string mib(1 << 20, 'x');
+    UniqueFd filler = open_file(small / "filler", O_WRONLY | O_CREAT, 0644);
+    for (;;) {
+      struct statvfs v {};
+      ASSERT_EQ(::statvfs(small.c_str(), &v), 0);
+      if (v.f_bavail * v.f_frsize < (3u << 20)) break;
+      ASSERT_EQ(::write(filler.get(), mib.data(), mib.size()), ssize_t(mib.size()));
+    }
+  }
+  m.mount();
+  std::string has = test::read_file(m / "inbox/f.bin");
+  EXPECT_EQ(has.size(), 7u << 20);
+  EXPECT_TRUE(has == bytes.substr(0, 7 << 20));
 }
 
 // A folder as the model sees it: name -> bytes.
