@@ -13,7 +13,8 @@
 //   open for writing         edits go to a staging file; flush (close) or
 //                            fsync stores the new bytes as a new blob and the
 //                            asset keeps its id. close() returning 0 means the
-//                            bytes and the rows are durable
+//                            bytes and the rows are durable (a truncation
+//                            alone: a note, fs/truncation_note.h)
 //   rename over a file       the target keeps its asset id and takes the
 //                            source's content (an editor's atomic save)
 //   link                     links the asset into a second place (edges)
@@ -23,7 +24,8 @@
 //                            (EPERM); symlinks and device nodes: EPERM
 //
 // Thread-safe. Namespace changes are serialised by one mutex (ns_mu_); reads,
-// writes and lookups run in parallel. Lock order: ns_mu_, then files_mu_, then
+// writes and lookups run in parallel. Lock order: ns_mu_, then store_mu_
+// (shared by puts, tried exclusively by collect_blob), then files_mu_, then
 // an OpenFile's mu.
 #pragma once
 
