@@ -40,3 +40,9 @@ start_pg() {
   ADMIN="postgresql://postgres@127.0.0.1:$PGPORT_B/recall"
 }
 stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$1/pg" -m fast stop > /dev/null 2>&1 || true; }
+# build_passthrough_fh DIR: libfuse's passthrough_fh example (no lock
+# manager) as DIR/passthrough_fh, the FUSE baseline of the benches.
+build_passthrough_fh() {
+  gcc -O2 -Wall -D_FILE_OFFSET_BITS=64 /usr/share/doc/libfuse3-dev/examples/passthrough_fh.c \
+    $(pkg-config fuse3 --cflags --libs) -o "$1/passthrough_fh"
+}

@@ -32,8 +32,7 @@ cold3() {
 }
 
 # passthrough_fh from libfuse's examples (no lock manager).
-gcc -O2 -Wall -D_FILE_OFFSET_BITS=64 /usr/share/doc/libfuse3-dev/examples/passthrough_fh.c \
-  $(pkg-config fuse3 --cflags --libs) -o "$DIR/passthrough_fh"
+build_passthrough_fh "$DIR"
 mkdir -p "$DIR/mnt" "$DIR/pt" "$DIR/mnt100k"
 "$DIR/passthrough_fh" "$DIR/pt"
 

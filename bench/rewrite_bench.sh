@@ -20,8 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-gcc -O2 -Wall -D_FILE_OFFSET_BITS=64 /usr/share/doc/libfuse3-dev/examples/passthrough_fh.c \
-  $(pkg-config fuse3 --cflags --libs) -o "$DIR/passthrough_fh"
+build_passthrough_fh "$DIR"
 mkdir -p "$DIR/mnt" "$DIR/pt" "$DIR/native"
 "$DIR/passthrough_fh" "$DIR/pt"
 "$R" init --data "$DIR/lib" > /dev/null

@@ -231,7 +231,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     if (to_set & FUSE_SET_ATTR_SIZE) {
       if (attr->st_size < 0) throw Error(EINVAL, "negative size");
       auto size = static_cast<uint64_t>(attr->st_size);
-      by_handle ? v.ftruncate(fh, size, m.nodes.path(ino).value_or("")) : v.truncate(path, size);
+      by_handle ? v.ftruncate(fh, size, [&] { return m.nodes.path(ino).value_or(""); })
+                : v.truncate(path, size);
     }
     if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_ATIME |
                   FUSE_SET_ATTR_ATIME_NOW)) {
@@ -489,7 +490,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
     if (off < 0) throw Error(EINVAL, "negative offset");
     Mount& m = mount_of(req);
     size_t n = m.vfs->write(fi->fh, std::as_bytes(std::span(buf, size)), static_cast<uint64_t>(off),
-                            m.nodes.path(ino).value_or(""));
+                            [&] { return m.nodes.path(ino).value_or(""); });
     fuse_reply_write(req, n);
   });
 }

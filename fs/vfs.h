@@ -127,12 +127,13 @@ class Vfs {
   };
   SpliceSource splice_source(uint64_t handle, size_t size, uint64_t offset);
   struct stat fgetattr(uint64_t handle);
-  // `through`: the name the kernel sent it through, if known (a hard-linked
-  // file's other names are told; that one's pages are right).
+  // `through`: the name the kernel sent it through, asked only for a
+  // hard-linked file (its other names are told; that one's pages are right).
+  using NameOf = std::function<std::string()>;
   size_t write(uint64_t handle, std::span<const std::byte> data, uint64_t offset,
-               const std::string& through = "");
+               const NameOf& through = {});
   void truncate(std::string_view path, uint64_t size);
-  void ftruncate(uint64_t handle, uint64_t size, const std::string& through = "");
+  void ftruncate(uint64_t handle, uint64_t size, const NameOf& through = {});
   void fchmod(uint64_t handle, mode_t mode);
   void futimens(uint64_t handle, std::optional<int64_t> mtime_ns);
   // close(): commits written bytes durably; its error is what close() returns.
@@ -224,7 +225,7 @@ class Vfs {
   void stage_truncate(OpenFile& of, uint64_t size);
   // After a write or truncation: the file's other names drop what the kernel
   // caches for them (it updated the name it was asked through).
-  void tell_other_names(OpenFile& of, const std::string& through);
+  void tell_other_names(OpenFile& of, const NameOf& through);
   uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
   void commit(OpenFile& of, bool last_writer);
   void record(OpenFile& of);

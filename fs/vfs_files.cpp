@@ -315,7 +315,7 @@ Vfs::SpliceSource Vfs::splice_source(uint64_t h, size_t size, uint64_t offset) {
 }
 
 size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset,
-                  const std::string& through) {
+                  const NameOf& through) {
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
   size_t n = stage_write(*hd->of, data, offset);
@@ -323,14 +323,14 @@ size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset,
   return n;
 }
 
-void Vfs::tell_other_names(OpenFile& of, const std::string& through) {
+void Vfs::tell_other_names(OpenFile& of, const NameOf& through) {
   std::string id;
   {
     std::lock_guard lock(of.mu);
     if (!of.linked || of.unlinked) return;
     id = of.asset_id;
   }
-  content_changed(id, Stale::Content, through);
+  content_changed(id, Stale::Content, through ? through() : std::string());
 }
 
 size_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t offset) {
@@ -374,7 +374,7 @@ size_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t 
   return data.size();
 }
 
-void Vfs::ftruncate(uint64_t h, uint64_t size, const std::string& through) {
+void Vfs::ftruncate(uint64_t h, uint64_t size, const NameOf& through) {
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
   stage_truncate(*hd->of, size);

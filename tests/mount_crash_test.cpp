@@ -160,15 +160,8 @@ TEST(MountCrash, ATruncationNoteGoesWithTheFileItWasWrittenFor) {
 // not applied.
 TEST(MountCrash, ATruncationNoteIsAppliedOnAFullDisk) {
   RECALL_REQUIRE_FUSE();
-  test::TempDir outer("recallfs-small");
-  fs::path small = outer / "disk";
-  fs::create_directories(small);
-  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=40m") != 0)
-    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root): " << std::strerror(errno);
-  struct Unmount {
-    fs::path p;
-    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-  } unmount{small};
+  test::SmallDisk small;
+  if (!small.error().empty()) GTEST_SKIP() << small.error();
   MountedLibrary m(small / "data");
   std::mt19937_64 rng(3);
   std::string bytes = test::random_bytes(rng, 8 << 20);
@@ -186,7 +179,7 @@ TEST(MountCrash, ATruncationNoteIsAppliedOnAFullDisk) {
     UniqueFd filler = open_file(small / "filler", O_WRONLY | O_CREAT, 0644);
     for (;;) {
       struct statvfs v {};
-      ASSERT_EQ(::statvfs(small.c_str(), &v), 0);
+      ASSERT_EQ(::statvfs(small.path().c_str(), &v), 0);
       if (v.f_bavail * v.f_frsize < (3u << 20)) break;
       ASSERT_EQ(::write(filler.get(), mib.data(), mib.size()), ssize_t(mib.size()));
     }

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -55,6 +57,16 @@ void MountedLibrary::unmount() {
 pid_t MountedLibrary::daemon_pid() {
   auto j = nlohmann::json::parse(read_file(data_ / "mount.json"));
   return j.at("pid").get<pid_t>();
+}
+
+SmallDisk::SmallDisk() : outer_("recallfs-small"), dir_(outer_ / "disk") {
+  fs::create_directories(dir_);
+  if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=40m") != 0)
+    error_ = std::string("cannot mount a small tmpfs here (needs root): ") + std::strerror(errno);
+}
+
+SmallDisk::~SmallDisk() {
+  if (error_.empty()) ::umount2(dir_.c_str(), MNT_DETACH);
 }
 
 void MountedLibrary::kill_daemon() {

@@ -52,6 +52,25 @@ class MountedLibrary {
   bool mounted_ = false;
 };
 
+// A 40 MiB tmpfs mounted for a test: a disk that fills (root only; see
+// mounted()). Unmounted (detached) at the end.
+class SmallDisk {
+ public:
+  SmallDisk();
+  ~SmallDisk();
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+  // Empty when mounted; else why not (the test skips).
+  const std::string& error() const { return error_; }
+  std::filesystem::path operator/(const std::string& rel) const { return dir_ / rel; }
+  const std::filesystem::path& path() const { return dir_; }
+
+ private:
+  TempDir outer_;
+  std::filesystem::path dir_;
+  std::string error_;
+};
+
 // True when /dev/fuse works here; tests that need a mount skip otherwise.
 bool fuse_available();
 

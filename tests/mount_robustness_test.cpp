@@ -204,15 +204,8 @@ TEST(MountRobustness, ForceNeverKillsAProcessThatTookADeadDaemonsPid) {
 
 TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
   RECALL_REQUIRE_FUSE();
-  test::TempDir outer("recallfs-small");
-  fs::path small = outer / "disk";
-  fs::create_directories(small);
-  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=40m") != 0)
-    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root): " << std::strerror(errno);
-  struct Unmount {
-    fs::path p;
-    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-  } unmount{small};
+  test::SmallDisk small;
+  if (!small.error().empty()) GTEST_SKIP() << small.error();
   {
     MountedLibrary m(small / "data");
     std::mt19937_64 rng(1);
@@ -272,7 +265,7 @@ TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
     // The staged bytes the daemon left fill the disk, and the library could
     // not even be opened: the mount frees them first.
     struct statvfs vfs {};
-    ASSERT_EQ(::statvfs(small.c_str(), &vfs), 0);
+    ASSERT_EQ(::statvfs(small.path().c_str(), &vfs), 0);
     EXPECT_LT(vfs.f_bavail * vfs.f_frsize, 64u << 10) << "the disk was not full";
     m.mount();
     EXPECT_TRUE(test::read_file(m / "inbox/keep.bin") == keep) << "the failed write lost it";
