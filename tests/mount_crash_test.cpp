@@ -31,13 +31,6 @@ namespace {
 namespace fs = std::filesystem;
 using test::MountedLibrary;
 
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::vector<std::string> out;
-  std::ifstream in(p);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
 // Every object in the store is the content of some file: what a crash left
 // stored but never recorded (a commit cut between its two phases, bytes
 // being removed) is gone after the remount.
@@ -74,14 +67,14 @@ TEST(MountCrash, KillingTheDaemonMidCopyLosesNoFinishedFileAndLeavesNoHalfFile) 
   ASSERT_EQ(posix_spawn(&pid, "/bin/bash", nullptr, nullptr, const_cast<char**>(argv),
                         const_cast<char**>(envp)),
             0);
-  ASSERT_TRUE(test::eventually([&] { return lines_of(m.tmp() / "done.log").size() >= 60; },
+  ASSERT_TRUE(test::eventually([&] { return test::lines_of(m.tmp() / "done.log").size() >= 60; },
                                std::chrono::seconds(60)))
       << "the copy did not get going";
   m.kill_daemon();
   int status;
   ::waitpid(pid, &status, 0);
 
-  std::vector<std::string> done = lines_of(m.tmp() / "done.log");
+  std::vector<std::string> done = test::lines_of(m.tmp() / "done.log");
   ASSERT_GE(done.size(), 60u);
   m.mount();
   std::set<std::string> present;

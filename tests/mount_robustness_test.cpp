@@ -26,13 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 using test::MountedLibrary;
 
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::vector<std::string> out;
-  std::ifstream in(p);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
 TEST(MountRobustness, StoppingTheDaemonWhileItIsBusyUnmountsAndKeepsEveryClosedFile) {
   RECALL_REQUIRE_FUSE();
   MountedLibrary m;
@@ -57,7 +50,7 @@ TEST(MountRobustness, StoppingTheDaemonWhileItIsBusyUnmountsAndKeepsEveryClosedF
                         const_cast<char**>(envp)),
             0);
   posix_spawnattr_destroy(&attr);
-  ASSERT_TRUE(test::eventually([&] { return lines_of(m.tmp() / "done.log").size() >= 30; },
+  ASSERT_TRUE(test::eventually([&] { return test::lines_of(m.tmp() / "done.log").size() >= 30; },
                                std::chrono::seconds(30)))
       << "the writers did not get going";
   EXPECT_TRUE(m.stop_daemon(SIGTERM, std::chrono::seconds(15)))
@@ -68,7 +61,7 @@ TEST(MountRobustness, StoppingTheDaemonWhileItIsBusyUnmountsAndKeepsEveryClosedF
   if (m.mounted()) m.kill_daemon();  // so that the rest can run
   // Every file whose mv returned is there after a remount.
   m.mount();
-  for (const std::string& name : lines_of(m.tmp() / "done.log"))
+  for (const std::string& name : test::lines_of(m.tmp() / "done.log"))
     EXPECT_TRUE(fs::exists(m / ("works/Z/" + name))) << name << " was stored but is gone";
 }
 

@@ -222,6 +222,13 @@ bool process_ended(pid_t pid) {
   return !std::getline(st, line) || line.find(") Z") != std::string::npos;
 }
 
+std::vector<std::string> lines_of(const fs::path& file) {
+  std::vector<std::string> out;
+  std::ifstream in(file);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
 std::vector<fs::path> files_under(const fs::path& dir) {
   std::vector<fs::path> out;
   std::error_code ec;

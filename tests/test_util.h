@@ -64,6 +64,8 @@ bool process_ended(pid_t pid);
 
 // Files (not directories) under `dir`, recursively.
 std::vector<std::filesystem::path> files_under(const std::filesystem::path& dir);
+// The lines of a text file (none when it does not exist).
+std::vector<std::string> lines_of(const std::filesystem::path& file);
 // File descriptors open in this process (to check for leaks).
 size_t open_fd_count();
 
