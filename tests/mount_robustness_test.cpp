@@ -19,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "base/file_io.h"
 #include "tests/mount_fixture.h"
 
 namespace recall {
@@ -255,11 +256,18 @@ TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
     EXPECT_EQ(write_error, ENOSPC);
     m.kill_daemon();
     ::close(out);
-    // The staged bytes the daemon left fill the disk, and the library could
-    // not even be opened: the mount frees them first.
+    // The staged bytes the daemon left fill the disk (the last few KiB too,
+    // here), and the library could not even be opened: the mount frees them
+    // first.
     struct statvfs vfs {};
     ASSERT_EQ(::statvfs(small.path().c_str(), &vfs), 0);
     EXPECT_LT(vfs.f_bavail * vfs.f_frsize, 64u << 10) << "the disk was not full";
+    {
+      UniqueFd filler = open_file(small / "filler", O_WRONLY | O_CREAT, 0644);
+      std::string kib(1024, 'x');
+      while (::write(filler.get(), kib.data(), kib.size()) > 0) {
+      }
+    }
     m.mount();
     EXPECT_TRUE(test::read_file(m / "inbox/keep.bin") == keep) << "the failed write lost it";
   }
