@@ -42,7 +42,13 @@ std::string_view cut(std::string_view s, size_t n) {
 
 }  // namespace
 
+bool is_file_name(std::string_view raw) {
+  return !raw.empty() && raw.size() <= kMaxShown && raw != "." && raw != ".." &&
+         raw.find('/') == std::string_view::npos && raw.find('\0') == std::string_view::npos;
+}
+
 std::string escape_name(std::string_view raw) {
+  if (is_file_name(raw)) return std::string(raw);
   if (raw == ".") return "%2E";
   if (raw == "..") return "%2E%2E";
   std::string out;
@@ -91,16 +97,26 @@ std::optional<ShortenedName> parse_shortened(std::string_view shown) {
   return ShortenedName{unescape_name(prefix), std::string(hash)};
 }
 
-std::optional<GroupQuery> group_query(std::string_view shown) {
+std::vector<GroupQuery> group_queries(std::string_view shown) {
+  std::vector<GroupQuery> out;
+  auto both = [&](std::string_view literal, bool exact) {
+    out.push_back(GroupQuery{std::string(literal), exact});
+    std::string raw = unescape_name(literal);
+    if (raw != literal) out.push_back(GroupQuery{std::move(raw), exact});
+  };
   if (auto c = parse_collision(shown)) {
-    if (shown.size() + 2 < kMaxShown) return GroupQuery{unescape_name(c->base), true};
-    // collision_name() may have cut the stem, even into a shortening "~hash":
-    // back off past any such tail and search by prefix.
-    std::string_view stem = shown.substr(0, shown.rfind(" ("));
-    return GroupQuery{unescape_name(cut(stem, stem.size() > 16 ? stem.size() - 16 : 0)), false};
+    if (shown.size() + 2 < kMaxShown) {
+      both(c->base, true);
+    } else {
+      // collision_name() may have cut the stem, even into a shortening
+      // "~hash": back off past any such tail and search by prefix.
+      std::string_view stem = shown.substr(0, shown.rfind(" ("));
+      both(cut(stem, stem.size() > 16 ? stem.size() - 16 : 0), false);
+    }
+    return out;
   }
-  if (auto s = parse_shortened(shown)) return GroupQuery{s->raw_prefix, false};
-  return std::nullopt;
+  if (auto s = parse_shortened(shown)) out.push_back(GroupQuery{s->raw_prefix, false});
+  return out;
 }
 
 std::string collision_name(std::string_view shown, unsigned n) {

@@ -1,5 +1,6 @@
 #include "fs/tree.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "base/error.h"
@@ -43,19 +44,31 @@ Node blob_node(const std::string& sha) {
   return n;
 }
 
+// How many entries of one folder (or works) have a given raw name.
+using RawCount = std::function<size_t(const std::string& raw)>;
+
 // The shown names of one group of entries that share the raw name `raw`
-// (in collision order): the first shows as escape_name(raw); each later one
-// takes the next "name (n).ext" that no other raw name of the folder shows as.
+// (in collision order). The first shows as escape_name(raw), unless that is
+// an escaped name which a raw name of the folder shows as literally: then
+// that group keeps it and its names come first. Each later one takes the
+// next "name (n).ext" that no other raw name of the folder shows as.
 std::vector<std::string> name_group(const std::string& raw, size_t count,
-                                    const std::function<bool(const std::string&)>& raw_exists) {
+                                    const RawCount& raw_count) {
+  const std::string first = escape_name(raw);
+  std::vector<std::string> literal;  // the names of the group called `first`
+  if (first != raw)
+    if (size_t m = raw_count(first)) literal = name_group(first, m, raw_count);
+  auto taken = [&](const std::string& c) {
+    if (std::find(literal.begin(), literal.end(), c) != literal.end()) return true;
+    if (c != raw && raw_count(c) > 0) return true;  // a name shown as itself
+    std::string other = unescape_name(c);           // or an escaped one's
+    return other != raw && other != c && escape_name(other) == c && raw_count(other) > 0;
+  };
   std::vector<std::string> names;
-  names.push_back(escape_name(raw));
-  unsigned n = 2;
-  while (names.size() < count) {
-    std::string candidate = collision_name(names[0], n++);
-    std::string other = unescape_name(candidate);
-    if (other != raw && escape_name(other) == candidate && raw_exists(other)) continue;
-    names.push_back(std::move(candidate));
+  if (literal.empty()) names.push_back(first);
+  for (unsigned n = 2; names.size() < count; ++n) {
+    std::string candidate = collision_name(first, n);
+    if (!taken(candidate)) names.push_back(std::move(candidate));
   }
   return names;
 }
@@ -132,9 +145,7 @@ std::optional<Node> Tree::child(const Node& dir, std::string_view shown) {
       break;
   }
   const bool works = dir.kind == Node::Kind::WorksDir;
-  // The common case: the shown name is the escaped raw name of a group's first.
-  std::string raw = unescape_name(shown);
-  if (escape_name(raw) == shown) {
+  auto first_of = [&](const std::string& raw) -> std::optional<Node> {
     if (works) {
       std::vector<Work> ws = catalog_.works_titled(raw);
       if (!ws.empty()) return work_node(ws[0]);
@@ -142,47 +153,88 @@ std::optional<Node> Tree::child(const Node& dir, std::string_view shown) {
       std::vector<FolderEntry> es = catalog_.lookup(dir.place, raw);
       if (!es.empty()) return entry_node(dir.place, es[0]);
     }
-  }
+    return std::nullopt;
+  };
+  // The common case: a raw name shown as itself, the first of its group.
+  if (auto n = first_of(std::string(shown))) return n;
+  // A raw name that cannot be a file name, shown escaped (no raw name is
+  // `shown` itself: that would have kept the name).
+  std::string raw = unescape_name(shown);
+  if (raw != shown && !is_file_name(raw) && escape_name(raw) == shown)
+    if (auto n = first_of(raw)) return n;
   // A collision name or a shortened name: find the group it belongs to.
-  std::optional<GroupQuery> q = group_query(shown);
-  if (!q) return std::nullopt;
-  const std::string& prefix = q->raw;
-  const bool exact = q->exact;
-  auto raw_exists = [&](const std::string& r) {
-    return works ? !catalog_.works_titled(r).empty() : !catalog_.lookup(dir.place, r).empty();
+  const RawCount raw_count = [&](const std::string& r) {
+    return works ? catalog_.works_titled(r).size() : catalog_.lookup(dir.place, r).size();
   };
-  std::optional<Node> found;
-  auto check = [&](const std::string& group_raw, size_t count, const auto& node_at) {
-    if (exact ? group_raw != prefix : !group_raw.starts_with(prefix)) return false;  // past it
-    std::vector<std::string> names = name_group(group_raw, count, raw_exists);
-    for (size_t k = 0; k < names.size(); ++k)
-      if (names[k] == shown) {
-        found = node_at(k);
-        return false;
-      }
-    return true;
-  };
-  if (works) {
-    Grouper<Work> g([&](const std::string& r, const std::vector<Work>& group) {
-      return check(r, group.size(), [&](size_t k) { return work_node(group[k]); });
-    });
-    catalog_.list_works([&](const WorkEntry& e) { return g.add(e.work.title, e.work); }, prefix);
-    if (!found) g.flush();
-  } else {
-    Grouper<FolderEntry> g([&](const std::string& r, const std::vector<FolderEntry>& group) {
-      return check(r, group.size(), [&](size_t k) { return entry_node(dir.place, group[k]); });
-    });
-    catalog_.list_folder(
-        dir.place, [&](const FolderEntry& e) { return g.add(e.name, e); }, prefix);
-    if (!found) g.flush();
+  for (const GroupQuery& q : group_queries(shown)) {
+    const std::string& prefix = q.raw;
+    const bool exact = q.exact;
+    std::optional<Node> found;
+    auto check = [&](const std::string& group_raw, size_t count, const auto& node_at) {
+      if (exact ? group_raw != prefix : !group_raw.starts_with(prefix)) return false;  // past it
+      std::vector<std::string> names = name_group(group_raw, count, raw_count);
+      for (size_t k = 0; k < names.size(); ++k)
+        if (names[k] == shown) {
+          found = node_at(k);
+          return false;
+        }
+      return true;
+    };
+    if (works) {
+      Grouper<Work> g([&](const std::string& r, const std::vector<Work>& group) {
+        return check(r, group.size(), [&](size_t k) { return work_node(group[k]); });
+      });
+      catalog_.list_works([&](const WorkEntry& e) { return g.add(e.work.title, e.work); }, prefix);
+      if (!found) g.flush();
+    } else {
+      Grouper<FolderEntry> g([&](const std::string& r, const std::vector<FolderEntry>& group) {
+        return check(r, group.size(), [&](size_t k) { return entry_node(dir.place, group[k]); });
+      });
+      catalog_.list_folder(
+          dir.place, [&](const FolderEntry& e) { return g.add(e.name, e); }, prefix);
+      if (!found) g.flush();
+    }
+    if (found) return found;
   }
-  return found;
+  return std::nullopt;
 }
 
 std::vector<std::string> Tree::shown_names(const Place& place, const std::string& raw) {
   size_t n = catalog_.lookup(place, raw).size();
-  auto raw_exists = [&](const std::string& r) { return !catalog_.lookup(place, r).empty(); };
-  return name_group(raw, std::max<size_t>(n, 1), raw_exists);
+  return name_group(raw, std::max<size_t>(n, 1),
+                    [&](const std::string& r) { return catalog_.lookup(place, r).size(); });
+}
+
+std::string Tree::shown_path(const Place& place) {
+  std::string path = "/inbox";
+  if (place.work_id) {
+    std::optional<Work> w = catalog_.get_work(*place.work_id);
+    if (!w) return "";
+    std::vector<Work> ws = catalog_.works_titled(w->title);
+    auto at = std::find_if(ws.begin(), ws.end(), [&](const Work& o) { return o.id == w->id; });
+    std::vector<std::string> names = name_group(
+        w->title, ws.size(), [&](const std::string& r) { return catalog_.works_titled(r).size(); });
+    if (at == ws.end()) return "";
+    path = "/works/" + names[static_cast<size_t>(at - ws.begin())];
+  }
+  Place parent{place.work_id, ""};
+  for (size_t i = 0; i < place.folder.size();) {
+    size_t end = place.folder.find('/', i);
+    if (end == std::string::npos) end = place.folder.size();
+    std::string name = place.folder.substr(i, end - i);
+    std::string here = place.folder.substr(0, end);
+    std::vector<FolderEntry> es = catalog_.lookup(parent, name);
+    auto at = std::find_if(es.begin(), es.end(), [&](const FolderEntry& e) {
+      return e.kind == FolderEntry::Kind::Folder && e.folder->path == here;
+    });
+    if (at == es.end()) return "";
+    std::vector<std::string> names = name_group(
+        name, es.size(), [&](const std::string& r) { return catalog_.lookup(parent, r).size(); });
+    path += "/" + names[static_cast<size_t>(at - es.begin())];
+    parent.folder = here;
+    i = end + 1;
+  }
+  return path;
 }
 
 void Tree::list(const Node& dir,
@@ -211,9 +263,11 @@ void Tree::list(const Node& dir,
       break;
   }
   if (dir.kind == Node::Kind::WorksDir) {
-    auto raw_exists = [&](const std::string& r) { return !catalog_.works_titled(r).empty(); };
+    const RawCount raw_count = [&](const std::string& r) {
+      return catalog_.works_titled(r).size();
+    };
     Grouper<Work> g([&](const std::string& raw, const std::vector<Work>& group) {
-      std::vector<std::string> names = name_group(raw, group.size(), raw_exists);
+      std::vector<std::string> names = name_group(raw, group.size(), raw_count);
       for (size_t k = 0; k < group.size(); ++k)
         if (!fn(names[k], work_node(group[k]))) return false;
       return true;
@@ -222,9 +276,11 @@ void Tree::list(const Node& dir,
     g.flush();
     return;
   }
-  auto raw_exists = [&](const std::string& r) { return !catalog_.lookup(dir.place, r).empty(); };
+  const RawCount raw_count = [&](const std::string& r) {
+    return catalog_.lookup(dir.place, r).size();
+  };
   Grouper<FolderEntry> g([&](const std::string& raw, const std::vector<FolderEntry>& group) {
-    std::vector<std::string> names = name_group(raw, group.size(), raw_exists);
+    std::vector<std::string> names = name_group(raw, group.size(), raw_count);
     for (size_t k = 0; k < group.size(); ++k)
       if (!fn(names[k], entry_node(dir.place, group[k]))) return false;
     return true;

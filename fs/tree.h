@@ -59,6 +59,9 @@ class Tree {
   // Every name the entries called `raw` in `place` show as ("a.pdf",
   // "a (2).pdf", ...); escape_name(raw) alone when there is none.
   std::vector<std::string> shown_names(const Place& place, const std::string& raw);
+  // The path a place shows at ("/works/Notes (2)/drafts"); "" when it is
+  // gone.
+  std::string shown_path(const Place& place);
   // Streams a directory's entries with their shown names, in name order.
   void list(const Node& dir, const std::function<bool(const std::string& shown, const Node&)>& fn);
 

@@ -94,7 +94,7 @@ Vfs::Resolved Vfs::resolve(std::string_view path) {
   if (std::optional<Node> n = tree_.child(parent.node, leaf))
     return Resolved{std::move(*n), nullptr};
   if (parent.node.kind == Node::Kind::Dir) {
-    if (auto of = find_pending(parent.node.place, unescape_name(leaf))) {
+    if (auto of = find_pending(parent.node.place, leaf)) {
       Resolved r;
       r.node.kind = Node::Kind::File;
       r.node.place = parent.node.place;
@@ -284,9 +284,9 @@ void Vfs::mkdir(std::string_view path, mode_t mode) {
   Resolved parent = resolve_parent(path, leaf);
   check_writable_dir(parent.node, false);
   if (tree_.child(parent.node, leaf) ||
-      (parent.node.kind == Node::Kind::Dir && find_pending(parent.node.place, unescape_name(leaf))))
+      (parent.node.kind == Node::Kind::Dir && find_pending(parent.node.place, leaf)))
     throw Error(EEXIST, "exists: " + quote(path));
-  std::string raw = unescape_name(leaf);
+  const std::string& raw = leaf;  // a name made here is shown as typed
   if (parent.node.kind == Node::Kind::WorksDir)
     lib_.catalog().create_work(raw, false, mode);
   else
@@ -433,9 +433,9 @@ void Vfs::link(std::string_view from, std::string_view to) {
   std::string leaf;
   Resolved parent = resolve_parent(to, leaf);
   check_writable_dir(parent.node, true);
-  if (tree_.child(parent.node, leaf) || find_pending(parent.node.place, unescape_name(leaf)))
+  if (tree_.child(parent.node, leaf) || find_pending(parent.node.place, leaf))
     throw Error(EEXIST, "exists: " + quote(to));
-  std::string raw = unescape_name(leaf);
+  const std::string& raw = leaf;  // a name made here is shown as typed
   if (src.node.kind == Node::Kind::Blob) {
     // ln blobs/<sha> inbox/name: a new asset for a blob already stored.
     auto info = lib_.blobs().stat(src.node.sha256);
@@ -470,7 +470,7 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   std::string leaf;
   Resolved parent = resolve_parent(to, leaf);
   check_writable_dir(parent.node, !src.node.is_dir());
-  std::string raw = unescape_name(leaf);
+  const std::string& raw = leaf;  // a name made here is shown as typed
   std::optional<Resolved> target;
   if (auto n = tree_.child(parent.node, leaf)) {
     target = Resolved{std::move(*n), nullptr};
@@ -526,7 +526,7 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
       lib_.catalog().set_asset_attrs(te.asset->id, se.asset->mode, std::nullopt);
       lib_.catalog().remove_name(se);
     });
-    hand_over_open_state(source_id, target_id, parent.node.place, raw, target_linked);
+    hand_over_open_state(source_id, target_id, parent.node.place, te.name, target_linked);
     // The name renamed over shows what the kernel wrote through the source's
     // name; the target's other names (links) show other pages now.
     content_changed(target_id, target_linked ? Stale::Content : Stale::Attributes);

@@ -261,7 +261,9 @@ class Vfs {
   void collect_blob(const std::string& sha256);
   // Removes it unless an asset row has it (collect_blob checked the rest).
   void remove_blob(const std::string& sha256);
-  std::string place_path(const Place& place);
+  // Sends invalidate() for the entry shown as `shown` in `place`, if the
+  // place is still there.
+  void invalidate_in(const Place& place, const std::string& shown, Stale what);
   void check_writable_dir(const Node& dir, bool for_file);
   BlobMeta blob_for(const PutResult& put, const std::string& name);
   std::string holders_text(const std::string& sha256);

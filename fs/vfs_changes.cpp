@@ -11,16 +11,9 @@
 namespace recall {
 using namespace vfs_detail;
 
-std::string Vfs::place_path(const Place& place) {
-  std::string p;
-  if (place.work_id) {
-    auto w = lib_.catalog().get_work(*place.work_id);
-    p = "/works/" + escape_name(w ? w->title : "");
-  } else {
-    p = "/inbox";
-  }
-  if (!place.folder.empty()) p += "/" + place.folder;
-  return p;
+void Vfs::invalidate_in(const Place& place, const std::string& shown, Stale what) {
+  std::string dir = tree_.shown_path(place);
+  if (!dir.empty()) invalidate(dir + "/" + shown, what);  // "" : the place is gone
 }
 
 void Vfs::invalidate(const std::string& path, Stale what) {
@@ -40,7 +33,8 @@ void Vfs::invalidate_names(const std::string& asset_id, Stale what, const std::s
   auto a = lib_.catalog().get_asset(asset_id);
   if (!a) return;  // deleted: remote_changed() or the kernel's own unlink covers its names
   auto names_in = [&](const Place& place, const std::string& raw) {
-    std::string dir = place_path(place);
+    std::string dir = tree_.shown_path(place);
+    if (dir.empty()) return;
     for (const std::string& shown : tree_.shown_names(place, raw)) {
       std::string path = dir + "/" + shown;
       invalidate(path, path == through && what == Stale::Content ? Stale::Attributes : what);
@@ -81,7 +75,7 @@ void Vfs::remote_changed(const Catalog::ApplyReport& report) noexcept {
       invalidate("/works/" + escape_name(title), Stale::Name);
     for (const auto& [place, name] : report.stale_names) {
       if (place.work_id && !cat.get_work(*place.work_id)) continue;  // gone: its title covers it
-      invalidate(place_path(place) + "/" + escape_name(name), Stale::Name);
+      invalidate_in(place, escape_name(name), Stale::Name);
     }
     // Their names now may be new in their folders.
     for (const std::string& id : report.changed_assets) invalidate_names(id, Stale::Listing);

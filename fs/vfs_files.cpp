@@ -213,7 +213,7 @@ Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
   std::string leaf;
   Resolved parent = resolve_parent(path, leaf);
   check_writable_dir(parent.node, true);
-  std::string raw = unescape_name(leaf);
+  const std::string& raw = leaf;  // a name made here is shown as typed
   if (tree_.child(parent.node, leaf) || find_pending(parent.node.place, raw)) {
     if (flags & O_EXCL) throw Error(EEXIST, "exists: " + quote(path));
     ns.unlock();
@@ -843,7 +843,7 @@ void Vfs::written_bytes_lost(const std::string& asset_id) noexcept {
 
 void Vfs::forget_pending_name(const Place& place, const std::string& name) noexcept {
   try {
-    invalidate(place_path(place) + "/" + escape_name(name), Stale::Name);
+    invalidate_in(place, escape_name(name), Stale::Name);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: cache invalidation: %s\n", e.what());
   }

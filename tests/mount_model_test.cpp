@@ -30,7 +30,9 @@ namespace {
 namespace fs = std::filesystem;
 using test::MountedLibrary;
 
-const char* const kNames[] = {"a", "b", "c d", "-x", "\xc3\xa9t\xc3\xa9", "d1", "d2", "e"};
+// Names that look escaped ("%2E", "f%2Fg") are plain names too.
+const char* const kNames[] = {"a",  "b",  "c d", "-x",  "\xc3\xa9t\xc3\xa9",
+                              "d1", "d2", "e",   "%2E", "f%2Fg"};
 const char* const kDirs[] = {"", "d1", "d2", "d1/d2", "d2/d1", "e"};
 
 struct Outcome {

@@ -45,6 +45,41 @@ TEST(MountNames, OddNamesWork) {
   EXPECT_EQ(errno, ENAMETOOLONG);
 }
 
+// Names that look escaped (URL-encoded downloads: "50%25 off.pdf") are
+// names like any other: rsync writes a temporary name, renames it to the
+// name and looks the name up; tar and mkdir make them as typed.
+TEST(MountNames, NamesThatLookEscapedAreKeptAsTyped) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  const std::set<std::string> names = {"50%25 off.pdf", "a%2Fb", "%2E", "x%2Ey", "%00", "%252F"};
+  fs::create_directories(m.tmp() / "src/d%2Ed");
+  for (const auto& n : names) test::write_file(m.tmp() / "src" / n, "content of " + n);
+  test::write_file(m.tmp() / "src/d%2Ed/in%2Fside", "inside");
+  auto r = m.shell(R"sh(set -e
+    mkdir works/R works/T
+    rsync -a "$TMP/src/" works/R/
+    tar -C "$TMP/src" -cf - . | tar -C works/T -xf -
+    mv works/T/a%2Fb works/T/a%2Eb
+  )sh");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::string> with_dir = names;
+  with_dir.insert("d%2Ed");
+  EXPECT_EQ(listing(m / "works/R"), with_dir) << "no temporary name of rsync is left either";
+  std::set<std::string> moved = with_dir;
+  moved.erase("a%2Fb");
+  moved.insert("a%2Eb");
+  EXPECT_EQ(listing(m / "works/T"), moved);
+  m.unmount();
+  m.mount();
+  for (const auto& n : names) EXPECT_EQ(test::read_file(m / "works/R" / n), "content of " + n) << n;
+  EXPECT_EQ(test::read_file(m / "works/R/d%2Ed/in%2Fside"), "inside");
+  EXPECT_EQ(test::read_file(m / "works/T/a%2Eb"), "content of a%2Fb");
+  // A second rsync finds everything in place and copies nothing.
+  r = m.shell(R"sh(rsync -a --itemize-changes "$TMP/src/" works/R/)sh");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "") << "rsync saw names or times differ";
+}
+
 TEST(MountNames, CollidingNamesAreToldApartAndBothReachable) {
   RECALL_REQUIRE_FUSE();
   MountedLibrary m;

@@ -25,9 +25,12 @@ bool is_valid_file_name(const std::string& s) {
 TEST(Names, OrdinaryNamesShowAsThemselves) {
   for (std::string n : std::vector<std::string>{
            "paper.pdf", "Attention Is All You Need", "-leading dash", " spaces ", "new\nline",
-           "100% sure.pdf", "caf\xc3\xa9", "cafe\xcc\x81", "%20encoded", std::string(255, 'x')}) {
+           "100% sure.pdf", "caf\xc3\xa9", "cafe\xcc\x81", "%20encoded", std::string(255, 'x'),
+           // Names that look escaped, as URL-encoded downloads are: typed
+           // through the mount, they must be listed as typed (rsync renames
+           // its temporary file to the name and then looks it up).
+           "50%25 off.pdf", "a%2Fb", "%2E", "x%2Ey", "%00"}) {
     EXPECT_EQ(escape_name(n), n);
-    EXPECT_EQ(unescape_name(n), n);
   }
 }
 
@@ -36,8 +39,8 @@ TEST(Names, NamesThatCannotBeFileNamesAreEscapedReversibly) {
   EXPECT_EQ(escape_name("."), "%2E");
   EXPECT_EQ(escape_name(".."), "%2E%2E");
   EXPECT_EQ(escape_name(std::string("a\0b", 3)), "a%00b");
-  EXPECT_EQ(escape_name("a%2Fb"), "a%252Fb");  // a literal escape stays literal
-  EXPECT_EQ(unescape_name("a%252Fb"), "a%2Fb");
+  EXPECT_EQ(escape_name("a/%2Fb"), "a%2F%252Fb");  // a literal escape in it stays literal
+  EXPECT_EQ(unescape_name("a%2F%252Fb"), "a/%2Fb");
   std::mt19937_64 rng(42);
   const std::string alphabet = std::string("ab/.%2F5E0\0 x", 13);
   for (int i = 0; i < 20000; ++i) {
@@ -46,7 +49,9 @@ TEST(Names, NamesThatCannotBeFileNamesAreEscapedReversibly) {
     for (size_t k = 0; k < len; ++k) raw += alphabet[rng() % alphabet.size()];
     std::string shown = escape_name(raw);
     ASSERT_TRUE(is_valid_file_name(shown)) << shown;
-    ASSERT_EQ(unescape_name(shown), raw) << shown;
+    ASSERT_EQ(is_file_name(raw), is_valid_file_name(raw));
+    // A name that can be a file name shows as itself; any other is escaped.
+    ASSERT_EQ(is_file_name(raw) ? shown : unescape_name(shown), raw) << shown;
   }
 }
 
@@ -157,6 +162,49 @@ TEST_F(TreeTest, OddTitlesAndNamesAreEscapedAndResolve) {
   auto files = check_listing("works/Input%2FOutput Systems");
   EXPECT_EQ(files.size(), 3u);
   EXPECT_NE(std::find(files.begin(), files.end(), "a%2Fb.pdf"), files.end());
+}
+
+TEST_F(TreeTest, AnEscapedNameGivesWayToTheSameNameShownAsItself) {
+  // "a/b" shows escaped as "a%2Fb", which is also a name of its own.
+  add(Place{}, "a/b", "slash");
+  add(Place{}, "a%2Fb", "literal one");
+  add(Place{}, "a%2Fb", "literal two");
+  add(Place{}, "a/b (2)", "slash, (2)");  // escapes to what the literal's second would be
+  add(Place{}, "x/y", "only escaped");
+  auto names = check_listing("inbox");
+  EXPECT_EQ(names.size(), 5u);
+  Tree tree(lib->catalog(), lib->blobs());
+  auto content_of = [&](const std::string& shown) {
+    std::string sha = tree.resolve("inbox/" + shown).sha256;
+    for (const char* c : {"slash", "literal one", "literal two", "slash, (2)", "only escaped"})
+      if (test::sha256_of(c) == sha) return std::string(c);
+    return std::string("?");
+  };
+  EXPECT_EQ(content_of("a%2Fb"), "literal one");
+  EXPECT_EQ(content_of("a%2Fb (2)"), "slash, (2)");
+  EXPECT_EQ(content_of("a%2Fb (3)"), "literal two");
+  EXPECT_EQ(content_of("a%2Fb (4)"), "slash");
+  EXPECT_EQ(content_of("x%2Fy"), "only escaped");
+  EXPECT_THROW(tree.resolve("inbox/a%2Fb (5)"), Error);
+}
+
+TEST_F(TreeTest, APlaceShowsAtThePathItIsListedUnder) {
+  Catalog& cat = lib->catalog();
+  Work first = cat.create_work("Notes");
+  Work second = cat.create_work("Notes");
+  Work slash = cat.create_work("A/B");
+  add(Place{second.id, ""}, "drafts", "a file, older than the folder of its name");
+  cat.create_folder(Place{second.id, ""}, "drafts", false, 0755);
+  cat.create_folder(Place{second.id, "drafts"}, "x%2Ey", false, 0755);
+  Tree tree(lib->catalog(), lib->blobs());
+  EXPECT_EQ(tree.shown_path(Place{}), "/inbox");
+  EXPECT_EQ(tree.shown_path(Place{first.id, ""}), "/works/Notes");
+  EXPECT_EQ(tree.shown_path(Place{second.id, ""}), "/works/Notes (2)");
+  EXPECT_EQ(tree.shown_path(Place{slash.id, ""}), "/works/A%2FB");
+  EXPECT_EQ(tree.shown_path(Place{second.id, "drafts/x%2Ey"}), "/works/Notes (2)/drafts (2)/x%2Ey");
+  for (const Place& p : {Place{second.id, "drafts"}, Place{second.id, "drafts/x%2Ey"}})
+    EXPECT_EQ(tree.resolve(tree.shown_path(p)).place, p);
+  EXPECT_EQ(tree.shown_path(Place{second.id, "nothing"}), "");
 }
 
 TEST_F(TreeTest, ResolvesTheFixedTopAndReportsErrors) {
