@@ -398,22 +398,25 @@ void Vfs::collect_blob(const std::string& sha256) {
       std::lock_guard flock(of->mu);
       in_use = in_use || of->sha256 == sha || std::ranges::count(of->noted_blobs, sha) > 0;
     }
-    if (!in_use) remove_blob(sha);
+    if (in_use) continue;
+    try {
+      remove_blob(sha);
+    } catch (const std::exception& e) {
+      // The operation that freed it has happened; the bytes are tried
+      // again at the next collection.
+      std::fprintf(stderr, "recallfs: could not free blob %s: %s\n", sha.c_str(), e.what());
+      collect_later_.push_back(sha);
+    }
   }
 }
 
 void Vfs::collect_deferred() {
   if (!collect_waiting_) return;
   std::lock_guard ns(ns_mu_);
-  try {
-    if (!collect_later_.empty()) {
-      std::string sha = collect_later_.back();
-      collect_later_.pop_back();
-      collect_blob(sha);  // (and every other one waiting)
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "recallfs: could not free bytes no file needs: %s\n", e.what());
-  }
+  if (collect_later_.empty()) return;
+  std::string sha = collect_later_.back();
+  collect_later_.pop_back();
+  collect_blob(sha);  // (and every other one waiting)
 }
 
 void Vfs::remove_blob(const std::string& sha256) {

@@ -257,7 +257,8 @@ class Vfs {
   // New files not yet committed in `place` or below it.
   std::vector<std::shared_ptr<OpenFile>> pending_under(const Place& place);
   // Removes a blob from this device when no asset needs it any more (with
-  // ns_mu_ held).
+  // ns_mu_ held). A removal that fails is logged and tried again at the
+  // next collection: the operation that freed the blob has happened.
   void collect_blob(const std::string& sha256);
   // Removes it unless an asset row has it (collect_blob checked the rest).
   void remove_blob(const std::string& sha256);
