@@ -495,6 +495,17 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   });
 }
 
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t length,
+                  struct fuse_file_info* fi) {
+  guarded(req, "fallocate", [&] {
+    if (off < 0 || length <= 0) throw Error(EINVAL, "bad offset or length");
+    Mount& m = mount_of(req);
+    m.vfs->fallocate(fi->fh, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(length),
+                     [&] { return m.nodes.path(ino).value_or(""); });
+    fuse_reply_err(req, 0);
+  });
+}
+
 void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
   guarded(req, "flush", [&] {
     mount_of(req).vfs->flush(fi->fh);
@@ -574,6 +585,7 @@ fuse_lowlevel_ops make_operations() {
   ops.forget_multi = op_forget_multi;
   ops.getattr = op_getattr;
   ops.setattr = op_setattr;
+  ops.fallocate = op_fallocate;
   ops.opendir = op_opendir;
   ops.readdir = op_readdir;
   ops.readdirplus = op_readdirplus;

@@ -134,6 +134,11 @@ class Vfs {
                const NameOf& through = {});
   void truncate(std::string_view path, uint64_t size);
   void ftruncate(uint64_t handle, uint64_t size, const NameOf& through = {});
+  // fallocate(2) on a file open for writing: reserving space (mode 0, with
+  // or without FALLOC_FL_KEEP_SIZE; ENOSPC as a local disk gives it),
+  // FALLOC_FL_PUNCH_HOLE and FALLOC_FL_ZERO_RANGE; EOPNOTSUPP for the rest.
+  void fallocate(uint64_t handle, int mode, uint64_t offset, uint64_t length,
+                 const NameOf& through = {});
   void fchmod(uint64_t handle, mode_t mode);
   void futimens(uint64_t handle, std::optional<int64_t> mtime_ns);
   // close(): commits written bytes durably; its error is what close() returns.

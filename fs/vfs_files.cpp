@@ -1,6 +1,7 @@
 // Vfs: file handles — open, create, read, write, truncate, flush, fsync,
 // release — and the commit that turns staged bytes into a blob and a row.
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -402,6 +403,45 @@ void Vfs::stage_truncate(OpenFile& of, uint64_t size) {
   of.written_back = std::min(of.written_back, size);
   of.dirty = true;
   of.mtime_ns = now_ns();
+}
+
+void Vfs::fallocate(uint64_t h, int mode, uint64_t offset, uint64_t length, const NameOf& through) {
+  std::shared_ptr<Handle> hd = handle(h);
+  if (!hd->writable) throw Error(EBADF, "not open for writing");
+  const int zeroing = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if ((mode & ~(FALLOC_FL_KEEP_SIZE | zeroing)) != 0 || (mode & zeroing) == zeroing)
+    throw Error(EOPNOTSUPP, "this kind of fallocate is not supported here");
+  if (offset > static_cast<uint64_t>(INT64_MAX) || length == 0 ||
+      length > static_cast<uint64_t>(INT64_MAX) - offset)
+    throw Error(EINVAL, "fallocate: bad offset or length");
+  OpenFile& of = *hd->of;
+  {
+    std::lock_guard lock(of.mu);
+    if (of.failed) throw *of.failed;
+    const bool zeroes = (mode & zeroing) != 0;
+    const bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && offset + length > of.size;
+    // Reserving room inside the file changes no byte: only space is taken.
+    ensure_staging(of, true);
+    if (::fallocate(of.fd->get(), mode, static_cast<off_t>(offset), static_cast<off_t>(length)) !=
+        0) {
+      int e = errno;
+      Error err(e, std::string("fallocate: ") + std::strerror(e));
+      // A failure may have left part of a range zeroed or the size grown:
+      // the staged bytes must not replace the file (as after a failed write).
+      if ((zeroes || grows) && e != EOPNOTSUPP && e != EINVAL) {
+        of.failed = err;
+        of.drop_truncation_note();
+      }
+      throw err;
+    }
+    if (!zeroes && !grows) return;
+    if (grows) of.size = offset + length;
+    of.hash_ok = of.hash_ok && !zeroes && of.hashed == of.size;
+    of.dirty = true;
+    of.written = true;
+    of.mtime_ns = now_ns();
+  }
+  tell_other_names(of, through);
 }
 
 void Vfs::truncate(std::string_view path, uint64_t size) {

@@ -221,6 +221,13 @@ TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
     EXPECT_TRUE(test::read_file(m / "inbox/keep.bin") == keep)
         << "the failed write lost the old content";
 
+    // Reserving more room than there is: ENOSPC, and the file is as it was.
+    auto reserve = m.shell("fallocate -l 100M inbox/keep.bin");
+    EXPECT_NE(reserve.exit_code, 0);
+    EXPECT_NE(reserve.err.find("No space left on device"), std::string::npos) << reserve.err;
+    EXPECT_TRUE(test::read_file(m / "inbox/keep.bin") == keep)
+        << "the failed fallocate changed the content";
+
     // The space came back: small files still work.
     test::write_file(m / "inbox/after.txt", "still works\n");
     EXPECT_EQ(test::read_file(m / "inbox/after.txt"), "still works\n");
@@ -370,6 +377,48 @@ EOF)sh");
   m.mount();
   back = test::read_file(m / "inbox/mapped.bin");
   EXPECT_EQ(back.substr(500000, 5), "world") << "mmap writes were not stored";
+}
+
+// fallocate(1) as download managers and rsync --preallocate use it, each
+// step run on the mount and on a plain directory: same exit status, same
+// bytes (a kind the data directory's file system lacks fails on both).
+TEST(MountRobustness, FallocateDoesWhatItDoesOnALocalDisk) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  std::mt19937_64 rng(3);
+  fs::create_directories(m.tmp() / "plain");
+  const std::string start = test::random_bytes(rng, 10000);
+  test::write_file(m / "inbox/f.bin", start);
+  test::write_file(m.tmp() / "plain/f.bin", start);
+  const std::vector<std::string> steps = {
+      "fallocate -l 1M f.bin",               // grows, with zeros
+      "fallocate -p -o 4096 -l 4096 f.bin",  // punches a hole: zeros
+      "fallocate -z -o 100 -l 50 f.bin",     // zeroes a range
+      "fallocate -n -o 0 -l 4M f.bin",       // reserves, keeps the size
+      "fallocate -o 8000 -l 100 f.bin",      // reserves inside: nothing changes
+      "fallocate -l 3M new.bin",             // a new file
+  };
+  for (const std::string& step : steps) {
+    auto ours = m.shell("cd inbox && " + step);
+    auto plain = m.shell("cd \"$TMP/plain\" && " + step);
+    EXPECT_EQ(ours.exit_code, plain.exit_code) << step << ": " << ours.err;
+    for (const char* f : {"f.bin", "new.bin"}) {
+      bool here = fs::exists(m.tmp() / "plain" / f);
+      ASSERT_EQ(fs::exists(m / "inbox" / f), here) << step;
+      if (!here) continue;
+      EXPECT_TRUE(test::read_file(m / "inbox" / f) == test::read_file(m.tmp() / "plain" / f))
+          << f << " differs after " << step;
+    }
+  }
+  // Shifting bytes (collapse, insert) is refused and changes nothing.
+  const std::string before = test::read_file(m / "inbox/f.bin");
+  auto collapse = m.shell("fallocate -c -o 0 -l 4096 inbox/f.bin");
+  EXPECT_NE(collapse.exit_code, 0);
+  EXPECT_NE(collapse.err.find("not supported"), std::string::npos) << collapse.err;
+  m.unmount();
+  m.mount();
+  EXPECT_TRUE(test::read_file(m / "inbox/f.bin") == before);
+  EXPECT_EQ(fs::file_size(m / "inbox/new.bin"), 3u << 20);
 }
 
 std::string asset_id_of(const fs::path& p) {
