@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/ids.h"
+#include "base/utf8.h"
 #include "catalog/catalog_internal.h"
 #include "catalog/schema.h"
 
@@ -109,6 +110,7 @@ void Catalog::check_name(const std::string& name, const char* what) {
   if (name.empty()) throw Error(EINVAL, std::string(what) + " must not be empty");
   if (name.find('\0') != std::string::npos)
     throw Error(EINVAL, std::string(what) + " must not contain a NUL byte");
+  require_utf8(name, what);  // the server's text takes nothing else
 }
 
 void Catalog::require_place(Db& db, const Place& place) {

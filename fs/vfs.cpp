@@ -17,6 +17,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "base/ids.h"
+#include "base/utf8.h"
 #include "fs/fetcher.h"
 #include "fs/names.h"
 #include "fs/open_file.h"
@@ -287,6 +288,7 @@ void Vfs::mkdir(std::string_view path, mode_t mode) {
       (parent.node.kind == Node::Kind::Dir && find_pending(parent.node.place, leaf)))
     throw Error(EEXIST, "exists: " + quote(path));
   const std::string& raw = leaf;  // a name made here is shown as typed
+  require_utf8(raw, "a name");
   if (parent.node.kind == Node::Kind::WorksDir)
     lib_.catalog().create_work(raw, false, mode);
   else
@@ -439,6 +441,7 @@ void Vfs::link(std::string_view from, std::string_view to) {
   if (tree_.child(parent.node, leaf) || find_pending(parent.node.place, leaf))
     throw Error(EEXIST, "exists: " + quote(to));
   const std::string& raw = leaf;  // a name made here is shown as typed
+  require_utf8(raw, "a name");
   if (src.node.kind == Node::Kind::Blob) {
     // ln blobs/<sha> inbox/name: a new asset for a blob already stored.
     auto info = lib_.blobs().stat(src.node.sha256);
@@ -474,6 +477,7 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   Resolved parent = resolve_parent(to, leaf);
   check_writable_dir(parent.node, !src.node.is_dir());
   const std::string& raw = leaf;  // a name made here is shown as typed
+  require_utf8(raw, "a name");
   std::optional<Resolved> target;
   if (auto n = tree_.child(parent.node, leaf)) {
     target = Resolved{std::move(*n), nullptr};

@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "base/ids.h"
+#include "base/utf8.h"
 #include "fs/fetcher.h"
 #include "fs/names.h"
 #include "fs/open_file.h"
@@ -215,6 +216,7 @@ Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
   Resolved parent = resolve_parent(path, leaf);
   check_writable_dir(parent.node, true);
   const std::string& raw = leaf;  // a name made here is shown as typed
+  require_utf8(raw, "a name");
   if (tree_.child(parent.node, leaf) || find_pending(parent.node.place, raw)) {
     if (flags & O_EXCL) throw Error(EEXIST, "exists: " + quote(path));
     ns.unlock();

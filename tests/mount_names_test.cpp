@@ -169,6 +169,37 @@ TEST(MountNames, ErrorsAShellUserUnderstands) {
   EXPECT_EQ(errno_of(::link((m / "works/W").c_str(), (m / "inbox/w").c_str())), EPERM);
 }
 
+// Names are UTF-8 (the server and the app share them): a name that is not
+// (Latin-1 from an old archive) is refused at once with EILSEQ, whatever
+// makes it, and nothing else changes. Such a row used to stop every later
+// push ("invalid byte sequence for encoding UTF8").
+TEST(MountNames, NamesThatAreNotUtf8AreRefusedWithEILSEQ) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  const std::string latin1 = "caf\xe9.txt", half = "\xe2\x82.txt", surrogate = "\xed\xa0\x80";
+  test::write_file(m / "inbox/ok.txt", "ok");
+  for (const std::string& bad : {latin1, half, surrogate}) {
+    EXPECT_EQ(errno_of(::open((m / "inbox" / bad).c_str(), O_CREAT | O_WRONLY, 0644)), EILSEQ);
+    EXPECT_EQ(errno_of(::mkdir((m / "works" / bad).c_str(), 0755)), EILSEQ);
+    EXPECT_EQ(errno_of(::rename((m / "inbox/ok.txt").c_str(), (m / "inbox" / bad).c_str())),
+              EILSEQ);
+    EXPECT_EQ(errno_of(::link((m / "inbox/ok.txt").c_str(), (m / "inbox" / bad).c_str())), EILSEQ);
+  }
+  EXPECT_EQ(listing(m / "inbox"), std::set<std::string>{"ok.txt"});
+  EXPECT_EQ(listing(m / "works"), std::set<std::string>{});
+  EXPECT_EQ(test::read_file(m / "inbox/ok.txt"), "ok");
+  // The command line refuses it too, and says which name.
+  fs::create_directories(m.tmp() / "src");
+  test::write_file(m.tmp() / "src" / latin1, "latin-1");
+  auto r = m.recallfs({"add", (m.tmp() / "src" / latin1).string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("is not valid UTF-8: 'caf\\xe9.txt'"), std::string::npos) << r.err;
+  // UTF-8 of every length is a name like any other.
+  const std::string fine = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x93\x9a";
+  test::write_file(m / "inbox" / fine, "fine");
+  EXPECT_EQ(test::read_file(m / "inbox" / fine), "fine");
+}
+
 // The library keeps user.recall.* only. Other namespaces answer ENOTSUP, not
 // ENODATA: ls -l then stops asking every file for SELinux labels and ACLs
 // (two round trips per file listed), as on any file system without them.

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "base/ids.h"
+#include "base/utf8.h"
 #include "fs/library.h"
 #include "fs/tree.h"
 #include "tests/test_util.h"
@@ -85,6 +86,25 @@ TEST(Names, CollisionNames) {
   EXPECT_FALSE(parse_collision("paper (02).pdf"));
   EXPECT_FALSE(parse_collision("paper.pdf"));
   EXPECT_LE(collision_name(std::string(255, 'y'), 2).size(), 255u);
+}
+
+TEST(Names, Utf8IsCheckedAsTheServerChecksIt) {
+  for (std::string ok : {"", "plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x93\x9a",
+                         "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf" /* U+10FFFF */})
+    EXPECT_TRUE(is_valid_utf8(ok)) << ok;
+  for (std::string bad :
+       {std::string("a\0b", 3), std::string("caf\xe9"), std::string("\xc0\xaf"),
+        std::string("\xe0\x80\xaf") /* overlong */, std::string("\xed\xa0\x80") /* a surrogate */,
+        std::string("\xf4\x90\x80\x80") /* past U+10FFFF */,
+        std::string("\xe2\x82") /* cut short */, std::string("\x80"), std::string("\xff")})
+    EXPECT_FALSE(is_valid_utf8(bad)) << quote(bad);
+  try {
+    require_utf8("caf\xe9\n.txt", "a file name");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), EILSEQ);
+    EXPECT_EQ(e.message(), "a file name is not valid UTF-8: 'caf\\xe9\\x0a.txt'");
+  }
 }
 
 TEST(Names, ScratchFilesOfEditorsAndDesktops) {
