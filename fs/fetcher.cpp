@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <tuple>
 
 #include "base/error.h"
@@ -15,6 +17,12 @@ namespace recall {
 namespace fs = std::filesystem;
 
 namespace {
+
+// A fetched piece this device could not write (a full disk), thrown through
+// the holder's stream to tell it from the holder's own failures.
+struct LocalFailure {
+  Error error;
+};
 // Parallel requests of sequential readers, and promotions.
 constexpr size_t kWorkers = 4;
 }  // namespace
@@ -150,6 +158,7 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
   } catch (const std::exception& e) {
     errors = e.what();
   }
+  std::optional<Error> local;  // this device failed to keep the bytes
   // Failures are reported when the whole try is over, so that a holder
   // rests from then on, not from the middle of a try that asks the others.
   std::vector<std::tuple<std::shared_ptr<ByteSource>, int, SourceProvider::Clock::time_point>>
@@ -175,7 +184,11 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
           // Written to the partial file, but not served before it is verified.
           uint64_t at = r.chunk_offset(next) + in_chunk;
           ssize_t w = ::pwrite(r.fd.get(), piece.data(), k, static_cast<off_t>(at));
-          if (w != static_cast<ssize_t>(k)) throw_last_errno("write a fetched chunk");
+          if (w != static_cast<ssize_t>(k)) {
+            int e = w < 0 ? errno : ENOSPC;
+            throw LocalFailure{
+                Error(e, std::string("cannot keep fetched bytes here: ") + std::strerror(e))};
+          }
           h.update(piece.first(k));
           in_chunk += k;
           piece = piece.subspan(k);
@@ -202,6 +215,13 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
       }
       if (next != end) throw Error(EIO, src->name() + " sent fewer bytes than asked for");
       provider_->worked(r.sha256, *src);
+    } catch (const LocalFailure& f) {
+      // This device's disk, not the holder: no other holder would do
+      // better, and none is blamed.
+      std::fprintf(stderr, "recallfs: chunk %zu of %s: %s\n", next, r.sha256.c_str(),
+                   f.error.what());
+      local = f.error;
+      break;
     } catch (const std::exception& e) {
       std::string what = e.what();  // a peer's own messages name it already
       if (!what.starts_with(src->name())) what = src->name() + ": " + what;
@@ -220,6 +240,7 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
     for (size_t i = next; i < end; ++i) r.state[i] = Remote::Absent;
     r.cv.notify_all();
   }
+  if (local) throw *local;
   throw Error(EIO, "no holder could serve chunk " + std::to_string(next) + " of " + r.sha256 +
                        (errors.empty() ? " (no holder reachable)" : " (" + errors + ")"));
 }

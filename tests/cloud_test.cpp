@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -231,6 +232,58 @@ TEST(Cloud, AnInterruptedUploadResumes) {
   std::vector<std::byte> all(data.size());
   ASSERT_EQ(s3.get_range(key, 0, all), data.size());
   EXPECT_EQ(std::memcmp(all.data(), data.data(), data.size()), 0);
+}
+
+// A device whose disk is full reads a file that is only in the cloud: the
+// read fails with ENOSPC, as the disk's failure (it was EIO, "no holder could
+// serve", with every holder asked in vain); once there is room the same read
+// works at once, and nothing of the failed fetch is left on the disk.
+TEST(Cloud, AFullDiskFailsAFetchWithENOSPCAndTheReadWorksOnceThereIsRoom) {
+  RECALL_REQUIRE_SWIFT();
+  RECALL_REQUIRE_POSTGRES();
+  RECALL_REQUIRE_FUSE();
+  test::SmallDisk small;
+  if (!small.error().empty()) GTEST_SKIP() << small.error();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("cloud-full-disk");
+  std::string token = pg.issue_token("cloud-full-disk");
+  CloudDevice a;
+  a.connect(token, "full-disk-bucket");
+  std::string big = random_file(a.dir / "big.bin", 21 << 20, 5);
+  ASSERT_EQ(a.cli({"add", (a.dir / "big.bin").string()}).exit_code, 0);
+  ASSERT_EQ(a.cli({"replicate"}).exit_code, 0);
+  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+
+  test::MountedLibrary b(small / "data");
+  ASSERT_EQ(b.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
+  ASSERT_EQ(
+      b.recallfs({"cloud", "set", "--endpoint", *swift_endpoint(), "--bucket", "full-disk-bucket",
+                  "--access-key", "test:tester", "--secret-key", "testing"})
+          .exit_code,
+      0);
+  ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/big.bin"); }));
+  // Leave 8 MiB free: two chunks fit, the file does not.
+  struct statvfs vfs {};
+  ASSERT_EQ(::statvfs(small.path().c_str(), &vfs), 0);
+  uint64_t free_bytes = vfs.f_bavail * vfs.f_frsize;
+  ASSERT_GT(free_bytes, 8u << 20);
+  {
+    UniqueFd filler = open_file(small / "filler", O_WRONLY | O_CREAT, 0644);
+    std::string mib(1 << 20, 'x');
+    for (uint64_t left = free_bytes - (8u << 20); left >= mib.size(); left -= mib.size())
+      ASSERT_EQ(::write(filler.get(), mib.data(), mib.size()), static_cast<ssize_t>(mib.size()));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  RunResult cat = b.shell("cat inbox/big.bin > /dev/null");
+  EXPECT_NE(cat.exit_code, 0);
+  EXPECT_NE(cat.err.find("No space left on device"), std::string::npos) << cat.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_TRUE(test::eventually([&] { return test::files_under(small / "data/cas/tmp").empty(); }))
+      << "a partial file of the failed fetch is left";
+
+  // Room again: the cloud is asked again at once, and the bytes are right.
+  fs::remove(small / "filler");
+  EXPECT_TRUE(test::read_file(b / "inbox/big.bin") == big);
 }
 
 TEST(Cloud, AGuestReadingBytesThatAreNotHereFailsAtOnce) {
