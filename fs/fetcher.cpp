@@ -43,8 +43,9 @@ class Fetcher::Remote {
   std::vector<State> state;
   size_t present = 0;
   bool promoting = false;
-  bool kept = false;     // moved into the store
-  bool refused = false;  // the cache budget had no room for it
+  bool kept = false;              // moved into the store
+  bool refused = false;           // the cache budget had no room for it
+  std::optional<Error> not_kept;  // why moving it into the store failed
   size_t next_sequential = 0;
   bool prefetching = false;
 
@@ -380,6 +381,10 @@ void Fetcher::maybe_promote(Remote& r) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: could not keep fetched blob %s: %s\n", r.sha256.c_str(),
                  e.what());
+    auto* err = dynamic_cast<const Error*>(&e);
+    std::lock_guard lock(r.mu);
+    r.not_kept =
+        Error(err ? err->code() : EIO, "blob " + r.sha256 + " could not be kept: " + e.what());
   }
 }
 
@@ -409,9 +414,9 @@ void Fetcher::fetch_in_background(const std::string& sha256) {
   bg_cv_.notify_one();
 }
 
-bool Fetcher::refused(Remote& r) {
+bool Fetcher::will_not_be_kept(Remote& r) {
   std::lock_guard lock(r.mu);
-  return r.refused;
+  return r.refused || r.not_kept;
 }
 
 void Fetcher::fetch_all(const std::string& sha256,
@@ -427,10 +432,11 @@ void Fetcher::fetch_all(const std::string& sha256,
   }
   maybe_promote(*r);  // (a no-op when a worker has done it already)
   // A worker may still be moving it into the store: wait for that.
-  for (int i = 0; i < 600 && !lib_.blobs().has(sha256) && !refused(*r); ++i)
+  for (int i = 0; i < 600 && !lib_.blobs().has(sha256) && !will_not_be_kept(*r); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll, bounded
   if (lib_.blobs().has(sha256)) return;
   std::lock_guard lock(r->mu);
+  if (r->not_kept) throw *r->not_kept;
   if (r->refused)
     throw Error(ENOSPC, "no room in the cache for " + sha256 +
                             ": what it holds is pinned, open or not yet uploaded");

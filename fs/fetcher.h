@@ -78,7 +78,8 @@ class Fetcher {
   std::shared_ptr<Remote> find_remote(const std::string& sha256);
   void prefetch(const std::shared_ptr<Remote>& r, size_t from);
   void maybe_promote(Remote& r);
-  static bool refused(Remote& r);
+  // The cache had no room for it, or moving it into the store failed.
+  static bool will_not_be_kept(Remote& r);
 
   void post(std::function<void()> task);
 
