@@ -36,6 +36,10 @@ class Sha256 {
   std::unique_ptr<evp_md_ctx_st, CtxFree> ctx_;
 };
 
+// The SHA-256 of no bytes (an empty file's blob).
+inline constexpr std::string_view kEmptySha256 =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 // Lower-case hex of a digest (64 characters).
 std::string to_hex(const Digest& d);
 std::string to_hex(std::span<const unsigned char> bytes);

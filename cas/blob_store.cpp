@@ -306,7 +306,8 @@ PutResult BlobStore::put_from(const std::function<size_t(std::span<std::byte>)>&
   return r;
 }
 
-PutResult BlobStore::adopt(const fs::path& file, const std::optional<std::string>& sha256) {
+PutResult BlobStore::adopt(const fs::path& file, const std::optional<std::string>& sha256,
+                           bool synced) {
   UniqueFd fd = open_file(file, O_RDONLY);
   uint64_t size = static_cast<uint64_t>(stat_fd(fd.get(), file).st_size);
   std::string sha;
@@ -318,23 +319,25 @@ PutResult BlobStore::adopt(const fs::path& file, const std::optional<std::string
     sha = to_hex(hash_fd(fd.get(), 0, size, buf, nullptr));
   }
   if (::fchmod(fd.get(), 0444) != 0) throw_last_errno("chmod " + quote(file.string()));
-  fsync_fd(fd.get(), file);
-  fd.reset();
   try {
-    return link_in(file, sha, size);
+    return link_in(file, sha, size, synced ? -1 : fd.get());
   } catch (...) {
     ::unlink(file.c_str());
     throw;
   }
 }
 
-PutResult BlobStore::link_in(const fs::path& tmp, const std::string& sha256, uint64_t size) {
+PutResult BlobStore::link_in(const fs::path& tmp, const std::string& sha256, uint64_t size,
+                             int unsynced_fd) {
   fs::path dest = object_path(sha256);
   make_dir_durable(dest.parent_path());
   std::lock_guard names(names_mu_);
   PutResult r;
   r.sha256 = sha256;
   r.size = size;
+  // A duplicate is only unlinked: its bytes need no fsync. (names_mu_ keeps
+  // the object from going between this look and the rename.)
+  if (unsynced_fd >= 0 && !fs::exists(dest)) fsync_fd(unsynced_fd, tmp);
   if (rename_noreplace(tmp, dest)) {
     fsync_dir(dest.parent_path());
   } else {

@@ -101,12 +101,16 @@ class BlobStore {
   PutResult put(std::istream& in);
   PutResult put_file(const std::filesystem::path& file);
   // Takes over a file the caller wrote inside this store's file system (the
-  // mount's write staging) and that nobody writes any more: fsyncs it, makes
-  // it read-only and renames it into objects/ — no copy. `sha256` is its hash
+  // mount's write staging) and that nobody writes any more: makes it
+  // read-only and renames it into objects/ — no copy. `sha256` is its hash
   // when the caller computed it while writing; otherwise it is hashed here.
+  // `synced`: the caller fsync'd it, through the descriptor it wrote with
+  // (where a writeback error shows); otherwise it is fsync'd here, unless
+  // its object is here already (then its bytes are durable as they are).
   // The file is gone afterwards, whether it became the object or was a
   // duplicate of one.
-  PutResult adopt(const std::filesystem::path& file, const std::optional<std::string>& sha256);
+  PutResult adopt(const std::filesystem::path& file, const std::optional<std::string>& sha256,
+                  bool synced);
 
   // True when the object is present and servable (not missing, not quarantined).
   bool has(const std::string& sha256) const;
@@ -153,7 +157,11 @@ class BlobStore {
   void open_index(bool exclusive);
   void remove_unneeded(const std::function<bool(const std::string&)>& unneeded);
   PutResult put_from(const std::function<size_t(std::span<std::byte>)>& read);
-  PutResult link_in(const std::filesystem::path& tmp, const std::string& sha256, uint64_t size);
+  // Renames `tmp` (durable already, or fsync'd here through `unsynced_fd`
+  // when it becomes the object) to the object's name, or drops it as a
+  // duplicate; indexes the object.
+  PutResult link_in(const std::filesystem::path& tmp, const std::string& sha256, uint64_t size,
+                    int unsynced_fd = -1);
   void record_found(const std::string& sha256, const std::filesystem::path& path, Health health,
                     ScanReport& report);
 

@@ -371,7 +371,7 @@ void Fetcher::maybe_promote(Remote& r) {
     if (to_hex(h.finish()) != r.sha256)
       throw Error(EIO, "the fetched blob does not match its name");
     fsync_fd(r.fd.get(), r.partial);
-    lib_.blobs().adopt(r.partial, r.sha256);
+    lib_.blobs().adopt(r.partial, r.sha256, true);
     {
       std::lock_guard lock(r.mu);
       r.kept = true;

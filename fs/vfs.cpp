@@ -17,6 +17,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "base/ids.h"
+#include "base/sha256.h"
 #include "base/utf8.h"
 #include "fs/fetcher.h"
 #include "fs/names.h"
@@ -378,8 +379,11 @@ void Vfs::hand_over_open_state(const std::string& from, const std::string& to, c
 }
 
 void Vfs::collect_blob(const std::string& sha256) {
-  // The blob stays while any asset needs it or a file is open on it.
-  if (sha256.empty()) return;
+  // The blob stays while any asset needs it or a file is open on it. The
+  // empty one always stays: `cmd > new` commits an empty file at its first
+  // close and its content at the next, and storing and removing it each
+  // time cost two fsyncs.
+  if (sha256.empty() || sha256 == kEmptySha256) return;
   std::unique_lock storing(store_mu_, std::try_to_lock);
   if (!storing) {  // a put under way may have found these very bytes
     collect_later_.push_back(sha256);

@@ -544,11 +544,15 @@ void Vfs::commit(OpenFile& of, bool consume) {
     if (of.dirty && !of.unlinked && !of.staging.empty()) {
       PutResult put;
       try {
-        fsync_fd(of.fd->get(), of.staging);
         std::optional<std::string> sha;
         if (of.hash_ok && of.hashed == of.size) sha = to_hex(of.hash.peek());
+        // Bytes stored already (an emptied file, a save of what was there)
+        // need no fsync: their object holds them durably, and store_mu_ keeps
+        // it until the row names it.
+        const bool stored = sha && lib_.blobs().has(*sha);
+        if (!stored) fsync_fd(of.fd->get(), of.staging);
         if (consume) {
-          put = lib_.blobs().adopt(of.staging, sha);
+          put = lib_.blobs().adopt(of.staging, sha, !stored);
           of.staging.clear();
           of.fd = std::make_shared<UniqueFd>(lib_.blobs().open_object(put.sha256));
         } else {

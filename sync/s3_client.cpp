@@ -18,9 +18,6 @@
 namespace recall {
 namespace {
 
-constexpr const char* kEmptySha =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -98,7 +95,7 @@ std::string canonical_query(std::vector<std::pair<std::string, std::string>> que
 struct S3Client::Request {
   std::string method = "GET";
   std::string url;
-  std::string payload_sha = kEmptySha;
+  std::string payload_sha{kEmptySha256};
   std::vector<std::string> headers;
   // A body from memory or from a file range.
   std::string mem;
