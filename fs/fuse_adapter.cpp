@@ -211,13 +211,15 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     Mount& m = mount_of(req);
     Vfs& v = *m.vfs;
     // An open handle when the kernel sent one (ftruncate, fchmod) or the
-    // file has lost its name; the path otherwise.
+    // file has lost its name (truncate(path) met a rename or unlink: one
+    // open for writing then); the path otherwise.
     std::string path;
     uint64_t fh = fi ? fi->fh : 0;
     if (!fi) {
       if (std::optional<std::string> p = m.nodes.path(ino))
         path = std::move(*p);
-      else if (std::optional<uint64_t> h = m.nodes.open_handle(ino))
+      else if (std::optional<uint64_t> h =
+                   m.nodes.open_handle(ino, (to_set & FUSE_SET_ATTR_SIZE) != 0))
         fh = *h;
       else
         throw Error(ENOENT, "no such file (it was removed)");
@@ -431,7 +433,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     fi->fh = r.handle;
     fi->keep_cache = r.keep_cache;
     fi->direct_io = r.direct_io;
-    m.nodes.add_open_handle(ino, r.handle);
+    m.nodes.add_open_handle(ino, r.handle, (fi->flags & O_ACCMODE) != O_RDONLY);
     if (fuse_reply_open(req, fi) != 0) {  // interrupted: nobody will release it
       m.nodes.remove_open_handle(ino, r.handle);
       m.vfs->release(r.handle);
@@ -453,7 +455,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       throw;
     }
     fuse_entry_param e = entry_for(m, parent, name, st);
-    m.nodes.add_open_handle(e.ino, r.handle);
+    m.nodes.add_open_handle(e.ino, r.handle, (fi->flags & O_ACCMODE) != O_RDONLY);
     if (fuse_reply_create(req, &e, fi) != 0) {
       m.nodes.remove_open_handle(e.ino, r.handle);
       m.nodes.forget(e.ino, 1);

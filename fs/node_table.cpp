@@ -90,21 +90,26 @@ void NodeTable::removed(uint64_t parent, std::string_view name) {
     detach_locked(it->second);
 }
 
-void NodeTable::add_open_handle(uint64_t node, uint64_t handle) {
+void NodeTable::add_open_handle(uint64_t node, uint64_t handle, bool writable) {
   std::lock_guard lock(mu_);
-  if (auto it = nodes_.find(node); it != nodes_.end()) it->second.handles.push_back(handle);
+  if (auto it = nodes_.find(node); it != nodes_.end())
+    it->second.handles.emplace_back(handle, writable);
 }
 
 void NodeTable::remove_open_handle(uint64_t node, uint64_t handle) {
   std::lock_guard lock(mu_);
-  if (auto it = nodes_.find(node); it != nodes_.end()) std::erase(it->second.handles, handle);
+  if (auto it = nodes_.find(node); it != nodes_.end())
+    std::erase_if(it->second.handles, [&](const auto& h) { return h.first == handle; });
 }
 
-std::optional<uint64_t> NodeTable::open_handle(uint64_t node) const {
+std::optional<uint64_t> NodeTable::open_handle(uint64_t node, bool writable) const {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(node);
-  if (it == nodes_.end() || it->second.handles.empty()) return std::nullopt;
-  return it->second.handles.back();
+  if (it == nodes_.end()) return std::nullopt;
+  const auto& hs = it->second.handles;
+  for (auto h = hs.rbegin(); h != hs.rend(); ++h)
+    if (h->second || !writable) return h->first;
+  return std::nullopt;
 }
 
 uint64_t NodeTable::node_of(uint64_t parent, std::string_view name) const {

@@ -54,10 +54,10 @@ class NodeTable {
   void removed(uint64_t parent, std::string_view name);
 
   // The handles open on a node: getattr of an unlinked but open file uses
-  // one of them.
-  void add_open_handle(uint64_t node, uint64_t handle);
+  // one of them, a truncation only one open for writing.
+  void add_open_handle(uint64_t node, uint64_t handle, bool writable);
   void remove_open_handle(uint64_t node, uint64_t handle);
-  std::optional<uint64_t> open_handle(uint64_t node) const;
+  std::optional<uint64_t> open_handle(uint64_t node, bool writable = false) const;
 
   // The node the kernel knows as `name` in `parent`; 0 when it knows none.
   uint64_t node_of(uint64_t parent, std::string_view name) const;
@@ -87,8 +87,8 @@ class NodeTable {
     uint64_t parent = 0;  // 0: detached
     std::string name;
     uint64_t lookups = 0;
-    std::vector<uint64_t> handles;      // open ones, usually none or one
-    std::unique_ptr<struct stat> kept;  // see keep_attributes (rare: a pointer)
+    std::vector<std::pair<uint64_t, bool>> handles;  // open ones (writable?), usually 0 or 1
+    std::unique_ptr<struct stat> kept;               // see keep_attributes (rare: a pointer)
   };
   struct Key {
     uint64_t parent;

@@ -31,14 +31,16 @@ TEST(NodeTable, ARenameOverANameDetachesTheNodeItReplaces) {
   uint64_t inbox = t.remember(NodeTable::kRoot, "inbox");
   uint64_t tmp = t.remember(inbox, "a.pdf.tmp");
   uint64_t old = t.remember(inbox, "a.pdf");
-  t.add_open_handle(old, 7);
+  t.add_open_handle(old, 7, false);
   t.moved(inbox, "a.pdf.tmp", inbox, "a.pdf");
   EXPECT_EQ(t.path(tmp), "/inbox/a.pdf");
   EXPECT_EQ(t.path(old), std::nullopt) << "the replaced node has no name any more";
   EXPECT_EQ(t.open_handle(old), 7u) << "but its open handle still reaches the file";
-  t.add_open_handle(old, 8);
+  t.add_open_handle(old, 8, true);
+  EXPECT_EQ(t.open_handle(old, true), 8u) << "a truncation takes the one open for writing";
   t.remove_open_handle(old, 8);
   EXPECT_EQ(t.open_handle(old), 7u) << "another open and close of it changes nothing";
+  EXPECT_EQ(t.open_handle(old, true), std::nullopt) << "none is open for writing now";
   t.remove_open_handle(old, 7);
   EXPECT_EQ(t.open_handle(old), std::nullopt);
   EXPECT_EQ(t.remember(inbox, "a.pdf"), tmp);
