@@ -123,7 +123,13 @@ void reply_entry(fuse_req_t req, Mount& m, fuse_ino_t parent, const char* name,
 struct stat attr_of(Mount& m, fuse_ino_t ino, const fuse_file_info* fi) {
   if (fi) return m.vfs->fgetattr(fi->fh);
   if (std::optional<std::string> p = m.nodes.path(ino)) return m.vfs->getattr(*p);
-  if (std::optional<uint64_t> h = m.nodes.open_handle(ino)) return m.vfs->fgetattr(*h);
+  if (std::optional<uint64_t> h = m.nodes.open_handle(ino)) {
+    try {
+      return m.vfs->fgetattr(*h);
+    } catch (const Error& e) {
+      if (e.code() != EBADF) throw;  // closed meanwhile: as if it had been closed before
+    }
+  }
   if (std::optional<struct stat> kept = m.nodes.kept_attributes(ino)) return *kept;
   throw Error(ENOENT, "no such file (it was removed)");
 }
@@ -225,23 +231,32 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
         throw Error(ENOENT, "no such file (it was removed)");
     }
     bool by_handle = path.empty();
-    if (to_set & FUSE_SET_ATTR_MODE)
-      by_handle ? v.fchmod(fh, attr->st_mode) : v.chmod(path, attr->st_mode);
-    if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
-      v.chown(by_handle ? "/" : path, (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : uid_t(-1),
-              (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : gid_t(-1));
-    if (to_set & FUSE_SET_ATTR_SIZE) {
-      if (attr->st_size < 0) throw Error(EINVAL, "negative size");
-      auto size = static_cast<uint64_t>(attr->st_size);
-      by_handle ? v.ftruncate(fh, size, [&] { return m.nodes.path(ino).value_or(""); })
-                : v.truncate(path, size);
+    struct stat st;
+    try {
+      if (to_set & FUSE_SET_ATTR_MODE)
+        by_handle ? v.fchmod(fh, attr->st_mode) : v.chmod(path, attr->st_mode);
+      if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+        v.chown(by_handle ? "/" : path, (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : uid_t(-1),
+                (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : gid_t(-1));
+      if (to_set & FUSE_SET_ATTR_SIZE) {
+        if (attr->st_size < 0) throw Error(EINVAL, "negative size");
+        auto size = static_cast<uint64_t>(attr->st_size);
+        by_handle ? v.ftruncate(fh, size, [&] { return m.nodes.path(ino).value_or(""); })
+                  : v.truncate(path, size);
+      }
+      if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_ATIME |
+                    FUSE_SET_ATTR_ATIME_NOW)) {
+        std::optional<int64_t> mtime = mtime_of(attr, to_set);
+        by_handle ? v.futimens(fh, mtime) : v.utimens(path, mtime);
+      }
+      st = by_handle ? v.fgetattr(fh) : v.getattr(path);
+    } catch (const Error& e) {
+      // The handle of a nameless file, closed meanwhile: as if it had been
+      // closed before.
+      if (e.code() == EBADF && by_handle && !fi)
+        throw Error(ENOENT, "no such file (it was removed)");
+      throw;
     }
-    if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_ATIME |
-                  FUSE_SET_ATTR_ATIME_NOW)) {
-      std::optional<int64_t> mtime = mtime_of(attr, to_set);
-      by_handle ? v.futimens(fh, mtime) : v.utimens(path, mtime);
-    }
-    struct stat st = by_handle ? v.fgetattr(fh) : v.getattr(path);
     fuse_reply_attr(req, &st, kAttrTimeout);
   });
 }

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -282,22 +283,35 @@ TEST(MountStress, ThreadsRacingOnOneFolderGetLocalDiskAnswersAndLoseNoClosedFile
     EXPECT_EQ(bad[w], "") << "worker " << w << ", seed " << seed;
 
   std::map<std::string, std::string> before = contents(m / "works/S");
+  std::map<std::string, std::string> recorded;  // what the catalog says, before the remount
+  for (const auto& [name, content] : before)
+    recorded[name] =
+        m.shell("getfattr --only-values -n user.recall.sha256 'works/S/" + name + "'").out;
   m.unmount();
   m.mount();
   std::map<std::string, std::string> after = contents(m / "works/S");
   EXPECT_EQ(before.size(), after.size()) << "seed " << seed;
   for (const auto& [name, content] : before)
     EXPECT_TRUE(after.contains(name) && after[name] == content)
-        << name << " is not what it was before the remount (seed " << seed << ")";
+        << name << " is not what it was before the remount (seed " << seed << "): read "
+        << content.size() << " bytes " << test::sha256_of(content) << " before, "
+        << (after.contains(name)
+                ? std::to_string(after[name].size()) + " bytes " + test::sha256_of(after[name])
+                : std::string("nothing"))
+        << " after; the catalog said " << recorded[name];
   test::RunResult verify = m.recallfs({"verify"});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   std::unique_ptr<Catalog> catalog = m.catalog();
+  bool leaked = false;
   for (const fs::path& object : test::files_under(m.data() / "cas/objects")) {
     std::string sha = object.filename().string();
-    if (sha == kEmptySha256) continue;
-    EXPECT_FALSE(catalog->assets_with_blob(sha).empty())
-        << "no file has the bytes of " << sha << " (seed " << seed << ")";
+    if (sha == kEmptySha256 || !catalog->assets_with_blob(sha).empty()) continue;
+    ADD_FAILURE() << "no file has the bytes of " << sha << " (" << fs::file_size(object)
+                  << " bytes; seed " << seed << ")";
+    leaked = true;
   }
+  if (leaked && fs::exists(m.data() / "recallfs.log"))
+    std::cerr << "the daemon's log:\n" << test::read_file(m.data() / "recallfs.log");
 }
 
 }  // namespace
