@@ -318,11 +318,12 @@ class Vfs {
   std::map<std::tuple<std::string, std::string, std::string>, std::string> pending_;
   std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles_;
   uint64_t next_handle_ = 1;
-  // The content each asset had when last opened, to keep the kernel's cache
-  // only while it is unchanged.
+  // The version whose pages the kernel may cache for each asset (set by the
+  // opens that fill its cache), to keep them only while it is unchanged;
+  // absent: unknown, the next open drops them.
   std::unordered_map<std::string, std::string> last_opened_sha_;
-  // Read-only snapshot handles open, per asset.
-  std::unordered_map<std::string, int> snapshot_readers_;
+  // Read-only snapshot handles open, per asset and version (blob).
+  std::unordered_map<std::string, std::map<std::string, int>> snapshot_readers_;
 };
 
 }  // namespace recall

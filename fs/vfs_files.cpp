@@ -4,6 +4,7 @@
 #include <linux/falloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -178,12 +179,17 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
         r.node.entry->asset = cur;  // its attributes as they are now too
         h->snapshot_attr = node_attr(r.node);
         std::lock_guard lock(files_mu_);
-        bool keep = last_opened_sha_[cur.id] == cur.sha256;
-        last_opened_sha_[cur.id] = cur.sha256;
-        snapshot_readers_[cur.id]++;
+        // The kernel has one page cache for the file: while a reader of
+        // another version may fill it, this one bypasses it.
+        std::map<std::string, int>& versions = snapshot_readers_[cur.id];
+        const bool direct = std::ranges::any_of(
+            versions, [&](const auto& v) { return v.first != cur.sha256 && v.second > 0; });
+        const bool keep = !direct && last_opened_sha_[cur.id] == cur.sha256;
+        if (!direct) last_opened_sha_[cur.id] = cur.sha256;
+        versions[cur.sha256]++;
         uint64_t id = next_handle_++;
         handles_[id] = std::move(h);
-        return {id, keep};
+        return {id, keep, direct};
       }
     } else {
       // Writing keeps the old bytes (unless truncating): bring them here first.
@@ -193,11 +199,15 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
     }
   }
   uint64_t id = add_handle(of, flags);
-  bool direct = false;
-  if (writable) {
+  bool direct;
+  {
+    // Bytes being written: while readers of a committed version (snapshots)
+    // are open, these bypass the page cache they read from; otherwise they
+    // fill it with bytes no later reader may keep.
     std::lock_guard lock(files_mu_);
     auto it = snapshot_readers_.find(of->asset_id);
-    direct = it != snapshot_readers_.end() && it->second > 0;
+    direct = it != snapshot_readers_.end();
+    if (!direct) last_opened_sha_.erase(of->asset_id);
   }
   if (flags & O_TRUNC) {
     try {
@@ -810,8 +820,11 @@ void Vfs::release(uint64_t h) {
     hd = std::move(it->second);
     handles_.erase(it);
     if (!hd->of && !hd->asset_id.empty()) {
-      auto r = snapshot_readers_.find(hd->asset_id);
-      if (r != snapshot_readers_.end() && --r->second <= 0) snapshot_readers_.erase(r);
+      if (auto r = snapshot_readers_.find(hd->asset_id); r != snapshot_readers_.end()) {
+        if (auto v = r->second.find(hd->sha256); v != r->second.end() && --v->second <= 0)
+          r->second.erase(v);
+        if (r->second.empty()) snapshot_readers_.erase(r);
+      }
     }
   }
   if (!hd->of) return;

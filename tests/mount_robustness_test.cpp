@@ -354,6 +354,41 @@ TEST(MountRobustness, AReaderKeepsAConsistentVersionWhileAnotherProcessWrites) {
   EXPECT_TRUE(test::read_file(m / "inbox/doc.bin") == v2);
 }
 
+// The kernel keeps one page cache per file, and a reader that opened an
+// older version goes on reading that version. Its reads must never fill
+// the cache that readers of the newer version are served from, then or
+// after it closes.
+TEST(MountRobustness, AReaderOfAnOlderVersionNeverLeavesItsPagesToNewerReaders) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  const std::string f = (m / "inbox/f.bin").string();
+  test::write_file(f, std::string(64 << 10, 'A'));
+  auto at = [](int fd, off_t off) {
+    char c = '?';
+    return ::pread(fd, &c, 1, off) == 1 ? c : '!';
+  };
+  int old_reader = ::open(f.c_str(), O_RDONLY);
+  ASSERT_GE(old_reader, 0);
+  EXPECT_EQ(at(old_reader, 0), 'A');
+  // Rewritten in place while the old reader is open.
+  int writer = ::open(f.c_str(), O_RDWR);
+  ASSERT_GE(writer, 0);
+  std::string b(64 << 10, 'B');
+  ASSERT_EQ(::pwrite(writer, b.data(), b.size(), 0), static_cast<ssize_t>(b.size()));
+  ASSERT_EQ(::close(writer), 0);
+  int new_reader = ::open(f.c_str(), O_RDONLY);
+  ASSERT_GE(new_reader, 0);
+  // Both read the same pages, the old reader first.
+  for (off_t off : {8192, 20000, 40000}) {
+    EXPECT_EQ(at(old_reader, off), 'A') << "the old reader keeps its version, at " << off;
+    EXPECT_EQ(at(new_reader, off), 'B') << "the new reader got the old version's page, at " << off;
+  }
+  EXPECT_EQ(::close(old_reader), 0);
+  EXPECT_EQ(::close(new_reader), 0);
+  // And once both are closed.
+  EXPECT_TRUE(test::read_file(f) == b) << "a later reader got pages of the old version";
+}
+
 TEST(MountRobustness, SharedWritableMmapAndFsync) {
   RECALL_REQUIRE_FUSE();
   MountedLibrary m;
