@@ -336,9 +336,15 @@ PutResult BlobStore::link_in(const fs::path& tmp, const std::string& sha256, uin
   r.sha256 = sha256;
   r.size = size;
   // A duplicate is only unlinked: its bytes need no fsync. (names_mu_ keeps
-  // the object from going between this look and the rename.)
-  if (unsynced_fd >= 0 && !fs::exists(dest)) fsync_fd(unsynced_fd, tmp);
+  // the object from going between this look and the rename in this process;
+  // another one, a verify, may still move it away: then it is fsync'd after.)
+  bool synced = unsynced_fd < 0;
+  if (!synced && !fs::exists(dest)) {
+    fsync_fd(unsynced_fd, tmp);
+    synced = true;
+  }
   if (rename_noreplace(tmp, dest)) {
+    if (!synced) fsync_fd(unsynced_fd, dest);
     fsync_dir(dest.parent_path());
   } else {
     ::unlink(tmp.c_str());

@@ -67,6 +67,9 @@ struct OpenFile {
   uint64_t stored = 0;    // commits stored so far (phase 1)
   // Blobs stored for notes: collected at the last close unless recorded.
   std::vector<std::string> noted_blobs;
+  // fallocate reserved room past the end: freed (ftruncate) before the
+  // staged bytes become an object.
+  bool reserved_past_end = false;
   // The note's truncation is recorded, superseded, or must not happen any
   // more (a failed write, the file removed or replaced): gone durably.
   void drop_truncation_note() noexcept {

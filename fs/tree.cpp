@@ -68,6 +68,8 @@ std::vector<std::string> name_group(const std::string& raw, size_t count,
   if (literal.empty()) names.push_back(first);
   for (unsigned n = 2; names.size() < count; ++n) {
     std::string candidate = collision_name(first, n);
+    // (A 255-byte "name (2)" cut and counted again is itself.)
+    if (candidate == first || std::ranges::count(names, candidate) > 0) continue;
     if (!taken(candidate)) names.push_back(std::move(candidate));
   }
   return names;

@@ -429,8 +429,8 @@ void Vfs::remove_blob(const std::string& sha256) {
   if (!lib_.catalog().forget_blob(sha256)) return;
   try {
     lib_.blobs().remove(sha256);
-  } catch (const Error&) {
-    // Already gone: nothing to free.
+  } catch (const Error& e) {
+    if (e.code() != ENOENT) throw;  // (collect_blob tries it again later)
   }
   invalidate("/blobs/" + sha256, Stale::Listing);
 }
@@ -481,7 +481,6 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   Resolved parent = resolve_parent(to, leaf);
   check_writable_dir(parent.node, !src.node.is_dir());
   const std::string& raw = leaf;  // a name made here is shown as typed
-  require_utf8(raw, "a name");
   std::optional<Resolved> target;
   if (auto n = tree_.child(parent.node, leaf)) {
     target = Resolved{std::move(*n), nullptr};
@@ -495,6 +494,9 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     }
   }
   if (target && (flags & RENAME_NOREPLACE)) throw Error(EEXIST, "exists: " + quote(to));
+  // A file renamed over keeps its name (one from before names were checked
+  // too); a name that comes into being must be UTF-8.
+  if (!target || target->node.is_dir()) require_utf8(raw, "a name");
 
   if (src.node.is_dir()) {
     if (target && !target->node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(to));

@@ -226,12 +226,12 @@ Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
   Resolved parent = resolve_parent(path, leaf);
   check_writable_dir(parent.node, true);
   const std::string& raw = leaf;  // a name made here is shown as typed
-  require_utf8(raw, "a name");
   if (tree_.child(parent.node, leaf) || find_pending(parent.node.place, raw)) {
     if (flags & O_EXCL) throw Error(EEXIST, "exists: " + quote(path));
     ns.unlock();
     return open(path, flags);
   }
+  require_utf8(raw, "a name");
   auto of = std::make_shared<OpenFile>();
   of->asset_id = new_row_id();
   of->pending = true;
@@ -438,14 +438,21 @@ void Vfs::fallocate(uint64_t h, int mode, uint64_t offset, uint64_t length, cons
         0) {
       int e = errno;
       Error err(e, std::string("fallocate: ") + std::strerror(e));
-      // A failure may have left part of a range zeroed or the size grown:
-      // the staged bytes must not replace the file (as after a failed write).
-      if ((zeroes || grows) && e != EOPNOTSUPP && e != EINVAL) {
+      if (zeroes && e != EOPNOTSUPP && e != EINVAL) {
+        // Part of the range may be zeroed: the staged bytes must not
+        // replace the file (as after a failed write).
+        of.failed = err;
+        of.drop_truncation_note();
+      } else if (grows && ::ftruncate(of.fd->get(), static_cast<off_t>(of.size)) != 0) {
+        // A reservation changes no byte, but the size it may have grown
+        // must go back; if even that fails, the staged bytes are not the file's.
         of.failed = err;
         of.drop_truncation_note();
       }
       throw err;
     }
+    // Room reserved past the end is given back when the bytes are stored.
+    if (offset + length > of.size) of.reserved_past_end = true;
     if (!zeroes && !grows) return;
     if (grows) of.size = offset + length;
     of.hash_ok = of.hash_ok && !zeroes && of.hashed == of.size;
@@ -560,6 +567,11 @@ void Vfs::commit(OpenFile& of, bool consume) {
         // need no fsync: their object holds them durably, and store_mu_ keeps
         // it until the row names it.
         const bool stored = sha && lib_.blobs().has(*sha);
+        if (of.reserved_past_end) {  // fallocate's room past the end: not the object's
+          if (::ftruncate(of.fd->get(), static_cast<off_t>(of.size)) != 0)
+            throw_last_errno("give back reserved room");
+          of.reserved_past_end = false;
+        }
         if (!stored) fsync_fd(of.fd->get(), of.staging);
         if (consume) {
           put = lib_.blobs().adopt(of.staging, sha, !stored);

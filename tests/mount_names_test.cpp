@@ -194,6 +194,22 @@ TEST(MountNames, NamesThatAreNotUtf8AreRefusedWithEILSEQ) {
   auto r = m.recallfs({"add", (m.tmp() / "src" / latin1).string()});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("is not valid UTF-8: 'caf\\xe9.txt'"), std::string::npos) << r.err;
+  // A file whose name came before names were checked (a row written by an
+  // older recallfs) can still be saved over by rename and appended to.
+  m.unmount();
+  {
+    Db db = Db::open(m.data() / "catalog.db", {});
+    db.exec(
+        "UPDATE assets SET filename = CAST(X'636166E92E747874' AS TEXT) WHERE filename = 'ok.txt'");
+  }
+  m.mount();
+  test::write_file(m / "inbox/save.tmp", "saved");
+  EXPECT_EQ(errno_of(::rename((m / "inbox/save.tmp").c_str(), (m / "inbox" / latin1).c_str())), 0);
+  int fd = ::open((m / "inbox" / latin1).c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
+  EXPECT_GE(fd, 0) << std::strerror(errno);
+  EXPECT_EQ(::write(fd, "!", 1), 1);
+  EXPECT_EQ(::close(fd), 0);
+  EXPECT_EQ(test::read_file(m / "inbox" / latin1), "saved!");
   // UTF-8 of every length is a name like any other.
   const std::string fine = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x93\x9a";
   test::write_file(m / "inbox" / fine, "fine");

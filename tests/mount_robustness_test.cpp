@@ -227,6 +227,22 @@ TEST(MountRobustness, AFullDiskGivesENOSPCAndNeverLosesThePreviousContent) {
     EXPECT_NE(reserve.err.find("No space left on device"), std::string::npos) << reserve.err;
     EXPECT_TRUE(test::read_file(m / "inbox/keep.bin") == keep)
         << "the failed fallocate changed the content";
+    // A reservation that fails changes no byte: the writer goes on
+    // (posix_fallocate's callers do), and its close succeeds.
+    auto goes_on = m.shell(R"sh(python3 - <<'EOF'
+import os
+fd = os.open("inbox/reserving.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"hello ")
+try:
+    os.posix_fallocate(fd, 0, 1 << 40)
+    raise SystemExit("a terabyte was reserved")
+except OSError as e:
+    assert e.errno == 28, e
+os.write(fd, b"world\n")
+os.close(fd)
+EOF)sh");
+    EXPECT_EQ(goes_on.exit_code, 0) << goes_on.err;
+    EXPECT_EQ(test::read_file(m / "inbox/reserving.txt"), "hello world\n");
 
     // The space came back: small files still work.
     test::write_file(m / "inbox/after.txt", "still works\n");
@@ -445,6 +461,15 @@ TEST(MountRobustness, FallocateDoesWhatItDoesOnALocalDisk) {
           << f << " differs after " << step;
     }
   }
+  // Room reserved past the end is not kept in the stored object.
+  auto kept = m.shell(
+      "exec 3<>inbox/small.txt && fallocate -n -l 8M inbox/small.txt && echo 17 bytes of text >&3 "
+      "&& exec 3>&-");
+  ASSERT_EQ(kept.exit_code, 0) << kept.err;
+  std::string sha = m.shell("getfattr --only-values -n user.recall.sha256 inbox/small.txt").out;
+  struct stat ost {};
+  ASSERT_EQ(::stat((m.data() / "cas/objects" / sha.substr(0, 2) / sha).c_str(), &ost), 0) << sha;
+  EXPECT_LT(ost.st_blocks * 512, 1 << 20) << "the object keeps the 8 MiB reserved";
   // Shifting bytes (collapse, insert) is refused and changes nothing.
   const std::string before = test::read_file(m / "inbox/f.bin");
   auto collapse = m.shell("fallocate -c -o 0 -l 4096 inbox/f.bin");

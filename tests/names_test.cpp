@@ -208,6 +208,16 @@ TEST_F(TreeTest, AnEscapedNameGivesWayToTheSameNameShownAsItself) {
   EXPECT_THROW(tree.resolve("inbox/a%2Fb (5)"), Error);
 }
 
+// A 255-byte name ending in " (2)", twice: its collision name, cut and
+// counted, would be the name itself.
+TEST_F(TreeTest, ALongNameThatLooksLikeACollisionNameIsToldApartFromItself) {
+  std::string raw = std::string(251, 'x') + " (2)";
+  add(Place{}, raw, "one");
+  add(Place{}, raw, "two");
+  auto names = check_listing("inbox");
+  EXPECT_EQ(names.size(), 2u);
+}
+
 TEST_F(TreeTest, APlaceShowsAtThePathItIsListedUnder) {
   Catalog& cat = lib->catalog();
   Work first = cat.create_work("Notes");
