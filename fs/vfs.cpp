@@ -316,8 +316,17 @@ void Vfs::remove_dir_node(const Node& n) {
     lib_.catalog().delete_folder(n.folder->id);
 }
 
+void Vfs::forget_cached(std::string_view path) {
+  std::lock_guard lock(files_mu_);
+  std::string dir = std::string(path) + "/";
+  std::erase_if(last_opened_sha_, [&](const auto& e) {
+    return e.first == path || std::string_view(e.first).starts_with(dir);
+  });
+}
+
 void Vfs::rmdir(std::string_view path) {
   std::lock_guard ns(ns_mu_);
+  forget_cached(path);
   Resolved r = resolve(path);
   if (!r.node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(path));
   if (r.node.kind != Node::Kind::Dir || r.node.is_inbox())
@@ -329,6 +338,7 @@ void Vfs::rmdir(std::string_view path) {
 
 void Vfs::unlink(std::string_view path) {
   std::lock_guard ns(ns_mu_);
+  forget_cached(path);
   Resolved r = resolve(path);
   if (r.node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(path));
   if (r.node.kind == Node::Kind::Blob) throw Error(EROFS, "blobs/ is read-only");
@@ -437,6 +447,7 @@ void Vfs::remove_blob(const std::string& sha256) {
 
 void Vfs::link(std::string_view from, std::string_view to) {
   std::lock_guard ns(ns_mu_);
+  forget_cached(to);
   Resolved src = resolve(from);
   if (src.node.is_dir()) throw Error(EPERM, "directories cannot be hard-linked");
   std::string leaf;
@@ -473,6 +484,8 @@ void Vfs::link(std::string_view from, std::string_view to) {
 void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   if (flags & RENAME_EXCHANGE) throw Error(EINVAL, "RENAME_EXCHANGE is not supported");
   std::lock_guard ns(ns_mu_);
+  forget_cached(from);  // the kernel moves a name's inode, and its cache, with it
+  forget_cached(to);
   Resolved src = resolve(from);
   if (src.node.kind == Node::Kind::Blob) throw Error(EROFS, "blobs/ is read-only");
   if (src.node.is_dir() && (src.node.kind != Node::Kind::Dir || src.node.is_inbox()))

@@ -239,7 +239,8 @@ class Vfs {
   void note_truncation(OpenFile& of);
   // At mount: applies the notes a crash left in staging/.
   void apply_truncation_notes();
-  void record_row(OpenFile& of, const UnrecordedCommit& u, const std::string& asset_id,
+  // False when the asset is gone (nothing recorded).
+  bool record_row(OpenFile& of, const UnrecordedCommit& u, const std::string& asset_id,
                   bool pending);
   // Takes a closed file out of files_ once nothing is left to commit; false
   // while it is open, being committed or has a commit to record.
@@ -318,10 +319,14 @@ class Vfs {
   std::map<std::tuple<std::string, std::string, std::string>, std::string> pending_;
   std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles_;
   uint64_t next_handle_ = 1;
-  // The version whose pages the kernel may cache for each asset (set by the
-  // opens that fill its cache), to keep them only while it is unchanged;
-  // absent: unknown, the next open drops them.
+  // The version whose pages the kernel may cache under each path (set by
+  // the opens that fill its cache), to keep them only while it is
+  // unchanged; absent: unknown, the next open drops them. By path, not by
+  // asset: each name of a hard-linked file is a kernel inode with a cache of
+  // its own. Renames and removals forget the paths they touch.
   std::unordered_map<std::string, std::string> last_opened_sha_;
+  // Forgets what the kernel caches under `path` and everything below it.
+  void forget_cached(std::string_view path);
   // Read-only snapshot handles open, per asset and version (blob).
   std::unordered_map<std::string, std::map<std::string, int>> snapshot_readers_;
 };

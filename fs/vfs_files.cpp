@@ -184,8 +184,9 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
         std::map<std::string, int>& versions = snapshot_readers_[cur.id];
         const bool direct = std::ranges::any_of(
             versions, [&](const auto& v) { return v.first != cur.sha256 && v.second > 0; });
-        const bool keep = !direct && last_opened_sha_[cur.id] == cur.sha256;
-        if (!direct) last_opened_sha_[cur.id] = cur.sha256;
+        std::string& cached = last_opened_sha_[std::string(path)];
+        const bool keep = !direct && cached == cur.sha256;
+        if (!direct) cached = cur.sha256;
         versions[cur.sha256]++;
         uint64_t id = next_handle_++;
         handles_[id] = std::move(h);
@@ -207,7 +208,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
     std::lock_guard lock(files_mu_);
     auto it = snapshot_readers_.find(of->asset_id);
     direct = it != snapshot_readers_.end();
-    if (!direct) last_opened_sha_.erase(of->asset_id);
+    if (!direct) last_opened_sha_.erase(std::string(path));
   }
   if (flags & O_TRUNC) {
     try {
@@ -659,7 +660,13 @@ void Vfs::record(OpenFile& of) {
     u->mtime_ns = of.mtime_ns;
   }
   try {
-    if (!gone) record_row(of, *u, asset_id, pending);
+    if (!gone && !record_row(of, *u, asset_id, pending)) {
+      // The file was removed by a way that did not mark it (a pull, or an
+      // open that raced its removal): like an unlinked file from now on.
+      std::lock_guard lock(of.mu);
+      of.unlinked = true;
+      gone = true;
+    }
   } catch (...) {
     // Not recorded: back in the slot for the next commit, whose caller (the
     // writer's flush or close) then gets the error too.
@@ -698,7 +705,7 @@ void Vfs::record(OpenFile& of) {
   }
 }
 
-void Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string& asset_id,
+bool Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string& asset_id,
                      bool pending) {
   if (!u.put.deduplicated) invalidate("/blobs/" + u.put.sha256, Stale::Listing);
   BlobMeta meta = blob_for(u.put, u.name);
@@ -716,12 +723,13 @@ void Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string&
     std::lock_guard flock(of.mu);
     of.pending = false;
     pending_.erase(pending_key(u.place, u.name));
-    return;
+    return true;
   }
   try {
     lib_.catalog().set_asset_content(asset_id, meta, u.mtime_ns);
   } catch (const Error& e) {
-    if (e.code() != ENOENT) throw;  // deleted meanwhile: nothing to record
+    if (e.code() != ENOENT) throw;
+    return false;  // deleted meanwhile: nothing to record
   }
   if (u.old_sha != u.put.sha256) {
     // (from the rows: a pull may have linked it while open)
@@ -731,6 +739,7 @@ void Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string&
     content_changed(asset_id, linked ? Stale::Content : Stale::Attributes);
     collect_blob(u.old_sha);
   }
+  return true;
 }
 
 bool Vfs::leave_files_if_closed(OpenFile& of) {
@@ -903,7 +912,7 @@ void Vfs::release(uint64_t h) {
 void Vfs::written_bytes_lost(const std::string& asset_id) noexcept {
   {
     std::lock_guard lock(files_mu_);
-    last_opened_sha_.erase(asset_id);  // the next open drops the kernel's pages
+    last_opened_sha_.clear();  // (all its names) the next opens drop the kernel's pages
   }
   try {
     content_changed(asset_id);  // attributes (the size written) and pages, for open handles

@@ -308,7 +308,17 @@ TEST(MountStress, ThreadsRacingOnOneFolderGetLocalDiskAnswersAndLoseNoClosedFile
         return read == recorded;
       },
       std::chrono::seconds(10)))
-      << "reads do not agree with the catalog (seed " << seed << ")";
+      << "reads do not agree with the catalog (seed " << seed << "):" << [&] {
+           std::string d;
+           for (const auto& [name, sha] : recorded)
+             if (read[name] != sha) {
+               struct stat st {};
+               ::stat((m / ("works/S/" + name)).c_str(), &st);
+               d += "\n  " + name + ": read " + read[name] + ", catalog " + sha + ", nlink " +
+                    std::to_string(st.st_nlink) + ", size " + std::to_string(st.st_size);
+             }
+           return d;
+         }();
   m.unmount();
   m.mount();
   // Every closed file is as the catalog said before the remount.
