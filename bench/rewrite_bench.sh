@@ -1,7 +1,7 @@
 #!/bin/bash
-# A shell rewriting a small file that exists (`echo i > f`) and emptying it
-# (`: > f`), 300 times each: recallfs vs libfuse's passthrough_fh example
-# and the native disk, in one run. recallfs makes every close durable (the
+# A shell rewriting a small file that exists (`echo i > f`), emptying it
+# (`: > f`) and writing a new one (`echo i > f-i`), 300 times each: recallfs
+# vs libfuse's passthrough_fh example and the native disk, in one run. recallfs makes every close durable (the
 # bytes and the row fsync'd; a truncation alone leaves a fsync'd note, see
 # fs/truncation_note.h); the baselines fsync nothing, so the ratio is the
 # price of "a close that returned survives kill -9".
@@ -37,7 +37,8 @@ per_op() {
   done
   echo "scale=3; $best * 1000 / $N" | bc -l
 }
-for what in 'echo $i > "$F"' ': > "$F"'; do
+# The third: a new file each time (`$$` tells the three runs apart).
+for what in 'echo $i > "$F"' ': > "$F"' 'echo $i > "$F-$$-$i"'; do
   ours=$(per_op "$DIR/mnt/inbox/f.txt" "$what")
   pt=$(per_op "$DIR/pt$DIR/native/pt.txt" "$what")
   nat=$(per_op "$DIR/native/f.txt" "$what")
