@@ -1,10 +1,11 @@
 #!/bin/bash
 # A shell rewriting a small file that exists (`echo i > f`), emptying it
 # (`: > f`) and writing a new one (`echo i > f-i`), 300 times each: recallfs
-# vs libfuse's passthrough_fh example and the native disk, in one run. recallfs makes every close durable (the
-# bytes and the row fsync'd; a truncation alone leaves a fsync'd note, see
-# fs/truncation_note.h); the baselines fsync nothing, so the ratio is the
-# price of "a close that returned survives kill -9".
+# vs libfuse's passthrough_fh example and the native disk, in one run.
+# recallfs makes every close durable (the bytes and the row fsync'd; a
+# truncation alone leaves a fsync'd note, see fs/truncation_note.h); the
+# baselines fsync nothing, so the ratio is the price of "a close that
+# returned survives kill -9".
 #
 #   bench/rewrite_bench.sh [DIR]      RECALLFS=copy to bench another binary
 set -euo pipefail
