@@ -318,10 +318,10 @@ void Vfs::remove_dir_node(const Node& n) {
 
 void Vfs::forget_cached(std::string_view path) {
   std::lock_guard lock(files_mu_);
-  std::string dir = std::string(path) + "/";
-  std::erase_if(last_opened_sha_, [&](const auto& e) {
-    return e.first == path || std::string_view(e.first).starts_with(dir);
-  });
+  last_opened_sha_.erase(std::string(path));
+  // Everything below: the paths from "path/" up to (not with) "path0".
+  std::string dir = std::string(path) + "/", past = std::string(path) + "0";
+  last_opened_sha_.erase(last_opened_sha_.lower_bound(dir), last_opened_sha_.lower_bound(past));
 }
 
 void Vfs::rmdir(std::string_view path) {

@@ -324,7 +324,8 @@ class Vfs {
   // unchanged; absent: unknown, the next open drops them. By path, not by
   // asset: each name of a hard-linked file is a kernel inode with a cache of
   // its own. Renames and removals forget the paths they touch.
-  std::unordered_map<std::string, std::string> last_opened_sha_;
+  // (Ordered: a folder's renaming forgets a range, not a scan.)
+  std::map<std::string, std::string, std::less<>> last_opened_sha_;
   // Forgets what the kernel caches under `path` and everything below it.
   void forget_cached(std::string_view path);
   // Read-only snapshot handles open, per asset and version (blob).
