@@ -38,6 +38,25 @@ using test::random_file;
 using test::swift_config;
 using test::swift_endpoint;
 
+// Signs the mounted library `b` in to the account of `token`, with the
+// cloud set to `bucket` on the rig's Swift.
+void sign_in_with_cloud(test::MountedLibrary& b, const std::string& token,
+                        const std::string& bucket) {
+  PostgresServer& pg = PostgresServer::get();
+  RunResult s = b.recallfs({"signin", "--server", pg.client_url(), "--token", token});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  RunResult c = b.recallfs({"cloud", "set", "--endpoint", *swift_endpoint(), "--bucket", bucket,
+                            "--access-key", "test:tester", "--secret-key", "testing"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+}
+
+// Adds `file` on device `a`, uploads it and pushes its rows.
+void add_and_upload(const CloudDevice& a, const fs::path& file) {
+  ASSERT_EQ(a.cli({"add", file.string()}).exit_code, 0);
+  ASSERT_EQ(a.cli({"replicate"}).exit_code, 0);
+  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+}
+
 TEST(Cloud, TheS3ClientSignsWhatASigningServerAccepts) {
   RECALL_REQUIRE_SWIFT();
   TempDir dir;
@@ -104,12 +123,7 @@ TEST(Cloud, ASecondDeviceReadsBytesThatAreOnlyInTheCloud) {
   ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
 
   test::MountedLibrary b;
-  RunResult s = b.recallfs({"signin", "--server", pg.client_url(), "--token", token});
-  ASSERT_EQ(s.exit_code, 0) << s.err;
-  ASSERT_EQ(b.recallfs({"cloud", "set", "--endpoint", *swift_endpoint(), "--bucket",
-                        "reader-bucket", "--access-key", "test:tester", "--secret-key", "testing"})
-                .exit_code,
-            0);
+  ASSERT_NO_FATAL_FAILURE(sign_in_with_cloud(b, token, "reader-bucket"));
   ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/big.bin"); }));
   struct stat st;
   ASSERT_EQ(::stat((b / "inbox/big.bin").c_str(), &st), 0);
@@ -149,9 +163,7 @@ TEST(Cloud, BadBytesInTheCloudAreNeverServed) {
   CloudDevice a;
   a.connect(token, "corrupt-bucket");
   std::string content = random_file(a.dir / "doc.pdf", 6 << 20, 4);
-  ASSERT_EQ(a.cli({"add", (a.dir / "doc.pdf").string()}).exit_code, 0);
-  ASSERT_EQ(a.cli({"replicate"}).exit_code, 0);
-  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(add_and_upload(a, a.dir / "doc.pdf"));
   // Flip a byte of the object in Swift's own storage.
   const char* rig = std::getenv("RECALL_SWIFT_DIR");
   bool flipped = false;
@@ -166,11 +178,7 @@ TEST(Cloud, BadBytesInTheCloudAreNeverServed) {
   ASSERT_TRUE(flipped) << "could not find the object in Swift's storage";
 
   test::MountedLibrary b;
-  ASSERT_EQ(b.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
-  ASSERT_EQ(b.recallfs({"cloud", "set", "--endpoint", *swift_endpoint(), "--bucket",
-                        "corrupt-bucket", "--access-key", "test:tester", "--secret-key", "testing"})
-                .exit_code,
-            0);
+  ASSERT_NO_FATAL_FAILURE(sign_in_with_cloud(b, token, "corrupt-bucket"));
   ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/doc.pdf"); }));
   int fd = ::open((b / "inbox/doc.pdf").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
@@ -250,17 +258,10 @@ TEST(Cloud, AFullDiskFailsAFetchWithENOSPCAndTheReadWorksOnceThereIsRoom) {
   CloudDevice a;
   a.connect(token, "full-disk-bucket");
   std::string big = random_file(a.dir / "big.bin", 21 << 20, 5);
-  ASSERT_EQ(a.cli({"add", (a.dir / "big.bin").string()}).exit_code, 0);
-  ASSERT_EQ(a.cli({"replicate"}).exit_code, 0);
-  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(add_and_upload(a, a.dir / "big.bin"));
 
   test::MountedLibrary b(small / "data");
-  ASSERT_EQ(b.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
-  ASSERT_EQ(
-      b.recallfs({"cloud", "set", "--endpoint", *swift_endpoint(), "--bucket", "full-disk-bucket",
-                  "--access-key", "test:tester", "--secret-key", "testing"})
-          .exit_code,
-      0);
+  ASSERT_NO_FATAL_FAILURE(sign_in_with_cloud(b, token, "full-disk-bucket"));
   ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/big.bin"); }));
   // Leave 8 MiB free: two chunks fit, the file does not.
   struct statvfs vfs {};
