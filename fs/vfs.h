@@ -176,6 +176,10 @@ class Vfs {
     on_stored_ = std::move(fn);
   }
 
+  // For tests: called by open() between finding a file's open state and
+  // adding a handle to it (where a last close may race it).
+  void set_on_open_state_found(std::function<void()> fn) { on_open_state_found_ = std::move(fn); }
+
   // Open handles (for tests and status).
   size_t open_handles();
   // True while an open file reads or writes the blob (the cache keeps it).
@@ -231,7 +235,12 @@ class Vfs {
   // After a write or truncation: the file's other names drop what the kernel
   // caches for them (it updated the name it was asked through).
   void tell_other_names(OpenFile& of, const NameOf& through);
-  uint64_t add_handle(std::shared_ptr<OpenFile> of, int flags);
+  // A handle on `of`, or nullopt when `of` is no longer its file's open
+  // state in files_. The _locked form is for a state just put there, with
+  // files_mu_ held.
+  std::optional<uint64_t> add_handle(std::shared_ptr<OpenFile> of, int flags);
+  uint64_t add_handle_locked(std::shared_ptr<OpenFile> of, int flags);
+  std::optional<OpenResult> open_once(std::string_view path, int flags);
   void commit(OpenFile& of, bool last_writer);
   void record(OpenFile& of);
   // A close of a file only truncated: the truncation made durable as a note
@@ -293,6 +302,7 @@ class Vfs {
   Invalidator invalidate_;
   std::shared_ptr<Fetcher> fetcher_;
   std::function<void(const std::string&)> on_stored_;
+  std::function<void()> on_open_state_found_;
 
   // Serialises namespace changes. Recursive: a rename commits a new file
   // first, and the commit takes it too.

@@ -75,7 +75,17 @@ bool Vfs::blob_in_use(const std::string& sha256) {
   return false;
 }
 
-uint64_t Vfs::add_handle(std::shared_ptr<OpenFile> of, int flags) {
+std::optional<uint64_t> Vfs::add_handle(std::shared_ptr<OpenFile> of, int flags) {
+  std::lock_guard lock(files_mu_);
+  // Its last close (release, record) may have taken it out of files_ since
+  // it was looked up. A handle on it then would write to a state no later
+  // open, rename or removal finds: the caller looks again.
+  auto it = files_.find(of->asset_id);
+  if (it == files_.end() || it->second != of) return std::nullopt;
+  return add_handle_locked(std::move(of), flags);
+}
+
+uint64_t Vfs::add_handle_locked(std::shared_ptr<OpenFile> of, int flags) {
   auto h = std::make_shared<Handle>();
   h->writable = is_writable(flags);
   {
@@ -84,7 +94,6 @@ uint64_t Vfs::add_handle(std::shared_ptr<OpenFile> of, int flags) {
     if (h->writable) of->writers++;
   }
   h->of = std::move(of);
-  std::lock_guard lock(files_mu_);
   uint64_t id = next_handle_++;
   handles_[id] = std::move(h);
   return id;
@@ -131,6 +140,14 @@ std::shared_ptr<OpenFile> Vfs::open_file_for(const Node& n) {
 // ---- open and create -------------------------------------------------------
 
 Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
+  // Again only when the file's open state left files_ between its lookup
+  // and the handle (its last close raced this open): rare, and the next
+  // look finds the row that close recorded.
+  for (;;)
+    if (std::optional<OpenResult> r = open_once(path, flags)) return *r;
+}
+
+std::optional<Vfs::OpenResult> Vfs::open_once(std::string_view path, int flags) {
   Resolved r = resolve(path);
   if (r.node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(path));
   const bool writable = is_writable(flags) || (flags & O_TRUNC);
@@ -143,7 +160,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
     std::lock_guard lock(files_mu_);
     uint64_t id = next_handle_++;
     handles_[id] = std::move(h);
-    return {id, true};  // a blob never changes
+    return OpenResult{id, true};  // a blob never changes
   }
   std::shared_ptr<OpenFile> of = r.pending;
   if (!of) {
@@ -190,7 +207,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
         versions[cur.sha256]++;
         uint64_t id = next_handle_++;
         handles_[id] = std::move(h);
-        return {id, keep, direct};
+        return OpenResult{id, keep, direct};
       }
     } else {
       // Writing keeps the old bytes (unless truncating): bring them here first.
@@ -199,7 +216,10 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
       of = open_file_for(r.node);
     }
   }
-  uint64_t id = add_handle(of, flags);
+  if (on_open_state_found_) on_open_state_found_();
+  std::optional<uint64_t> added = add_handle(of, flags);
+  if (!added) return std::nullopt;
+  const uint64_t id = *added;
   bool direct;
   {
     // Bytes being written: while readers of a committed version (snapshots)
@@ -218,7 +238,7 @@ Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
       throw;
     }
   }
-  return {id, false, direct};
+  return OpenResult{id, false, direct};
 }
 
 Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
@@ -245,12 +265,10 @@ Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
     ensure_staging(*of, false);
     of->dirty = true;  // an empty new file is still a file
   }
-  {
-    std::lock_guard lock(files_mu_);
-    files_[of->asset_id] = of;
-    pending_[pending_key(of->place, raw)] = of->asset_id;
-  }
-  return {add_handle(of, flags | O_RDWR), false};
+  std::lock_guard lock(files_mu_);
+  files_[of->asset_id] = of;
+  pending_[pending_key(of->place, raw)] = of->asset_id;
+  return {add_handle_locked(of, flags | O_RDWR), false};
 }
 
 // ---- staging ---------------------------------------------------------------

@@ -8,7 +8,9 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
+#include "base/sha256.h"
 #include "fs/library.h"
 #include "tests/test_util.h"
 
@@ -61,6 +63,56 @@ TEST(VfsCollect, BytesAPutFoundStoredAreNotRemovedUnderIt) {
   EXPECT_FALSE(once) << "the hook did not run";
   EXPECT_EQ(vfs.getxattr("/inbox/b.bin", "user.recall.sha256"), sha);
   EXPECT_TRUE(lib->blobs().has(sha)) << "b's bytes were removed with a";
+}
+
+void write_str(Vfs& vfs, uint64_t handle, std::string_view bytes) {
+  vfs.write(handle, std::as_bytes(std::span(bytes)), 0);
+}
+
+std::string read_all(Vfs& vfs, const std::string& path) {
+  Vfs::OpenResult r = vfs.open(path, O_RDONLY);
+  std::string out(4096, '\0');
+  out.resize(vfs.read(r.handle, std::as_writable_bytes(std::span(out)), 0));
+  vfs.release(r.handle);
+  return out;
+}
+
+// An open for writing finds the file's open state, and before it adds its
+// handle, the last other handle closes (commit, and out of the open
+// files). The new handle must not keep writing to that state: no later
+// rename would find it. Here a rename over the file follows; the old
+// handle's writes then must neither reach the file now at the name (POSIX:
+// it writes to the replaced file) nor keep the replaced bytes stored.
+TEST(VfsOpen, AnOpenRacingTheLastCloseGetsAStateLaterRenamesFind) {
+  test::TempDir dir;
+  auto lib = Library::open(dir / "lib", {.create = true});
+  Vfs vfs(*lib, {});
+  add_file(vfs, "/inbox/t.txt", "first");
+  uint64_t first = vfs.open("/inbox/t.txt", O_WRONLY).handle;
+  write_str(vfs, first, "second");
+  bool once = true;
+  vfs.set_on_open_state_found([&] {
+    if (std::exchange(once, false)) std::thread([&] { vfs.release(first); }).join();
+  });
+  uint64_t racer = vfs.open("/inbox/t.txt", O_WRONLY).handle;
+  vfs.set_on_open_state_found({});
+  EXPECT_FALSE(once) << "the hook did not run";
+  EXPECT_EQ(read_all(vfs, "/inbox/t.txt"), "second");
+
+  add_file(vfs, "/inbox/p.txt", "the saved copy");
+  const std::string saved = vfs.getxattr("/inbox/p.txt", "user.recall.sha256");
+  vfs.rename("/inbox/p.txt", "/inbox/t.txt", 0);
+  write_str(vfs, racer, "written to the replaced file");
+  vfs.release(racer);
+
+  EXPECT_EQ(read_all(vfs, "/inbox/t.txt"), "the saved copy");
+  EXPECT_EQ(vfs.getxattr("/inbox/t.txt", "user.recall.sha256"), saved);
+  std::vector<std::string> stored;
+  lib->blobs().list([&](const BlobInfo& b) {
+    if (b.sha256 != kEmptySha256) stored.push_back(b.sha256);
+    return true;
+  });
+  EXPECT_EQ(stored, std::vector<std::string>{saved}) << "bytes no file has stay stored";
 }
 
 }  // namespace
