@@ -181,7 +181,17 @@ class Catalog {
   // When no asset uses the blob any more: deletes its blobs_meta row and this
   // device's device_blobs row, and returns true (the bytes may go). Returns
   // false, changing nothing, while an asset still uses it.
+  // Also false while the blob is held (hold_blob).
   bool forget_blob(const std::string& sha256);
+  // A signed-in library: bytes a change of this device freed stay until
+  // that change has been pushed and read back (rechecks): the server may
+  // keep the version that names them (an edit elsewhere wins over a delete;
+  // a newer edit wins over an older one), and this device may be their only
+  // holder. A no-op while an asset uses the blob.
+  void hold_blob(const std::string& sha256);
+  // Held blobs whose freeing change has been pushed and read back.
+  std::vector<std::string> releasable_holds(size_t limit);
+  void release_hold(const std::string& sha256);
   // Marks a blob present or absent on a holder (device_blobs): this device
   // unless `device_id` names another (kCloudHolder for the cloud).
   void set_device_blob(const std::string& sha256, bool present, const std::string& health,
@@ -227,8 +237,21 @@ class Catalog {
   std::optional<std::string> meta(const std::string& key);
   void set_meta(const std::string& key, const std::string& value);
   void erase_meta(const std::string& key);
-  // Removes outbox rows up to and including `seq`, once they are pushed.
+  // Removes outbox rows up to and including `seq`, once they are pushed, and
+  // notes their rows to be read back from the server (see rechecks).
   void drop_outbox_through(int64_t seq);
+  // Rows this device pushed, to be read back at the next pull: the server
+  // may have kept its own version (a newer edit elsewhere wins over an older
+  // one, and over a delete), and this device skipped that version while its
+  // own change waited to be pushed. Durable: a crash between push and pull
+  // loses no read-back. At most `limit`; dropped once read back, unless
+  // pushed again meanwhile (a later seq).
+  struct Recheck {
+    std::string table, key;
+    int64_t seq = 0;  // of the outbox row that pushed it last
+  };
+  std::vector<Recheck> rechecks(size_t limit);
+  void drop_rechecks(const std::vector<Recheck>& done);
 
   // A row pulled from the server: `payload` holds its synced columns as a
   // JSON object (catalog/synced_tables.h).

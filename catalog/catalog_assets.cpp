@@ -318,12 +318,42 @@ bool Catalog::forget_blob(const std::string& sha256) {
   WriteScope s(*this);
   Db& db = s.db();
   if (db.cached("SELECT 1 FROM assets WHERE sha256 = ? LIMIT 1").bind(sha256).step()) return false;
+  if (db.cached("SELECT 1 FROM blob_holds WHERE sha256 = ?").bind(sha256).step()) return false;
   db.cached("DELETE FROM device_blobs WHERE sha256 = ? AND device_id = ?")
       .bind(sha256, device_id_)
       .run();
   db.cached("DELETE FROM blobs_meta WHERE sha256 = ?").bind(sha256).run();
   s.commit();
   return true;
+}
+
+void Catalog::hold_blob(const std::string& sha256) {
+  WriteScope s(*this);
+  s.db()
+      .cached("INSERT INTO blob_holds(sha256, seq) SELECT ?1, " + std::string(kLastOutboxSeq) +
+              " WHERE NOT EXISTS(SELECT 1 FROM assets WHERE sha256 = ?1) "
+              "ON CONFLICT(sha256) DO UPDATE SET seq = excluded.seq")
+      .bind(sha256)
+      .run();
+  s.commit();
+}
+
+std::vector<std::string> Catalog::releasable_holds(size_t limit) {
+  ReadLease r(*this);
+  Stmt st = r.db().cached(
+      "SELECT sha256 FROM blob_holds WHERE "
+      "seq < coalesce((SELECT min(seq) FROM outbox), 9223372036854775807) AND "
+      "seq < coalesce((SELECT min(seq) FROM sync_recheck), 9223372036854775807) LIMIT ?");
+  st.bind(static_cast<int64_t>(limit));
+  std::vector<std::string> out;
+  while (st.step()) out.push_back(st.text(0));
+  return out;
+}
+
+void Catalog::release_hold(const std::string& sha256) {
+  WriteScope s(*this);
+  s.db().cached("DELETE FROM blob_holds WHERE sha256 = ?").bind(sha256).run();
+  s.commit();
 }
 
 void Catalog::set_device_blob(const std::string& sha256, bool present, const std::string& health,

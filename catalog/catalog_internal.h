@@ -23,6 +23,11 @@ inline constexpr const char* kFolderCols =
     "id, work_id, path, mode, mtime_ns, local_only, created_ms";
 inline constexpr int kFolderNCols = 7;
 
+// The seq of the last change queued in the outbox, pushed or not (0 when
+// none ever was): AUTOINCREMENT keeps it in sqlite_sequence.
+inline constexpr const char* kLastOutboxSeq =
+    "(SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbox')";
+
 // The same column list with every name prefixed by `alias.`.
 std::string prefixed(const char* cols, const char* alias);
 

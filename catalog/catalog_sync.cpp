@@ -37,7 +37,34 @@ void Catalog::erase_meta(const std::string& key) {
 
 void Catalog::drop_outbox_through(int64_t seq) {
   WriteScope s(*this);
+  s.db()
+      .cached(
+          "INSERT INTO sync_recheck(tbl, row_id, seq) SELECT tbl, row_id, max(seq) FROM outbox "
+          "WHERE seq <= ?1 GROUP BY tbl, row_id "
+          "ON CONFLICT(tbl, row_id) DO UPDATE SET seq = excluded.seq")
+      .bind(seq)
+      .run();
   s.db().cached("DELETE FROM outbox WHERE seq <= ?").bind(seq).run();
+  s.commit();
+}
+
+std::vector<Catalog::Recheck> Catalog::rechecks(size_t limit) {
+  ReadLease r(*this);
+  Stmt st = r.db().cached("SELECT tbl, row_id, seq FROM sync_recheck ORDER BY seq LIMIT ?");
+  st.bind(static_cast<int64_t>(limit));
+  std::vector<Recheck> out;
+  while (st.step()) out.push_back({st.text(0), st.text(1), st.int64(2)});
+  return out;
+}
+
+void Catalog::drop_rechecks(const std::vector<Recheck>& done) {
+  if (done.empty()) return;
+  WriteScope s(*this);
+  for (const Recheck& c : done)
+    s.db()
+        .cached("DELETE FROM sync_recheck WHERE tbl = ? AND row_id = ? AND seq <= ?")
+        .bind(c.table, c.key, c.seq)
+        .run();
   s.commit();
 }
 
@@ -83,7 +110,7 @@ void bind_json(Stmt& s, int i, const SyncedColumn& c, const nlohmann::json& v) {
 }
 
 std::string upsert_sql(const SyncedTable& t) {
-  std::string cols, params, sets;
+  std::string cols, params, sets, now, then;
   int i = 1;
   for (const SyncedColumn& c : t.columns) {
     if (i > 1) {
@@ -100,12 +127,17 @@ std::string upsert_sql(const SyncedTable& t) {
         c.type == SyncedColumn::Type::Blob
             ? std::string("CASE WHEN length(") + c.name + ") > 0 THEN " + c.name + " END"
             : std::string(c.name);
-    sets += std::string(c.name) + " = " +
-            (t.version ? std::string("excluded.") + c.name
-                       : "coalesce(" + mine + ", excluded." + c.name + ")");
+    std::string value = t.version ? std::string("excluded.") + c.name
+                                  : "coalesce(" + mine + ", excluded." + c.name + ")";
+    sets += std::string(c.name) + " = " + value;
+    now += (now.empty() ? "" : ", ") + std::string(c.name);
+    then += (then.empty() ? "" : ", ") + value;
   }
+  // A row as it is here already is not a change (rows read back after a
+  // push mostly are).
   return std::string("INSERT INTO ") + t.name + "(" + cols + ", local_only) VALUES(" + params +
-         ", 0) ON CONFLICT(" + t.key + ") DO UPDATE SET " + sets;
+         ", 0) ON CONFLICT(" + t.key + ") DO UPDATE SET " + sets + " WHERE (" + now + ") IS NOT (" +
+         then + ")";
 }
 
 // Notes what a row showed before it changes: its name, in its folder.
@@ -145,6 +177,40 @@ void note_names(Db& db, const std::string& table, const std::string& key,
   }
 }
 
+// The bytes of an asset that a pulled row changes or deletes: held, so that
+// the mount frees them after the pull (Vfs::release_held_blobs) if nothing
+// names them then.
+void hold_bytes_of(Db& db, const std::string& asset_id) {
+  db.cached(std::string("INSERT INTO blob_holds(sha256, seq) SELECT sha256, ") +
+            catalog_detail::kLastOutboxSeq +
+            " FROM assets WHERE id = ? ON CONFLICT(sha256) DO NOTHING")
+      .bind(asset_id)
+      .run();
+}
+
+// Two devices made the same folder (mkdir on both before they synced), or
+// moved folders to one place: two rows claim it. The row with the smaller
+// id stays on every device, and the other goes, its deletion pushed (the
+// folder is a place; what is in it names the place, not the row). Returns
+// whether the remote row (`key`, `row`) is to be applied.
+bool settle_folder_place(Db& db, const std::string& key, const nlohmann::json& row,
+                         Catalog::ApplyReport& report) {
+  if (!row.contains("path") || !row["path"].is_string()) return true;
+  std::optional<std::string> work;
+  if (row.contains("work_id") && row["work_id"].is_string()) work = row["work_id"];
+  Stmt c = db.cached("SELECT id FROM folders WHERE work_id IS ?1 AND path = ?2 AND id <> ?3");
+  c.bind(work, row["path"].get<std::string>(), key);
+  if (!c.step()) return true;
+  std::string mine = c.text(0);
+  c = Stmt();
+  if (mine < key) return false;  // ours stays; the device that made that row drops it
+  note_names(db, "folders", mine, report);
+  db.exec("UPDATE sync_apply SET active = 0");  // a change of this device: pushed
+  db.cached("DELETE FROM folders WHERE id = ?").bind(mine).run();
+  db.exec("UPDATE sync_apply SET active = 1");
+  return true;
+}
+
 }  // namespace
 
 Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
@@ -168,7 +234,9 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
         continue;
       }
       nlohmann::json j = nlohmann::json::parse(r.payload);
+      if (r.table == "folders" && !settle_folder_place(db, r.key, j, report)) continue;
       note_names(db, r.table, r.key, report);
+      if (r.table == "assets") hold_bytes_of(db, r.key);  // replaced by a new version, maybe
       if (r.table == "edges" && j.contains("to_id") && j["to_id"].is_string())
         report.changed_assets.push_back(j["to_id"].get<std::string>());  // one link more
       Stmt st = db.cached(sql);
@@ -232,7 +300,10 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
         }
       }
       note_names(db, table, r.key, report);
-      if (table == "assets") db.cached("DELETE FROM edges WHERE to_id = ?").bind(r.key).run();
+      if (table == "assets") {
+        hold_bytes_of(db, r.key);
+        db.cached("DELETE FROM edges WHERE to_id = ?").bind(r.key).run();
+      }
       db.cached(std::string("DELETE FROM ") + table + " WHERE " + t->key + " = ?")
           .bind(r.key)
           .run();

@@ -252,6 +252,24 @@ std::string schema_v2() {
   return sql;
 }
 
+// v3: rows pushed are read back from the server at the next pull (see
+// Catalog::rechecks), and bytes a change freed are held until then (see
+// Catalog::hold_blob).
+std::string schema_v3() {
+  return R"sql(
+CREATE TABLE IF NOT EXISTS blob_holds(
+  sha256 TEXT PRIMARY KEY,
+  seq    INTEGER NOT NULL  -- the outbox row that freed it (the last one then)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_recheck(
+  tbl    TEXT NOT NULL,
+  row_id TEXT NOT NULL,
+  seq    INTEGER NOT NULL,  -- the outbox row that pushed it last
+  PRIMARY KEY (tbl, row_id)
+) WITHOUT ROWID;
+)sql";
+}
+
 }  // namespace
 
 void migrate_catalog(Db& db) {
@@ -264,6 +282,7 @@ void migrate_catalog(Db& db) {
   if (v == kCatalogSchemaVersion) return;  // nothing to write: other processes see no change
   if (v < 1) db.exec(schema_v1());
   if (v < 2) db.exec(schema_v2());
+  if (v < 3) db.exec(schema_v3());
   db.set_user_version(kCatalogSchemaVersion);
   tx.commit();
 }

@@ -8,7 +8,7 @@
 
 namespace recall {
 
-inline constexpr int kCatalogSchemaVersion = 2;
+inline constexpr int kCatalogSchemaVersion = 3;
 
 // Brings `db` to kCatalogSchemaVersion. EUCLEAN when the file is newer than
 // this program.

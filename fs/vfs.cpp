@@ -388,6 +388,15 @@ void Vfs::hand_over_open_state(const std::string& from, const std::string& to, c
   files_[to] = of;
 }
 
+bool Vfs::blob_open_in(const std::vector<std::shared_ptr<OpenFile>>& files,
+                       const std::string& sha256) {
+  for (const auto& of : files) {
+    std::lock_guard flock(of->mu);
+    if (of->sha256 == sha256 || std::ranges::count(of->noted_blobs, sha256) > 0) return true;
+  }
+  return false;
+}
+
 void Vfs::collect_blob(const std::string& sha256) {
   // The blob stays while any asset needs it or a file is open on it. The
   // empty one always stays: `cmd > new` commits an empty file at its first
@@ -409,12 +418,7 @@ void Vfs::collect_blob(const std::string& sha256) {
     for (const auto& [id, of] : files_) files.push_back(of);
   }
   for (const std::string& sha : shas) {
-    bool in_use = false;
-    for (const auto& of : files) {
-      std::lock_guard flock(of->mu);
-      in_use = in_use || of->sha256 == sha || std::ranges::count(of->noted_blobs, sha) > 0;
-    }
-    if (in_use) continue;
+    if (blob_open_in(files, sha)) continue;
     try {
       remove_blob(sha);
     } catch (const std::exception& e) {
@@ -423,6 +427,28 @@ void Vfs::collect_blob(const std::string& sha256) {
       std::fprintf(stderr, "recallfs: could not free blob %s: %s\n", sha.c_str(), e.what());
       collect_later_.push_back(sha);
     }
+  }
+}
+
+void Vfs::release_held_blobs() noexcept {
+  try {
+    std::lock_guard ns(ns_mu_);
+    std::unique_lock storing(store_mu_, std::try_to_lock);
+    if (!storing) return;  // a put may be finding these bytes: after the next pull
+    std::vector<std::string> shas = lib_.catalog().releasable_holds(1000);
+    if (shas.empty()) return;
+    std::vector<std::shared_ptr<OpenFile>> files;
+    {
+      std::lock_guard lock(files_mu_);
+      for (const auto& [id, of] : files_) files.push_back(of);
+    }
+    for (const std::string& sha : shas) {
+      if (blob_open_in(files, sha)) continue;  // held on, until its last close
+      lib_.catalog().release_hold(sha);
+      forget_and_remove(sha);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: could not free held bytes: %s\n", e.what());
   }
 }
 
@@ -436,6 +462,14 @@ void Vfs::collect_deferred() {
 }
 
 void Vfs::remove_blob(const std::string& sha256) {
+  if (signed_in_ && signed_in_()) {
+    lib_.catalog().hold_blob(sha256);
+    return;
+  }
+  forget_and_remove(sha256);
+}
+
+void Vfs::forget_and_remove(const std::string& sha256) {
   if (!lib_.catalog().forget_blob(sha256)) return;
   try {
     lib_.blobs().remove(sha256);

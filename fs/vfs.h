@@ -176,6 +176,13 @@ class Vfs {
     on_stored_ = std::move(fn);
   }
 
+  // A signed-in library (`signed_in` says whether it is now): bytes freed
+  // by a change are held until that change is pushed and read back
+  // (Catalog::hold_blob); release_held_blobs, called after each pull, frees
+  // those that nothing names then.
+  void set_signed_in(std::function<bool()> signed_in) { signed_in_ = std::move(signed_in); }
+  void release_held_blobs() noexcept;
+
   // For tests: called by open() between finding a file's open state and
   // adding a handle to it (where a last close may race it).
   void set_on_open_state_found(std::function<void()> fn) { on_open_state_found_ = std::move(fn); }
@@ -241,6 +248,10 @@ class Vfs {
   std::optional<uint64_t> add_handle(std::shared_ptr<OpenFile> of, int flags);
   uint64_t add_handle_locked(std::shared_ptr<OpenFile> of, int flags);
   std::optional<OpenResult> open_once(std::string_view path, int flags);
+  void bring_bytes_here(OpenFile& of);
+  // Makes the sub-folders of `place` that are missing; false when its work
+  // is gone.
+  bool restore_folder(const Place& place);
   void commit(OpenFile& of, bool last_writer);
   void record(OpenFile& of);
   // A close of a file only truncated: the truncation made durable as a note
@@ -276,7 +287,10 @@ class Vfs {
   // next collection: the operation that freed the blob has happened.
   void collect_blob(const std::string& sha256);
   // Removes it unless an asset row has it (collect_blob checked the rest).
-  void remove_blob(const std::string& sha256);
+  void remove_blob(const std::string& sha256);  // or holds it (a signed-in library)
+  void forget_and_remove(const std::string& sha256);
+  static bool blob_open_in(const std::vector<std::shared_ptr<OpenFile>>& files,
+                           const std::string& sha256);
   // Sends invalidate() for the entry shown as `shown` in `place`, if the
   // place is still there.
   void invalidate_in(const Place& place, const std::string& shown, Stale what);
@@ -303,6 +317,7 @@ class Vfs {
   std::shared_ptr<Fetcher> fetcher_;
   std::function<void(const std::string&)> on_stored_;
   std::function<void()> on_open_state_found_;
+  std::function<bool()> signed_in_;
 
   // Serialises namespace changes. Recursive: a rename commits a new file
   // first, and the commit takes it too.

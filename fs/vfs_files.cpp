@@ -139,6 +139,25 @@ std::shared_ptr<OpenFile> Vfs::open_file_for(const Node& n) {
 
 // ---- open and create -------------------------------------------------------
 
+// A file opened for writing needs its committed bytes here: a write copies
+// them. They may be elsewhere only (a synced version), also when the file
+// was open already.
+void Vfs::bring_bytes_here(OpenFile& of) {
+  std::string sha;
+  {
+    std::lock_guard lock(of.mu);
+    if (of.fd || !of.staging.empty() || of.size == 0 || of.sha256.empty()) return;
+    sha = of.sha256;
+  }
+  if (!lib_.blobs().has(sha)) {
+    if (!fetcher_) throw Error(EIO, "the bytes of this file are not on this device");
+    fetcher_->fetch_all(sha);
+  }
+  auto fd = std::make_shared<UniqueFd>(lib_.blobs().open_object(sha));
+  std::lock_guard lock(of.mu);
+  if (!of.fd && of.staging.empty() && of.sha256 == sha) of.fd = std::move(fd);
+}
+
 Vfs::OpenResult Vfs::open(std::string_view path, int flags) {
   // Again only when the file's open state left files_ between its lookup
   // and the handle (its last close raced this open): rare, and the next
@@ -210,10 +229,17 @@ std::optional<Vfs::OpenResult> Vfs::open_once(std::string_view path, int flags) 
         return OpenResult{id, keep, direct};
       }
     } else {
-      // Writing keeps the old bytes (unless truncating): bring them here first.
-      if (!(flags & O_TRUNC) && fetcher_ && !lib_.blobs().has(a.sha256) && !find_open(a.id))
-        fetcher_->fetch_all(a.sha256);
       of = open_file_for(r.node);
+      // Writing keeps the old bytes (unless truncating): bring them here
+      // first. (Not under the file's lock: a fetch takes seconds.)
+      if (!(flags & O_TRUNC)) {
+        try {
+          bring_bytes_here(*of);
+        } catch (...) {
+          leave_files_if_closed(*of);  // made for this open, which failed
+          throw;
+        }
+      }
     }
   }
   if (on_open_state_found_) on_open_state_found_();
@@ -736,7 +762,15 @@ bool Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string&
     n.mode = u.mode;
     n.mtime_ns = u.mtime_ns;
     n.local_only = is_scratch_name(u.name);
-    lib_.catalog().add_asset(n);
+    try {
+      lib_.catalog().add_asset(n);
+    } catch (const Error& e) {
+      // Its folder was removed by another device while the new file was
+      // being written here (a pull): the file keeps its folder, as a folder
+      // that holds content here is kept (Catalog::apply_remote).
+      if (e.code() != ENOENT || u.place.folder.empty() || !restore_folder(u.place)) throw;
+      lib_.catalog().add_asset(n);
+    }
     std::lock_guard lock(files_mu_);
     std::lock_guard flock(of.mu);
     of.pending = false;
@@ -756,6 +790,25 @@ bool Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string&
     // right, only other names' are not.
     content_changed(asset_id, linked ? Stale::Content : Stale::Attributes);
     collect_blob(u.old_sha);
+  }
+  return true;
+}
+
+bool Vfs::restore_folder(const Place& place) {
+  Catalog& cat = lib_.catalog();
+  if (place.work_id && !cat.get_work(*place.work_id)) return false;  // its work is gone too
+  Place at{place.work_id, ""};
+  for (size_t from = 0; from <= place.folder.size();) {
+    size_t slash = place.folder.find('/', from);
+    if (slash == std::string::npos) slash = place.folder.size();
+    std::string name = place.folder.substr(from, slash - from);
+    Place next{place.work_id, at.folder.empty() ? name : at.folder + "/" + name};
+    if (!cat.get_folder(next)) {
+      cat.create_folder(at, name);
+      invalidate_in(at, name, Stale::Listing);  // new in its parent's listing
+    }
+    at = next;
+    from = slash + 1;
   }
   return true;
 }

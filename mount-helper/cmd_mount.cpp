@@ -206,6 +206,9 @@ int do_mount(const MountRequest& req) {
         }
         s->replication = std::make_unique<ReplicationWorker>(*s->lib, uploaded);
         SyncWorker::Options so;
+        // Bytes a change frees stay until the server has seen the change.
+        v->set_signed_in([dir = s->lib->dir()] { return fs::exists(credentials_path(dir)); });
+        so.after_pull = [v] { v->release_held_blobs(); };
         if (auto pc = load_peer_config(data)) {
           Library* lib = s->lib.get();
           s->peers = std::make_unique<PeerServer>(

@@ -47,25 +47,33 @@ std::string upsert_sql(const SyncedTable& t) {
                     " FROM jsonb_populate_recordset(NULL::recall." + n +
                     ", $1::jsonb) ON CONFLICT (owner_id, " + t.key + ") DO UPDATE SET " + sets +
                     ", deleted = false";
-  // Last writer wins; an upsert always brings a deleted row back (an edit
-  // made without knowing of the delete keeps the content).
-  if (t.version)
-    sql += std::string(" WHERE t.deleted OR t.") + t.version + " IS NULL OR t." + t.version +
-           " <= EXCLUDED." + t.version;
-  return sql;
+  // Last writer wins. A deleted row comes back with an edit made without
+  // knowing of the delete; for an asset, only an edit of its content (the
+  // device that deleted it may have dropped the bytes the deleted version
+  // names, and a rename made elsewhere must not bring those back).
+  if (!t.version) return sql;
+  std::string v = t.version;
+  std::string newer = "t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v;
+  if (n == "assets")
+    return sql + " WHERE CASE WHEN t.deleted THEN t.sha256 IS DISTINCT FROM EXCLUDED.sha256 ELSE " +
+           newer + " END";
+  return sql + " WHERE t.deleted OR " + newer;
 }
 
-// Tombstones, applied only to the version the deleter saw (or older).
+// Tombstones, applied only to the version the deleter saw (or older); an
+// asset's, to the content it saw, whatever was renamed or moved since (a
+// delete wins over a rename, an edit of the content over a delete).
 std::string delete_sql(const SyncedTable& t) {
   std::string n = t.name;
   std::string sql = "UPDATE recall." + n +
                     " t SET deleted = true FROM jsonb_populate_recordset(NULL::recall." + n +
                     ", $1::jsonb) d WHERE t.owner_id = (SELECT recall.current_owner()) AND t." +
                     t.key + " = d." + t.key + " AND NOT t.deleted";
-  if (t.version)
+  if (n == "assets")
+    sql += " AND t.sha256 IS NOT DISTINCT FROM d.sha256";
+  else if (t.version)
     sql += std::string(" AND (t.") + t.version + " IS NULL OR t." + t.version + " <= d." +
            t.version + ")";
-  if (n == "assets") sql += " AND t.sha256 IS NOT DISTINCT FROM d.sha256";
   return sql;
 }
 
@@ -75,6 +83,17 @@ std::string pull_sql(const SyncedTable& t) {
          t.name +
          " t WHERE (t.txid, t.rev) > ($1::xid8, $2::bigint) AND t.txid < $3::xid8 "
          "ORDER BY t.txid, t.rev";
+}
+
+// The server's rows for keys this device pushed (read back: see
+// Catalog::rechecks), in pull_sql's columns. $1: a JSON array of objects
+// holding the key.
+std::string recheck_sql(const SyncedTable& t) {
+  return std::string("SELECT t.txid::text, t.rev, t.deleted, t.") + t.key +
+         "::text, (to_jsonb(t) - 'owner_id' - 'rev' - 'txid' - 'deleted')::text FROM recall." +
+         t.name + " t JOIN jsonb_populate_recordset(NULL::recall." + t.name +
+         ", $1::jsonb) d ON t." + t.key + " = d." + t.key +
+         " WHERE t.owner_id = (SELECT recall.current_owner())";
 }
 
 }  // namespace
@@ -177,6 +196,11 @@ Catalog::ApplyReport SyncEngine::pull() {
   std::string cur_txid = cat.meta(kMetaPullTxid).value_or("0");
   std::string cur_rev = cat.meta(kMetaPullRev).value_or("0");
   std::vector<Catalog::RemoteRow> rows;
+  // Read back with the rows above the cursor: they may be older than it.
+  std::vector<Catalog::Recheck> rechecks = cat.rechecks(kPushBatch);
+  std::map<std::string, nlohmann::json> recheck_keys;  // table -> [{key: ...}]
+  for (const Catalog::Recheck& c : rechecks)
+    recheck_keys[c.table].push_back({{synced_table(c.table).key, c.key}});
   uint64_t max_txid = std::stoull(cur_txid);
   int64_t max_rev = std::stoll(cur_rev);
   {
@@ -197,6 +221,11 @@ Catalog::ApplyReport SyncEngine::pull() {
         }
         rows.push_back({t.name, r.text(i, 3), r.text(i, 2) == "t", r.text(i, 4)});
       }
+      if (auto k = recheck_keys.find(t.name); k != recheck_keys.end()) {
+        PgResult b = conn_.query(recheck_sql(t), {k->second.dump()});
+        for (int i = 0; i < b.rows(); ++i)
+          rows.push_back({t.name, b.text(i, 3), b.text(i, 2) == "t", b.text(i, 4)});
+      }
     }
     PgResult devices = conn_.query(
         "SELECT id::text, name, peer_address, last_seen_ms FROM recall.devices WHERE NOT deleted");
@@ -208,6 +237,7 @@ Catalog::ApplyReport SyncEngine::pull() {
   }
   Catalog::ApplyReport report;
   if (!rows.empty()) report = cat.apply_remote(rows);
+  cat.drop_rechecks(rechecks);  // (one changed again meanwhile is noted again at its push)
   if (max_txid != std::stoull(cur_txid) || max_rev != std::stoll(cur_rev)) {
     cat.set_meta(kMetaPullTxid, std::to_string(max_txid));
     cat.set_meta(kMetaPullRev, std::to_string(max_rev));

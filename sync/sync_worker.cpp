@@ -63,10 +63,14 @@ void SyncWorker::run() {
       }
       if (engine->notified()) want_pull = true;
       if (!engine->upgraded()) engine->upgrade();
-      if (lib_.catalog().outbox_count() > 0) engine->push();
+      if (lib_.catalog().outbox_count() > 0) {
+        engine->push();
+        want_pull = true;  // what was pushed is read back (Catalog::rechecks)
+      }
       if (want_pull || clock::now() >= next_pull) {
         Catalog::ApplyReport r = engine->pull();
         if (r.applied > 0 && changed_) changed_(r);
+        if (options_.after_pull) options_.after_pull();
         want_pull = false;
         next_pull = clock::now() + options_.poll_interval;
       }

@@ -27,6 +27,8 @@ class SyncWorker {
     std::chrono::milliseconds max_backoff{15000};
     // Where this device serves peers (recorded in devices), if it does.
     std::optional<std::string> peer_address;
+    // Called after each pull (the mount frees bytes held until then).
+    std::function<void()> after_pull;
   };
   // `changed` is told what a pull changed (to invalidate caches).
   SyncWorker(Library& lib, Options options,

@@ -20,6 +20,7 @@
 extern char** environ;
 
 #include "base/error.h"
+#include "base/ids.h"
 #include "fs/library.h"
 #include "fs/tree.h"
 #include "sync/credentials.h"
@@ -500,6 +501,153 @@ TEST(Sync, AServerOutageLosesNothingAndTheMountKeepsWorking) {
     return a.recallfs({"status", "--json"}).out.find("\"outbox_pending\": 0") != std::string::npos;
   }));
   EXPECT_EQ(count_rows("assets", owner), "40") << "rows doubled or lost";
+}
+
+// The same folder made on two devices before they synced: two rows claim
+// one place. Before, the second device's pull failed on the place's
+// uniqueness at every try, and nothing synced any more.
+TEST(Sync, AFolderMadeOnTwoDevicesBeforeTheySyncedIsOneFolder) {
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  std::string owner = pg.add_user("same-folder");
+  std::string token = pg.issue_token("same-folder");
+  Device a("a"), b("b");
+  ASSERT_EQ(a.cli({"add", a.file("p.pdf", "a paper").string(), "--work", "W"}).exit_code, 0);
+  ASSERT_EQ(a.signin(token).exit_code, 0);
+  ASSERT_EQ(b.signin(token).exit_code, 0);
+  std::string work_id = Library::open(a.data, {})->catalog().works_titled("W")[0].id;
+  for (Device* d : {&a, &b}) {
+    auto lib = Library::open(d->data, {});
+    lib->catalog().create_folder(Place{work_id, ""}, "notes");
+    lib->catalog().create_folder(Place{work_id, "notes"}, d->name == "a" ? "from-a" : "from-b");
+  }
+  converge({&a, &b});
+  EXPECT_EQ(a.tree(), b.tree());
+  EXPECT_TRUE(a.tree().contains("works/W/notes/from-a/") &&
+              a.tree().contains("works/W/notes/from-b/"));
+  EXPECT_EQ(pg.psql("SELECT count(*) FROM recall.folders WHERE owner_id = '" + owner +
+                    "' AND path = 'notes' AND NOT deleted"),
+            "1\n");
+  // And syncing goes on.
+  ASSERT_EQ(b.cli({"add", b.file("q.pdf", "later").string(), "--work", "W"}).exit_code, 0);
+  converge({&b, &a});
+  EXPECT_EQ(a.tree(), b.tree());
+}
+
+// A change the server did not take (a newer change made elsewhere wins)
+// while this device skipped that change in a pull (its own was waiting to
+// be pushed): the pushed row is read back, and the device shows what the
+// server kept. Before, it never saw the other change, and the devices
+// differed for good.
+TEST(Sync, AChangeTheServerDidNotTakeIsReadBack) {
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("read-back");
+  std::string token = pg.issue_token("read-back");
+  Device a("a"), b("b");
+  ASSERT_EQ(a.cli({"add", a.file("p.pdf", "a paper").string()}).exit_code, 0);
+  ASSERT_EQ(a.signin(token).exit_code, 0);
+  ASSERT_EQ(b.signin(token).exit_code, 0);
+  auto rename = [](Device& d, const std::string& from, const std::string& to) {
+    auto lib = Library::open(d.data, {});
+    auto e = lib->catalog().lookup(Place{}, from);
+    ASSERT_EQ(e.size(), 1u);
+    lib->catalog().move_asset(e[0].asset->id, Place{}, to);
+  };
+  rename(a, "p.pdf", "renamed-on-a.pdf");       // first, offline
+  for (int64_t t = now_ms(); now_ms() == t;) {  // b's rename in a later millisecond: newer
+  }
+  rename(b, "p.pdf", "renamed-on-b.pdf");
+  ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
+  auto lib = Library::open(a.data, {});
+  SyncEngine engine(*lib, *load_credentials(a.data));
+  Catalog::ApplyReport first = engine.pull();
+  EXPECT_EQ(first.pending, 1u) << "b's rename was not skipped: the test tests nothing";
+  engine.push();  // a's rename: not taken (b's is newer)
+  engine.pull();
+  const std::string sha = test::sha256_of("a paper");
+  EXPECT_TRUE(a.tree().contains("inbox/renamed-on-b.pdf " + sha));
+  EXPECT_EQ(a.tree(), b.tree());
+}
+
+// A file removed on one device and renamed on another before they synced,
+// in either order: the removal wins (a rename must not bring back a file
+// whose bytes the removing device may have dropped); an edit of its content
+// would win over the removal (ConflictsAreDeterministicAndLoseNoContent).
+TEST(Sync, AFileRemovedOnOneDeviceAndRenamedOnAnotherIsRemovedOnBoth) {
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  for (bool remover_first : {true, false}) {
+    SCOPED_TRACE(remover_first ? "the removal pushed first" : "the rename pushed first");
+    std::string account = std::string("removed-renamed-") + (remover_first ? "1" : "2");
+    pg.add_user(account);
+    std::string token = pg.issue_token(account);
+    Device a("a"), b("b");
+    ASSERT_EQ(a.cli({"add", a.file("p.pdf", "a paper").string()}).exit_code, 0);
+    ASSERT_EQ(a.signin(token).exit_code, 0);
+    ASSERT_EQ(b.signin(token).exit_code, 0);
+    {
+      auto lib = Library::open(a.data, {});
+      lib->catalog().remove_name(lib->catalog().lookup(Place{}, "p.pdf").at(0));
+    }
+    {
+      auto lib = Library::open(b.data, {});
+      auto e = lib->catalog().lookup(Place{}, "p.pdf").at(0);
+      lib->catalog().move_asset(e.asset->id, Place{}, "renamed.pdf");
+    }
+    if (remover_first)
+      converge({&a, &b});
+    else
+      converge({&b, &a});
+    EXPECT_EQ(a.tree(), b.tree());
+    for (const std::string& entry : a.tree())
+      EXPECT_EQ(entry.find(".pdf"), std::string::npos) << entry;
+  }
+}
+
+// A content edit that loses to a newer change of the same row made
+// elsewhere (a rename, which took the content it saw): the device that made
+// the edit shows what the server kept, and the bytes that version names,
+// which were on that device only, are still there. Before, it dropped them
+// with its edit, and no device could read the file.
+TEST(Sync, BytesAnEditReplacedStayUntilTheServerHasSeenTheEdit) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("edit-lost");
+  std::string token = pg.issue_token("edit-lost");
+  test::MountedLibrary a;
+  ASSERT_EQ(a.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
+  test::write_file(a / "inbox/x.txt", "version 1, only on a");
+  auto pushed = [&] {
+    return a.recallfs({"status", "--json"}).out.find("\"outbox_pending\": 0") != std::string::npos;
+  };
+  ASSERT_TRUE(test::eventually(pushed));
+  Device b("b");
+  ASSERT_EQ(b.signin(token).exit_code, 0);
+  ASSERT_TRUE(b.tree().contains("inbox/x.txt " + test::sha256_of("version 1, only on a")));
+
+  pg.stop();  // a edits the file without knowing of the rename to come
+  test::write_file(a / "inbox/x.txt", "version 2");
+  a.unmount();
+  pg.start();
+  ASSERT_TRUE(pg.ok());
+  {
+    auto lib = Library::open(b.data, {});
+    auto e = lib->catalog().lookup(Place{}, "x.txt");
+    ASSERT_EQ(e.size(), 1u);
+    lib->catalog().move_asset(e[0].asset->id, Place{}, "y.txt");
+  }
+  ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
+  a.mount();  // pushes the edit (older than the rename: not taken) and reads the row back
+
+  EXPECT_TRUE(
+      test::eventually([&] { return fs::exists(a / "inbox/y.txt"); }, std::chrono::seconds(10)))
+      << "a does not show what the server kept";
+  EXPECT_EQ(test::read_file(a / "inbox/y.txt"), "version 1, only on a");
+  EXPECT_FALSE(fs::exists(a / "inbox/x.txt"));
+  test::RunResult verify = a.recallfs({"verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 }  // namespace

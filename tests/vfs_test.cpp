@@ -115,5 +115,29 @@ TEST(VfsOpen, AnOpenRacingTheLastCloseGetsAStateLaterRenamesFind) {
   EXPECT_EQ(stored, std::vector<std::string>{saved}) << "bytes no file has stay stored";
 }
 
+// A new file being written in a folder that a pull removes meanwhile (the
+// other device saw the folder empty: the file is no row yet). Its close
+// must not fail (a local disk never fails a close so): the file keeps its
+// folder. Before, the close failed with ENOENT and the file was lost.
+TEST(VfsOpen, ANewFileKeepsAFolderRemovedElsewhereWhileItWasWritten) {
+  test::TempDir dir;
+  auto lib = Library::open(dir / "lib", {.create = true});
+  Vfs vfs(*lib, {});
+  vfs.mkdir("/works/W", 0755);
+  vfs.mkdir("/works/W/notes", 0755);
+  vfs.mkdir("/works/W/notes/deep", 0755);
+  Vfs::OpenResult r = vfs.create("/works/W/notes/deep/new.txt", 0644, O_WRONLY);
+  write_str(vfs, r.handle, "written while the folder went");
+  {  // what a pull of the other device's rmdir -r does
+    Catalog& cat = lib->catalog();
+    std::string work = cat.works_titled("W").at(0).id;
+    cat.delete_folder(cat.get_folder(Place{work, "notes/deep"})->id);
+    cat.delete_folder(cat.get_folder(Place{work, "notes"})->id);
+  }
+  EXPECT_NO_THROW(vfs.flush(r.handle));
+  vfs.release(r.handle);
+  EXPECT_EQ(read_all(vfs, "/works/W/notes/deep/new.txt"), "written while the folder went");
+}
+
 }  // namespace
 }  // namespace recall

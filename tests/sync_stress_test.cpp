@@ -1,0 +1,159 @@
+// Two mounted devices of one account edit one work at once, as a user with
+// a laptop and a desktop does, while their sync workers push and pull and
+// each fetches the other's bytes as a peer. Threads on each device apply
+// random operations (tests/random_file_ops.h) to the work's folder.
+//
+// Races between devices have no single right outcome either. What must hold:
+//   * every failure is one a local disk gives for that call, or EIO for
+//     opening or reading a version whose bytes no holder has any more;
+//   * nothing hangs;
+//   * once the edits stop, both devices show the same tree (names, and each
+//     file's content by its hash) with nothing left to push, and every file
+//     reads back on each device as that hash says;
+//   * `recallfs verify` finds no damage, and no object stays that no file
+//     of that device has.
+//
+// Seeded (RECALL_SYNC_STRESS_SEED, default 1; RECALL_SYNC_STRESS_OPS per
+// thread).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "base/sha256.h"
+#include "tests/mount_fixture.h"
+#include "tests/pg_fixture.h"
+#include "tests/random_file_ops.h"
+#include "tests/test_util.h"
+
+namespace recall {
+namespace {
+namespace fs = std::filesystem;
+using test::MountedLibrary;
+using test::PostgresServer;
+
+uint64_t env_or(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::stoull(v) : fallback;
+}
+
+// Each file under `dir` -> its hash as the device says (user.recall.sha256).
+std::map<std::string, std::string> hashes(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const fs::path& p : test::files_under(dir)) {
+    char v[65] = {};
+    ssize_t n = ::getxattr(p.c_str(), "user.recall.sha256", v, sizeof v - 1);
+    out[fs::relative(p, dir).string()] = n < 0 ? std::string("error ") + std::strerror(errno) : v;
+  }
+  return out;
+}
+
+int64_t outbox_pending(MountedLibrary& m) {
+  test::RunResult r = m.recallfs({"status", "--json"});
+  if (r.exit_code != 0) return -1;
+  return nlohmann::json::parse(r.out).value("outbox_pending", int64_t{-1});
+}
+
+std::string describe(const std::map<std::string, std::string>& a,
+                     const std::map<std::string, std::string>& b) {
+  std::string d;
+  std::map<std::string, std::pair<std::string, std::string>> all;
+  for (const auto& [k, v] : a) all[k].first = v;
+  for (const auto& [k, v] : b) all[k].second = v;
+  for (const auto& [k, v] : all)
+    if (v.first != v.second)
+      d += "\n  " + k + ": a " + (v.first.empty() ? "-" : v.first.substr(0, 12)) + ", b " +
+           (v.second.empty() ? "-" : v.second.substr(0, 12));
+  return d;
+}
+
+// DISABLED_: about one seed in five still fails (a version whose bytes no
+// device kept, or bytes no file has); run it with
+// --gtest_also_run_disabled_tests. See the issue notes.
+TEST(SyncStress, DISABLED_TwoDevicesEditingOneWorkAtOnceConvergeAndLoseNothing) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  const uint64_t seed = env_or("RECALL_SYNC_STRESS_SEED", 1);
+  const uint64_t ops = env_or("RECALL_SYNC_STRESS_OPS", 300);
+  PostgresServer& pg = PostgresServer::get();
+  const std::string account = "racing-" + std::to_string(seed);
+  pg.add_user(account);
+  const std::string token = pg.issue_token(account);
+  MountedLibrary a, b;
+  for (MountedLibrary* m : {&a, &b}) {
+    m->unmount();
+    ASSERT_EQ(m->recallfs({"peer", "set", "--listen", "127.0.0.1:0"}).exit_code, 0);
+    test::RunResult r = m->recallfs({"signin", "--server", pg.client_url(), "--token", token});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    m->mount();
+  }
+  ASSERT_EQ(::mkdir((a / "works/S").c_str(), 0755), 0);
+  ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "works/S"); }));
+
+  const test::RandomFileOps::Options synced{.remote_bytes = true};
+  test::RandomFileOps on_a(a / "works/S", seed * 2, synced);
+  test::RandomFileOps on_b(b / "works/S", seed * 2 + 1, synced);
+  test::RaceOutcome outcome = test::race({&on_a, &on_b}, 2, ops, std::chrono::seconds(60), [&] {
+    a.kill_daemon();  // reports the daemons' stacks; ends the stuck calls
+    b.kill_daemon();
+  });
+  ASSERT_FALSE(outcome.hung) << "no operation finished for 60 s (seed " << seed << ")";
+  for (size_t w = 0; w < outcome.failures.size(); ++w)
+    EXPECT_EQ(outcome.failures[w], "")
+        << "worker " << w << " (on " << (w < 2 ? "a" : "b") << "), seed " << seed;
+
+  // Converged: nothing left to push on either side, and one tree.
+  std::map<std::string, std::string> on_a_now, on_b_now;
+  EXPECT_TRUE(test::eventually(
+      [&] {
+        if (outbox_pending(a) != 0 || outbox_pending(b) != 0) return false;
+        on_a_now = hashes(a / "works/S");
+        on_b_now = hashes(b / "works/S");
+        return on_a_now == on_b_now;
+      },
+      std::chrono::seconds(30)))
+      << "the devices do not converge (seed " << seed << "):" << describe(on_a_now, on_b_now)
+      << "\noutbox a " << outbox_pending(a) << ", b " << outbox_pending(b);
+  EXPECT_FALSE(on_a_now.empty()) << "the work ended empty: the test tested little";
+  for (MountedLibrary* m : {&a, &b}) {
+    SCOPED_TRACE(m == &a ? "device a" : "device b");
+    // Every file reads as its hash says (fetched from the other device when
+    // its bytes are there only).
+    for (const auto& [name, sha] : hashes(*m / "works/S")) {
+      std::string content;
+      try {
+        content = test::read_file(*m / ("works/S/" + name));
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what() << " (its bytes " << sha << " are kept by: "
+                      << (fs::exists(a.data() / "cas/objects" / sha.substr(0, 2) / sha) ? "a " : "")
+                      << (fs::exists(b.data() / "cas/objects" / sha.substr(0, 2) / sha) ? "b" : "")
+                      << ")";
+        for (MountedLibrary* d : {&a, &b}) {
+          std::istringstream log(test::read_file(d->data() / "recallfs.log"));
+          for (std::string line; std::getline(log, line);)
+            if (line.find(sha.substr(0, 16)) != std::string::npos)
+              std::cerr << "log of " << (d == &a ? "a" : "b") << ": " << line << "\n";
+        }
+        continue;
+      }
+      EXPECT_EQ(test::sha256_of(content), sha) << name;
+    }
+    test::RunResult verify = m->recallfs({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    std::unique_ptr<Catalog> catalog = m->catalog();
+    for (const fs::path& object : test::files_under(m->data() / "cas/objects")) {
+      std::string sha = object.filename().string();
+      if (sha == kEmptySha256 || !catalog->assets_with_blob(sha).empty()) continue;
+      ADD_FAILURE() << "no file has the bytes of " << sha << " (" << fs::file_size(object)
+                    << " bytes; seed " << seed << ")";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace recall
