@@ -30,10 +30,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::MountedLibrary;
 
-uint64_t env_or(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::stoull(v) : fallback;
-}
+using test::env_or;
 
 // Every regular file under `dir`, relative path -> content.
 std::map<std::string, std::string> contents(const fs::path& dir) {

@@ -37,10 +37,7 @@ namespace fs = std::filesystem;
 using test::MountedLibrary;
 using test::PostgresServer;
 
-uint64_t env_or(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::stoull(v) : fallback;
-}
+using test::env_or;
 
 // Each file under `dir` -> its hash as the device says (user.recall.sha256).
 std::map<std::string, std::string> hashes(const fs::path& dir) {

@@ -201,6 +201,11 @@ RunResult run(const std::vector<std::string>& argv, const std::vector<std::strin
 
 RunResult sh(const std::string& command) { return run({"/bin/sh", "-c", command}); }
 
+uint64_t env_or(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::stoull(v) : fallback;
+}
+
 std::string recallfs_binary() {
   const char* b = std::getenv("RECALLFS_BIN");
   if (b && *b) return b;

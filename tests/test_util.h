@@ -54,6 +54,8 @@ RunResult sh(const std::string& command);
 
 // The recallfs binary under test.
 std::string recallfs_binary();
+// The number in environment variable `name` (a seed, a count), or `fallback`.
+uint64_t env_or(const char* name, uint64_t fallback);
 
 // Polls `cond` until it is true or `timeout` passes; returns its last value.
 bool eventually(const std::function<bool()>& cond,
