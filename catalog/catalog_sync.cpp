@@ -177,14 +177,14 @@ void note_names(Db& db, const std::string& table, const std::string& key,
   }
 }
 
-// The bytes of an asset that a pulled row changes or deletes: held, so that
-// the mount frees them after the pull (Vfs::release_held_blobs) if nothing
-// names them then.
-void hold_bytes_of(Db& db, const std::string& asset_id) {
+// The bytes of an asset that a pulled row gives other content (`now`) or
+// deletes (nullopt): held, so that the mount frees them after the pull
+// (Vfs::release_held_blobs) if nothing names them then.
+void hold_bytes_of(Db& db, const std::string& asset_id, const std::optional<std::string>& now) {
   db.cached(std::string("INSERT INTO blob_holds(sha256, seq) SELECT sha256, ") +
             catalog_detail::kLastOutboxSeq +
-            " FROM assets WHERE id = ? ON CONFLICT(sha256) DO NOTHING")
-      .bind(asset_id)
+            " FROM assets WHERE id = ?1 AND sha256 IS NOT ?2 ON CONFLICT(sha256) DO NOTHING")
+      .bind(asset_id, now)
       .run();
 }
 
@@ -236,7 +236,8 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       nlohmann::json j = nlohmann::json::parse(r.payload);
       if (r.table == "folders" && !settle_folder_place(db, r.key, j, report)) continue;
       note_names(db, r.table, r.key, report);
-      if (r.table == "assets") hold_bytes_of(db, r.key);  // replaced by a new version, maybe
+      if (r.table == "assets" && j.contains("sha256") && j["sha256"].is_string())
+        hold_bytes_of(db, r.key, j["sha256"].get<std::string>());
       if (r.table == "edges" && j.contains("to_id") && j["to_id"].is_string())
         report.changed_assets.push_back(j["to_id"].get<std::string>());  // one link more
       Stmt st = db.cached(sql);
@@ -301,7 +302,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       }
       note_names(db, table, r.key, report);
       if (table == "assets") {
-        hold_bytes_of(db, r.key);
+        hold_bytes_of(db, r.key, std::nullopt);
         db.cached("DELETE FROM edges WHERE to_id = ?").bind(r.key).run();
       }
       db.cached(std::string("DELETE FROM ") + table + " WHERE " + t->key + " = ?")

@@ -289,6 +289,7 @@ class Vfs {
   // Removes it unless an asset row has it (collect_blob checked the rest).
   void remove_blob(const std::string& sha256);  // or holds it (a signed-in library)
   void forget_and_remove(const std::string& sha256);
+  size_t release_held_batch(size_t limit);  // how many it released
   static bool blob_open_in(const std::vector<std::shared_ptr<OpenFile>>& files,
                            const std::string& sha256);
   // Sends invalidate() for the entry shown as `shown` in `place`, if the

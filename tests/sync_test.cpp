@@ -605,6 +605,47 @@ TEST(Sync, AFileRemovedOnOneDeviceAndRenamedOnAnotherIsRemovedOnBoth) {
   }
 }
 
+// A file removed, or given other content, on another device: once this
+// device has pulled that, the bytes it kept for the file go (nothing here
+// names them any more). Before, they stayed for good.
+TEST(Sync, BytesNoFileHasAfterAPullAreFreed) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("pulled-away");
+  std::string token = pg.issue_token("pulled-away");
+  test::MountedLibrary a;
+  ASSERT_EQ(a.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
+  test::write_file(a / "inbox/removed.txt", "removed on b");
+  test::write_file(a / "inbox/edited.txt", "edited on b");
+  auto object = [&](const std::string& content) {
+    std::string sha = test::sha256_of(content);
+    return a.data() / "cas/objects" / sha.substr(0, 2) / sha;
+  };
+  ASSERT_TRUE(fs::exists(object("removed on b")) && fs::exists(object("edited on b")));
+  ASSERT_TRUE(test::eventually([&] {
+    return a.recallfs({"status", "--json"}).out.find("\"outbox_pending\": 0") != std::string::npos;
+  }));
+  Device b("b");
+  ASSERT_EQ(b.signin(token).exit_code, 0);
+  {
+    auto lib = Library::open(b.data, {});
+    lib->catalog().remove_name(lib->catalog().lookup(Place{}, "removed.txt").at(0));
+    std::istringstream in("the new content, made on b");
+    PutResult put = lib->blobs().put(in);
+    lib->catalog().set_asset_content(lib->catalog().lookup(Place{}, "edited.txt").at(0).asset->id,
+                                     Library::blob_meta(put, "edited.txt"));
+  }
+  ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
+  EXPECT_TRUE(test::eventually([&] {
+    return !fs::exists(a / "inbox/removed.txt") && !fs::exists(object("removed on b")) &&
+           !fs::exists(object("edited on b"));
+  })) << "a keeps bytes no file has";
+  EXPECT_TRUE(fs::exists(a / "inbox/edited.txt"));
+  test::RunResult verify = a.recallfs({"verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
 // A content edit that loses to a newer change of the same row made
 // elsewhere (a rename, which took the content it saw): the device that made
 // the edit shows what the server kept, and the bytes that version names,
