@@ -430,36 +430,41 @@ void Vfs::collect_blob(const std::string& sha256) {
   }
 }
 
-void Vfs::release_held_blobs() noexcept {
+void Vfs::release_held_blobs(const ConfirmDrops& confirm) noexcept {
   // In batches, the namespace released in between: a pull that removed a
   // big folder frees many.
   constexpr size_t kBatch = 100;
   try {
-    for (int round = 0; round < 1000 && release_held_batch(kBatch) == kBatch; ++round) {
+    for (int round = 0; round < 1000 && release_held_batch(kBatch, confirm) == kBatch; ++round) {
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: could not free held bytes: %s\n", e.what());
   }
 }
 
-size_t Vfs::release_held_batch(size_t limit) {
+size_t Vfs::release_held_batch(size_t limit, const ConfirmDrops& confirm) {
+  std::vector<std::string> shas = lib_.catalog().releasable_holds(limit);
+  if (shas.empty()) return 0;
+  // Asked without the namespace lock: it is a round trip to the server.
+  std::set<std::string> droppable = confirm(shas);
   std::lock_guard ns(ns_mu_);
   std::unique_lock storing(store_mu_, std::try_to_lock);
   if (!storing) return 0;  // a put may be finding these bytes: after the next pull
-  std::vector<std::string> shas = lib_.catalog().releasable_holds(limit);
   std::vector<std::shared_ptr<OpenFile>> files;
   {
     std::lock_guard lock(files_mu_);
     for (const auto& [id, of] : files_) files.push_back(of);
   }
-  size_t released = 0;
+  size_t done = 0;
   for (const std::string& sha : shas) {
     if (blob_open_in(files, sha)) continue;  // held on, until its last close
+    if (!droppable.contains(sha) && lib_.catalog().assets_with_blob(sha).empty())
+      continue;  // a row elsewhere names them: held until it arrives here
     lib_.catalog().release_hold(sha);
-    forget_and_remove(sha);
-    ++released;
+    forget_and_remove(sha);  // (keeps them if a row here names them again)
+    ++done;
   }
-  return released;
+  return done;
 }
 
 void Vfs::collect_deferred() {

@@ -40,6 +40,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -179,9 +180,11 @@ class Vfs {
   // A signed-in library (`signed_in` says whether it is now): bytes freed
   // by a change are held until that change is pushed and read back
   // (Catalog::hold_blob); release_held_blobs, called after each pull, frees
-  // those that nothing names then.
+  // those that nothing names then, here or (`confirm` returns which may go:
+  // SyncEngine::confirm_drops) in the account.
   void set_signed_in(std::function<bool()> signed_in) { signed_in_ = std::move(signed_in); }
-  void release_held_blobs() noexcept;
+  using ConfirmDrops = std::function<std::set<std::string>(const std::vector<std::string>&)>;
+  void release_held_blobs(const ConfirmDrops& confirm) noexcept;
 
   // For tests: called by open() between finding a file's open state and
   // adding a handle to it (where a last close may race it).
@@ -289,7 +292,7 @@ class Vfs {
   // Removes it unless an asset row has it (collect_blob checked the rest).
   void remove_blob(const std::string& sha256);  // or holds it (a signed-in library)
   void forget_and_remove(const std::string& sha256);
-  size_t release_held_batch(size_t limit);  // how many it released
+  size_t release_held_batch(size_t limit, const ConfirmDrops& confirm);  // how many it ended
   static bool blob_open_in(const std::vector<std::shared_ptr<OpenFile>>& files,
                            const std::string& sha256);
   // Sends invalidate() for the entry shown as `shown` in `place`, if the

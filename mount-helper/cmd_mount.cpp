@@ -32,6 +32,7 @@
 #include "sync/peer_server.h"
 #include "sync/replication_worker.h"
 #include "sync/sources.h"
+#include "sync/sync_engine.h"
 #include "sync/sync_worker.h"
 
 extern char** environ;
@@ -208,7 +209,11 @@ int do_mount(const MountRequest& req) {
         SyncWorker::Options so;
         // Bytes a change frees stay until the server has seen the change.
         v->set_signed_in([dir = s->lib->dir()] { return fs::exists(credentials_path(dir)); });
-        so.after_pull = [v] { v->release_held_blobs(); };
+        so.after_pull = [v](SyncEngine& engine) {
+          v->release_held_blobs([&engine](const std::vector<std::string>& shas) {
+            return engine.confirm_drops(shas);
+          });
+        };
         if (auto pc = load_peer_config(data)) {
           Library* lib = s->lib.get();
           s->peers = std::make_unique<PeerServer>(

@@ -43,10 +43,22 @@ std::string upsert_sql(const SyncedTable& t) {
   // owner_id comes from the token, once per statement (an InitPlan): the
   // column default would call the function for every row.
   std::string sql = "INSERT INTO recall." + n + " AS t (owner_id, " + column_list(t) +
-                    ") SELECT (SELECT recall.current_owner()), " + column_list(t) +
-                    " FROM jsonb_populate_recordset(NULL::recall." + n +
-                    ", $1::jsonb) ON CONFLICT (owner_id, " + t.key + ") DO UPDATE SET " + sets +
-                    ", deleted = false";
+                    ") SELECT (SELECT recall.current_owner()), " + column_list(t, "r.") +
+                    " FROM jsonb_array_elements($1::jsonb) e, jsonb_populate_record(NULL::recall." +
+                    n + ", e) r";
+  // An asset naming bytes its device does not hold (content moved from
+  // another file, `mv a b`) is taken only while a holder has them, or the
+  // row names them already: the last holder may have dropped them (see
+  // SyncEngine::confirm_drops, which takes the same locks).
+  if (n == "assets")
+    sql +=
+        " WHERE coalesce((e->>'held_here')::boolean, true) OR EXISTS (SELECT 1 FROM "
+        "recall.device_blobs h WHERE h.owner_id = (SELECT recall.current_owner()) AND h.sha256 = "
+        "r.sha256 AND h.present = 1 AND NOT h.deleted) OR EXISTS (SELECT 1 FROM recall.assets s "
+        "WHERE s.owner_id = (SELECT recall.current_owner()) AND s.id = r.id AND s.sha256 = "
+        "r.sha256 AND NOT s.deleted)";
+  sql += std::string(" ON CONFLICT (owner_id, ") + t.key + ") DO UPDATE SET " + sets +
+         ", deleted = false";
   // Last writer wins. A deleted row comes back with an edit made without
   // knowing of the delete; for an asset, only an edit of its content (the
   // device that deleted it may have dropped the bytes the deleted version
@@ -83,6 +95,21 @@ std::string pull_sql(const SyncedTable& t) {
          t.name +
          " t WHERE (t.txid, t.rev) > ($1::xid8, $2::bigint) AND t.txid < $3::xid8 "
          "ORDER BY t.txid, t.rev";
+}
+
+// Serialises a push naming bytes its device does not hold with the drop of
+// those bytes by their holder (confirm_drops): one advisory lock per
+// (account, sha256). $1: a JSON array of rows (shared: the push) or of
+// sha256 strings (exclusive: the drop), in a sorted order.
+std::string lock_bytes_sql(bool exclusive) {
+  std::string key = "hashtextextended((SELECT recall.current_owner())::text || s, 0)";
+  if (exclusive)
+    return "SELECT pg_advisory_xact_lock(" + key +
+           ") FROM (SELECT DISTINCT s FROM jsonb_array_elements_text($1::jsonb) s ORDER BY 1) x";
+  return "SELECT pg_advisory_xact_lock_shared(" + key +
+         ") FROM (SELECT DISTINCT e->>'sha256' s FROM jsonb_array_elements($1::jsonb) e WHERE "
+         "NOT coalesce((e->>'held_here')::boolean, true) AND e->>'sha256' IS NOT NULL ORDER BY "
+         "1) x";
 }
 
 // The server's rows for keys this device pushed (read back: see
@@ -167,10 +194,20 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
       if (!r->payload) continue;
       std::string& arr = (r->op == "upsert" ? upserts : deletes)[r->table];
       arr += arr.empty() ? "[" : ",";
-      arr += *r->payload;
+      if (r->op == "upsert" && r->table == "assets") {
+        // Whether this device holds the bytes the row names (see upsert_sql).
+        nlohmann::json row = nlohmann::json::parse(*r->payload);
+        if (row.contains("sha256") && row["sha256"].is_string())
+          row["held_here"] = lib_.blobs().has(row["sha256"].get<std::string>());
+        arr += row.dump();
+      } else {
+        arr += *r->payload;
+      }
     }
     PgTx tx(conn_);
     present_token();
+    if (auto it = upserts.find("assets"); it != upserts.end())
+      conn_.query(lock_bytes_sql(false), {it->second + "]"});
     for (const SyncedTable& t : synced_tables())
       if (auto it = upserts.find(t.name); it != upserts.end())
         conn_.query(upsert_sql(t), {it->second + "]"});
@@ -244,6 +281,33 @@ Catalog::ApplyReport SyncEngine::pull() {
   }
   cat.set_meta(kMetaLastPull, std::to_string(now_ms()));
   return report;
+}
+
+std::set<std::string> SyncEngine::confirm_drops(const std::vector<std::string>& shas) {
+  std::set<std::string> droppable;
+  if (shas.empty()) return droppable;
+  connect();
+  nlohmann::json list = shas;
+  PgTx tx(conn_);
+  present_token();
+  conn_.query(lock_bytes_sql(true), {list.dump()});
+  PgResult named = conn_.query(
+      "SELECT DISTINCT sha256 FROM recall.assets WHERE owner_id = (SELECT "
+      "recall.current_owner()) AND NOT deleted AND sha256 IN (SELECT "
+      "jsonb_array_elements_text($1::jsonb))",
+      {list.dump()});
+  std::set<std::string> live;
+  for (int i = 0; i < named.rows(); ++i) live.insert(named.text(i, 0));
+  for (const std::string& sha : shas)
+    if (!live.contains(sha)) droppable.insert(sha);
+  nlohmann::json gone(droppable);
+  conn_.query(
+      "UPDATE recall.device_blobs SET present = 0 WHERE owner_id = (SELECT "
+      "recall.current_owner()) AND device_id = $1::uuid AND NOT deleted AND sha256 IN (SELECT "
+      "jsonb_array_elements_text($2::jsonb))",
+      {lib_.catalog().device_id(), gone.dump()});
+  tx.commit();
+  return droppable;
 }
 
 bool SyncEngine::upgraded() { return lib_.catalog().meta(kMetaUpgraded).has_value(); }

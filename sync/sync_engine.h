@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "catalog/catalog.h"
@@ -64,6 +65,13 @@ class SyncEngine {
   // Pushes the whole outbox; returns the rows pushed.
   size_t push(const std::function<void(const SyncProgress&)>& progress = {});
   Catalog::ApplyReport pull();
+  // Of bytes this device is about to drop (no local file names them), those
+  // no live row of the account names: marked no longer held here on the
+  // server, under locks that a push naming bytes its device does not hold
+  // takes too. So either that push finds this device still holding them,
+  // or it is not taken (and read back); the bytes are never named by a row
+  // while no holder has them.
+  std::set<std::string> confirm_drops(const std::vector<std::string>& shas);
   // The first sign-in; a no-op once done.
   void upgrade(const std::function<void(const SyncProgress&)>& progress = {});
   bool upgraded();

@@ -70,7 +70,7 @@ void SyncWorker::run() {
       if (want_pull || clock::now() >= next_pull) {
         Catalog::ApplyReport r = engine->pull();
         if (r.applied > 0 && changed_) changed_(r);
-        if (options_.after_pull) options_.after_pull();
+        if (options_.after_pull) options_.after_pull(*engine);
         want_pull = false;
         next_pull = clock::now() + options_.poll_interval;
       }

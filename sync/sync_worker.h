@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fs/library.h"
+#include "sync/sync_engine.h"
 
 namespace recall {
 
@@ -27,8 +28,9 @@ class SyncWorker {
     std::chrono::milliseconds max_backoff{15000};
     // Where this device serves peers (recorded in devices), if it does.
     std::optional<std::string> peer_address;
-    // Called after each pull (the mount frees bytes held until then).
-    std::function<void()> after_pull;
+    // Called after each pull, with the engine (the mount frees bytes held
+    // until then, asking the server: SyncEngine::confirm_drops).
+    std::function<void(SyncEngine&)> after_pull;
   };
   // `changed` is told what a pull changed (to invalidate caches).
   SyncWorker(Library& lib, Options options,

@@ -646,6 +646,52 @@ TEST(Sync, BytesNoFileHasAfterAPullAreFreed) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
+// The last holder of some bytes drops them (the file was removed there)
+// while another device, which does not hold them, moves them into another
+// file (`mv src dst`, before it synced). Whichever reaches the server first
+// wins, under one lock: here the drop, so the move is not taken and dst
+// keeps its content everywhere. Before, dst named bytes no device had.
+TEST(Sync, BytesMovedElsewhereWhileTheirLastHolderDropsThemAreNeverNamedByNobody) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("moved-and-dropped");
+  std::string token = pg.issue_token("moved-and-dropped");
+  test::MountedLibrary b;  // the holder
+  ASSERT_EQ(b.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
+  test::write_file(b / "inbox/src.txt", "bytes only b has");
+  test::write_file(b / "inbox/dst.txt", "what dst held");
+  const std::string moved = test::sha256_of("bytes only b has");
+  const std::string kept = test::sha256_of("what dst held");
+  auto pushed = [&] {
+    return b.recallfs({"status", "--json"}).out.find("\"outbox_pending\": 0") != std::string::npos;
+  };
+  ASSERT_TRUE(test::eventually(pushed));
+  Device a("a");
+  ASSERT_EQ(a.signin(token).exit_code, 0);
+  {  // a: mv src.txt dst.txt, as the mount does it (dst keeps its id, takes src's content)
+    auto lib = Library::open(a.data, {});
+    Catalog& cat = lib->catalog();
+    FolderEntry src = cat.lookup(Place{}, "src.txt").at(0);
+    FolderEntry dst = cat.lookup(Place{}, "dst.txt").at(0);
+    std::optional<BlobMeta> meta = cat.get_blob(moved);
+    ASSERT_TRUE(meta);
+    cat.batch([&] {
+      cat.set_asset_content(dst.asset->id, *meta);
+      cat.remove_name(src);
+    });
+  }
+  ASSERT_EQ(::unlink((b / "inbox/src.txt").c_str()), 0);
+  const fs::path object = b.data() / "cas/objects" / moved.substr(0, 2) / moved;
+  ASSERT_TRUE(test::eventually([&] { return !fs::exists(object); }))
+      << "b did not drop the bytes of the file it removed";
+  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);  // the move is not taken, and read back
+  EXPECT_TRUE(a.tree().contains("inbox/dst.txt " + kept)) << "dst names bytes nobody has";
+  EXPECT_FALSE(a.tree().contains("inbox/src.txt " + moved));
+  EXPECT_TRUE(test::eventually([&] { return !fs::exists(b / "inbox/src.txt"); }));
+  EXPECT_EQ(test::read_file(b / "inbox/dst.txt"), "what dst held");
+}
+
 // A content edit that loses to a newer change of the same row made
 // elsewhere (a rename, which took the content it saw): the device that made
 // the edit shows what the server kept, and the bytes that version names,
