@@ -1,13 +1,15 @@
 // SyncEngine — moves a signed-in library's rows to and from the server.
 //
 //   push     the outbox, oldest first, in batches: per table one upsert
-//            statement (jsonb_populate_recordset, ON CONFLICT, last writer
-//            wins on updated_ms; an upsert brings a deleted row back) and
-//            one tombstoning UPDATE (applied only if the server's row is not
-//            newer than the one the deleter saw; for assets, only if its
-//            content is the same). A batch is one server transaction; its
+//            statement (ON CONFLICT, last writer wins on updated_ms; an
+//            upsert brings a deleted row back, an asset only with other
+//            content) and one tombstoning UPDATE (applied only if the
+//            server's row is not newer than the one the deleter saw; for
+//            assets, if its content is the one the deleter saw). A batch is one server transaction; its
 //            outbox rows go only after it commits, so a failure anywhere
-//            loses nothing and a retry applies nothing twice.
+//            loses nothing and a retry applies nothing twice. An asset row
+//            naming bytes this device does not hold is taken only while a
+//            holder has them (see confirm_drops).
 //   pull     rows with (txid, rev) above the cursor and below the oldest
 //            running transaction (so no commit is skipped), applied to the
 //            catalog without echoing them into the outbox; and the rows this
