@@ -243,8 +243,10 @@ class Catalog {
   // Rows this device pushed, to be read back at the next pull: the server
   // may have kept its own version (a newer edit elsewhere wins over an older
   // one, and over a delete), and this device skipped that version while its
-  // own change waited to be pushed. Durable: a crash between push and pull
-  // loses no read-back. At most `limit`; dropped once read back, unless
+  // own change waited to be pushed; a row the server has not at all was not
+  // taken (SyncEngine::push) and goes here too. (Not blobs_meta: its rows
+  // only gain what they lack.) Durable: a crash between push and pull loses
+  // no read-back. At most `limit`; dropped once read back, unless
   // pushed again meanwhile (a later seq).
   struct Recheck {
     std::string table, key;

@@ -40,7 +40,7 @@ void Catalog::drop_outbox_through(int64_t seq) {
   s.db()
       .cached(
           "INSERT INTO sync_recheck(tbl, row_id, seq) SELECT tbl, row_id, max(seq) FROM outbox "
-          "WHERE seq <= ?1 GROUP BY tbl, row_id "
+          "WHERE seq <= ?1 AND tbl <> 'blobs_meta' GROUP BY tbl, row_id "
           "ON CONFLICT(tbl, row_id) DO UPDATE SET seq = excluded.seq")
       .bind(seq)
       .run();

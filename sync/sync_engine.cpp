@@ -260,8 +260,16 @@ Catalog::ApplyReport SyncEngine::pull() {
       }
       if (auto k = recheck_keys.find(t.name); k != recheck_keys.end()) {
         PgResult b = conn_.query(recheck_sql(t), {k->second.dump()});
-        for (int i = 0; i < b.rows(); ++i)
+        std::set<std::string> found;
+        for (int i = 0; i < b.rows(); ++i) {
           rows.push_back({t.name, b.text(i, 3), b.text(i, 2) == "t", b.text(i, 4)});
+          found.insert(b.text(i, 3));
+        }
+        // A row pushed and not on the server at all was not taken (a new
+        // file naming bytes no holder has any more): it goes here too.
+        for (const nlohmann::json& key : k->second)
+          if (std::string id = key[t.key].get<std::string>(); !found.contains(id))
+            rows.push_back({t.name, id, true, "{}"});
       }
     }
     PgResult devices = conn_.query(
