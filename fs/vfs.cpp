@@ -445,23 +445,44 @@ void Vfs::release_held_blobs(const ConfirmDrops& confirm) noexcept {
 size_t Vfs::release_held_batch(size_t limit, const ConfirmDrops& confirm) {
   std::vector<std::string> shas = lib_.catalog().releasable_holds(limit);
   if (shas.empty()) return 0;
-  // Asked without the namespace lock: it is a round trip to the server.
-  std::set<std::string> droppable = confirm(shas);
-  std::lock_guard ns(ns_mu_);
-  std::unique_lock storing(store_mu_, std::try_to_lock);
-  if (!storing) return 0;  // a put may be finding these bytes: after the next pull
-  std::vector<std::shared_ptr<OpenFile>> files;
-  {
+  auto open_files = [&] {
+    std::vector<std::shared_ptr<OpenFile>> files;
     std::lock_guard lock(files_mu_);
     for (const auto& [id, of] : files_) files.push_back(of);
-  }
+    return files;
+  };
+  Catalog& cat = lib_.catalog();
   size_t done = 0;
-  for (const std::string& sha : shas) {
-    if (blob_open_in(files, sha)) continue;  // held on, until its last close
-    if (!droppable.contains(sha) && lib_.catalog().assets_with_blob(sha).empty())
-      continue;  // a row elsewhere names them: held until it arrives here
-    lib_.catalog().release_hold(sha);
-    forget_and_remove(sha);  // (keeps them if a row here names them again)
+  std::vector<std::string> candidates;
+  {
+    std::lock_guard ns(ns_mu_);
+    std::vector<std::shared_ptr<OpenFile>> files = open_files();
+    for (const std::string& sha : shas) {
+      if (blob_open_in(files, sha)) continue;  // held on, until its last close
+      if (cat.assets_with_blob(sha).empty()) {
+        candidates.push_back(sha);
+      } else {  // named here again: nothing to free
+        cat.release_hold(sha);
+        ++done;
+      }
+    }
+  }
+  if (candidates.empty()) return done;
+  // Asked without the namespace lock: it is a round trip to the server.
+  std::set<std::string> droppable = confirm(candidates);
+  std::lock_guard ns(ns_mu_);
+  std::unique_lock storing(store_mu_, std::try_to_lock);
+  std::vector<std::shared_ptr<OpenFile>> files = open_files();
+  for (const std::string& sha : candidates) {
+    if (!droppable.contains(sha)) continue;  // a row elsewhere names them: held until it arrives
+    // The server now counts this device out as their holder. Kept after
+    // all (opened, named here or being stored again meanwhile): in again.
+    if (!storing || blob_open_in(files, sha) || !cat.assets_with_blob(sha).empty()) {
+      if (lib_.blobs().has(sha)) cat.set_device_blob(sha, true, "healthy");
+      continue;
+    }
+    cat.release_hold(sha);
+    forget_and_remove(sha);
     ++done;
   }
   return done;
