@@ -272,6 +272,28 @@ Catalog::ApplyReport SyncEngine::pull() {
             rows.push_back({t.name, id, true, "{}"});
       }
     }
+    // A file comes with the description of its bytes (size, chunk manifest:
+    // what a fetch needs), also when this device forgot it: a row that
+    // names bytes again (a move made elsewhere) pulls no blobs_meta row.
+    nlohmann::json undescribed = nlohmann::json::array();
+    std::set<std::string> described;  // in this pull already
+    for (const Catalog::RemoteRow& r : rows)
+      if (r.table == "blobs_meta") described.insert(r.key);
+    for (const Catalog::RemoteRow& r : rows) {
+      if (r.table != "assets" || r.deleted) continue;
+      nlohmann::json row = nlohmann::json::parse(r.payload);
+      if (!row.contains("sha256") || !row["sha256"].is_string()) continue;
+      std::string sha = row["sha256"].get<std::string>();
+      if (!described.contains(sha) && !cat.get_blob(sha)) {
+        undescribed.push_back({{"sha256", sha}});
+        described.insert(sha);
+      }
+    }
+    if (!undescribed.empty()) {
+      PgResult b = conn_.query(recheck_sql(synced_table("blobs_meta")), {undescribed.dump()});
+      for (int i = 0; i < b.rows(); ++i)
+        rows.push_back({"blobs_meta", b.text(i, 3), b.text(i, 2) == "t", b.text(i, 4)});
+    }
     PgResult devices = conn_.query(
         "SELECT id::text, name, peer_address, last_seen_ms FROM recall.devices WHERE NOT deleted");
     tx.commit();
