@@ -237,21 +237,21 @@ class Catalog {
   std::optional<std::string> meta(const std::string& key);
   void set_meta(const std::string& key, const std::string& value);
   void erase_meta(const std::string& key);
-  // Removes outbox rows up to and including `seq`, once they are pushed, and
-  // notes their rows to be read back from the server (see rechecks).
-  void drop_outbox_through(int64_t seq);
-  // Rows this device pushed, to be read back at the next pull: the server
-  // may have kept its own version (a newer edit elsewhere wins over an older
-  // one, and over a delete), and this device skipped that version while its
-  // own change waited to be pushed; a row the server has not at all was not
-  // taken (SyncEngine::push) and goes here too. (Not blobs_meta: its rows
-  // only gain what they lack.) Durable: a crash between push and pull loses
-  // no read-back. At most `limit`; dropped once read back, unless
+  // Rows this device pushed that the server did not take, to be read back
+  // at the next pull: the server kept its own version (a newer edit
+  // elsewhere wins over an older one, and over a delete; a row naming bytes
+  // no holder has is not taken), and this device may have skipped that
+  // version while its own change waited to be pushed. A row the server has
+  // not at all then goes here too. Durable: a crash between push and pull
+  // loses no read-back. At most `limit`; dropped once read back, unless
   // pushed again meanwhile (a later seq).
   struct Recheck {
     std::string table, key;
     int64_t seq = 0;  // of the outbox row that pushed it last
   };
+  // Removes outbox rows up to and including `seq`, once they are pushed,
+  // and notes those the server did not take (`refused`) to be read back.
+  void drop_outbox_through(int64_t seq, const std::vector<Recheck>& refused = {});
   std::vector<Recheck> rechecks(size_t limit);
   void drop_rechecks(const std::vector<Recheck>& done);
 

@@ -35,15 +35,15 @@ void Catalog::erase_meta(const std::string& key) {
   s.commit();
 }
 
-void Catalog::drop_outbox_through(int64_t seq) {
+void Catalog::drop_outbox_through(int64_t seq, const std::vector<Recheck>& refused) {
   WriteScope s(*this);
-  s.db()
-      .cached(
-          "INSERT INTO sync_recheck(tbl, row_id, seq) SELECT tbl, row_id, max(seq) FROM outbox "
-          "WHERE seq <= ?1 AND tbl <> 'blobs_meta' GROUP BY tbl, row_id "
-          "ON CONFLICT(tbl, row_id) DO UPDATE SET seq = excluded.seq")
-      .bind(seq)
-      .run();
+  for (const Recheck& c : refused)
+    s.db()
+        .cached(
+            "INSERT INTO sync_recheck(tbl, row_id, seq) VALUES(?, ?, ?) "
+            "ON CONFLICT(tbl, row_id) DO UPDATE SET seq = excluded.seq")
+        .bind(c.table, c.key, c.seq)
+        .run();
   s.db().cached("DELETE FROM outbox WHERE seq <= ?").bind(seq).run();
   s.commit();
 }

@@ -24,7 +24,12 @@ std::string column_list(const SyncedTable& t, const char* prefix = "") {
 }
 
 // One statement per table: every upsert of a batch at once.
-std::string upsert_sql(const SyncedTable& t) {
+// `held_elsewhere`: asset rows naming bytes their device does not hold
+// (content moved from another file, `mv a b`). Such a row is taken only
+// while a holder has the bytes, or if it names them already: the last
+// holder may have dropped them (see SyncEngine::confirm_drops, which takes
+// the same locks as lock_bytes_sql).
+std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false) {
   std::string n = t.name;
   std::string sets;
   for (const SyncedColumn& c : t.columns) {
@@ -44,32 +49,28 @@ std::string upsert_sql(const SyncedTable& t) {
   // column default would call the function for every row.
   std::string sql = "INSERT INTO recall." + n + " AS t (owner_id, " + column_list(t) +
                     ") SELECT (SELECT recall.current_owner()), " + column_list(t, "r.") +
-                    " FROM jsonb_array_elements($1::jsonb) e, jsonb_populate_record(NULL::recall." +
-                    n + ", e) r";
-  // An asset naming bytes its device does not hold (content moved from
-  // another file, `mv a b`) is taken only while a holder has them, or the
-  // row names them already: the last holder may have dropped them (see
-  // SyncEngine::confirm_drops, which takes the same locks).
-  if (n == "assets")
+                    " FROM jsonb_populate_recordset(NULL::recall." + n + ", $1::jsonb) r";
+  if (held_elsewhere)
     sql +=
-        " WHERE coalesce((e->>'held_here')::boolean, true) OR EXISTS (SELECT 1 FROM "
-        "recall.device_blobs h WHERE h.owner_id = (SELECT recall.current_owner()) AND h.sha256 = "
-        "r.sha256 AND h.present = 1 AND NOT h.deleted) OR EXISTS (SELECT 1 FROM recall.assets s "
-        "WHERE s.owner_id = (SELECT recall.current_owner()) AND s.id = r.id AND s.sha256 = "
-        "r.sha256 AND NOT s.deleted)";
+        " WHERE EXISTS (SELECT 1 FROM recall.assets s WHERE s.owner_id = (SELECT "
+        "recall.current_owner()) AND s.id = r.id AND s.sha256 = r.sha256 AND NOT s.deleted) OR "
+        "EXISTS (SELECT 1 FROM recall.device_blobs h WHERE h.owner_id = (SELECT "
+        "recall.current_owner()) AND h.sha256 = r.sha256 AND h.present = 1 AND NOT h.deleted)";
   sql += std::string(" ON CONFLICT (owner_id, ") + t.key + ") DO UPDATE SET " + sets +
          ", deleted = false";
   // Last writer wins. A deleted row comes back with an edit made without
   // knowing of the delete; for an asset, only an edit of its content (the
   // device that deleted it may have dropped the bytes the deleted version
   // names, and a rename made elsewhere must not bring those back).
-  if (!t.version) return sql;
+  // The rows taken come back: the others are read back at the next pull.
+  std::string taken = std::string(" RETURNING t.") + t.key + "::text";
+  if (!t.version) return sql + taken;
   std::string v = t.version;
   std::string newer = "t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v;
   if (n == "assets")
     return sql + " WHERE CASE WHEN t.deleted THEN t.sha256 IS DISTINCT FROM EXCLUDED.sha256 ELSE " +
-           newer + " END";
-  return sql + " WHERE t.deleted OR " + newer;
+           newer + " END" + taken;
+  return sql + " WHERE t.deleted OR " + newer + taken;
 }
 
 // Tombstones, applied only to the version the deleter saw (or older); an
@@ -86,7 +87,7 @@ std::string delete_sql(const SyncedTable& t) {
   else if (t.version)
     sql += std::string(" AND (t.") + t.version + " IS NULL OR t." + t.version + " <= d." +
            t.version + ")";
-  return sql;
+  return sql + " RETURNING t." + t.key + "::text";
 }
 
 std::string pull_sql(const SyncedTable& t) {
@@ -99,8 +100,8 @@ std::string pull_sql(const SyncedTable& t) {
 
 // Serialises a push naming bytes its device does not hold with the drop of
 // those bytes by their holder (confirm_drops): one advisory lock per
-// (account, sha256). $1: a JSON array of rows (shared: the push) or of
-// sha256 strings (exclusive: the drop), in a sorted order.
+// (account, sha256). $1: a JSON array of asset rows (shared: the push) or
+// of sha256 strings (exclusive: the drop); taken in a sorted order.
 std::string lock_bytes_sql(bool exclusive) {
   std::string key = "hashtextextended((SELECT recall.current_owner())::text || s, 0)";
   if (exclusive)
@@ -108,8 +109,7 @@ std::string lock_bytes_sql(bool exclusive) {
            ") FROM (SELECT DISTINCT s FROM jsonb_array_elements_text($1::jsonb) s ORDER BY 1) x";
   return "SELECT pg_advisory_xact_lock_shared(" + key +
          ") FROM (SELECT DISTINCT e->>'sha256' s FROM jsonb_array_elements($1::jsonb) e WHERE "
-         "NOT coalesce((e->>'held_here')::boolean, true) AND e->>'sha256' IS NOT NULL ORDER BY "
-         "1) x";
+         "e->>'sha256' IS NOT NULL ORDER BY 1) x";
 }
 
 // The server's rows for keys this device pushed (read back: see
@@ -177,6 +177,15 @@ std::string SyncEngine::peer_key() {
   return r.rows() ? r.text(0, 0) : "";
 }
 
+// An outbox payload is a compact JSON object (catalog/schema.cpp's
+// json_object): its sha256 is read without parsing the whole row.
+bool SyncEngine::holds_bytes_of(const std::string& payload) {
+  static constexpr std::string_view kKey = "\"sha256\":\"";
+  size_t at = payload.find(kKey);
+  if (at == std::string::npos || payload.size() < at + kKey.size() + 64) return true;  // none
+  return lib_.blobs().has(payload.substr(at + kKey.size(), 64));
+}
+
 size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress) {
   Catalog& cat = lib_.catalog();
   uint64_t total = cat.outbox_count();
@@ -189,37 +198,60 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
     // The last change of each row is the one that counts.
     std::map<std::pair<std::string, std::string>, const OutboxRow*> last;
     for (const OutboxRow& r : batch) last[{r.table, r.row_id}] = &r;
-    std::map<std::string, std::string> upserts, deletes;  // table -> JSON array
+    // Per table: a JSON array of rows, and how many.
+    struct Rows {
+      std::string json;
+      size_t count = 0;
+      void add(const std::string& row) {
+        json += json.empty() ? "[" : ",";
+        json += row;
+        ++count;
+      }
+      std::string array() const { return json + "]"; }
+    };
+    std::map<std::string, Rows> upserts, deletes;
+    Rows elsewhere;  // asset rows naming bytes this device does not hold
     for (const auto& [key, r] : last) {
       if (!r->payload) continue;
-      std::string& arr = (r->op == "upsert" ? upserts : deletes)[r->table];
-      arr += arr.empty() ? "[" : ",";
-      if (r->op == "upsert" && r->table == "assets") {
-        // Whether this device holds the bytes the row names (see upsert_sql).
-        nlohmann::json row = nlohmann::json::parse(*r->payload);
-        if (row.contains("sha256") && row["sha256"].is_string())
-          row["held_here"] = lib_.blobs().has(row["sha256"].get<std::string>());
-        arr += row.dump();
-      } else {
-        arr += *r->payload;
-      }
+      if (r->op != "upsert")
+        deletes[r->table].add(*r->payload);
+      else if (r->table == "assets" && !holds_bytes_of(*r->payload))
+        elsewhere.add(*r->payload);
+      else
+        upserts[r->table].add(*r->payload);
     }
+    // Each statement returns the rows it took; where it took fewer than it
+    // was sent, the others are read back at the next pull.
+    std::set<std::string> short_of;  // tables with a statement that took fewer
+    std::set<std::pair<std::string, std::string>> taken;
+    auto note_taken = [&](const std::string& table, const PgResult& r, const Rows& rows) {
+      if (static_cast<size_t>(r.rows()) == rows.count) return;
+      short_of.insert(table);
+      for (int i = 0; i < r.rows(); ++i) taken.emplace(table, r.text(i, 0));
+    };
     PgTx tx(conn_);
     present_token();
-    if (auto it = upserts.find("assets"); it != upserts.end())
-      conn_.query(lock_bytes_sql(false), {it->second + "]"});
-    for (const SyncedTable& t : synced_tables())
+    for (const SyncedTable& t : synced_tables()) {
       if (auto it = upserts.find(t.name); it != upserts.end())
-        conn_.query(upsert_sql(t), {it->second + "]"});
+        note_taken(t.name, conn_.query(upsert_sql(t), {it->second.array()}), it->second);
+      if (std::string(t.name) == "assets" && elsewhere.count > 0) {
+        conn_.query(lock_bytes_sql(false), {elsewhere.array()});
+        note_taken(t.name, conn_.query(upsert_sql(t, true), {elsewhere.array()}), elsewhere);
+      }
+    }
     const auto& tables = synced_tables();
     for (auto t = tables.rbegin(); t != tables.rend(); ++t) {
       if (std::string(t->name) == "blobs_meta") continue;  // shared by the account's devices
       if (auto it = deletes.find(t->name); it != deletes.end())
-        conn_.query(delete_sql(*t), {it->second + "]"});
+        note_taken(t->name, conn_.query(delete_sql(*t), {it->second.array()}), it->second);
     }
     tx.commit();
+    std::vector<Catalog::Recheck> refused;
+    for (const auto& [key, r] : last)
+      if (r->payload && short_of.contains(r->table) && !taken.contains(key))
+        refused.push_back({r->table, r->row_id, r->seq});
     // Only now: a failure above left the outbox as it was.
-    cat.drop_outbox_through(batch.back().seq);
+    cat.drop_outbox_through(batch.back().seq, refused);
     pushed += batch.size();
     if (progress) progress({"push", pushed, std::max<uint64_t>(total, pushed)});
   }

@@ -5,11 +5,10 @@
 //            upsert brings a deleted row back, an asset only with other
 //            content) and one tombstoning UPDATE (applied only if the
 //            server's row is not newer than the one the deleter saw; for
-//            assets, if its content is the one the deleter saw). A batch is one server transaction; its
-//            outbox rows go only after it commits, so a failure anywhere
-//            loses nothing and a retry applies nothing twice. An asset row
-//            naming bytes this device does not hold is taken only while a
-//            holder has them (see confirm_drops).
+//            assets, if its content is the one the deleter saw). A batch is one server transaction;
+//            its outbox rows go only after it commits, so a failure anywhere loses nothing and a
+//            retry applies nothing twice. An asset row naming bytes this device does not hold is
+//            taken only while a holder has them (see confirm_drops).
 //   pull     rows with (txid, rev) above the cursor and below the oldest
 //            running transaction (so no commit is skipped), applied to the
 //            catalog without echoing them into the outbox; and the rows this
@@ -84,6 +83,8 @@ class SyncEngine {
   bool notified();
 
  private:
+  // Whether this device holds the bytes an asset's outbox payload names.
+  bool holds_bytes_of(const std::string& payload);
   // Starts a transaction as the account; EACCES if the token is refused.
   void present_token();
   void merge_into_account(const std::function<void(const SyncProgress&)>& progress);
