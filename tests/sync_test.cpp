@@ -99,6 +99,17 @@ void converge(std::vector<Device*> devices) {
   }
 }
 
+// A new account on the test server: its session token.
+std::string new_account(const std::string& name) {
+  PostgresServer::get().add_user(name);
+  return PostgresServer::get().issue_token(name);
+}
+
+// Whether mounted `m` has pushed every change it has (its outbox is empty).
+bool pushed_all(test::MountedLibrary& m) {
+  return m.recallfs({"status", "--json"}).out.find("\"outbox_pending\": 0") != std::string::npos;
+}
+
 std::string count_rows(const std::string& table, const std::string& owner) {
   std::string n = PostgresServer::get().psql("SELECT count(*) FROM recall." + table +
                                              " WHERE owner_id = '" + owner + "' AND NOT deleted");
@@ -541,9 +552,7 @@ TEST(Sync, AFolderMadeOnTwoDevicesBeforeTheySyncedIsOneFolder) {
 // differed for good.
 TEST(Sync, AChangeTheServerDidNotTakeIsReadBack) {
   RECALL_REQUIRE_POSTGRES();
-  PostgresServer& pg = PostgresServer::get();
-  pg.add_user("read-back");
-  std::string token = pg.issue_token("read-back");
+  std::string token = new_account("read-back");
   Device a("a"), b("b");
   ASSERT_EQ(a.cli({"add", a.file("p.pdf", "a paper").string()}).exit_code, 0);
   ASSERT_EQ(a.signin(token).exit_code, 0);
@@ -612,8 +621,7 @@ TEST(Sync, BytesNoFileHasAfterAPullAreFreed) {
   RECALL_REQUIRE_FUSE();
   RECALL_REQUIRE_POSTGRES();
   PostgresServer& pg = PostgresServer::get();
-  pg.add_user("pulled-away");
-  std::string token = pg.issue_token("pulled-away");
+  std::string token = new_account("pulled-away");
   test::MountedLibrary a;
   ASSERT_EQ(a.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
   test::write_file(a / "inbox/removed.txt", "removed on b");
@@ -623,9 +631,7 @@ TEST(Sync, BytesNoFileHasAfterAPullAreFreed) {
     return a.data() / "cas/objects" / sha.substr(0, 2) / sha;
   };
   ASSERT_TRUE(fs::exists(object("removed on b")) && fs::exists(object("edited on b")));
-  ASSERT_TRUE(test::eventually([&] {
-    return a.recallfs({"status", "--json"}).out.find("\"outbox_pending\": 0") != std::string::npos;
-  }));
+  ASSERT_TRUE(test::eventually([&] { return pushed_all(a); }));
   Device b("b");
   ASSERT_EQ(b.signin(token).exit_code, 0);
   {
@@ -655,18 +661,14 @@ TEST(Sync, BytesMovedElsewhereWhileTheirLastHolderDropsThemAreNeverNamedByNobody
   RECALL_REQUIRE_FUSE();
   RECALL_REQUIRE_POSTGRES();
   PostgresServer& pg = PostgresServer::get();
-  pg.add_user("moved-and-dropped");
-  std::string token = pg.issue_token("moved-and-dropped");
+  std::string token = new_account("moved-and-dropped");
   test::MountedLibrary b;  // the holder
   ASSERT_EQ(b.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
   test::write_file(b / "inbox/src.txt", "bytes only b has");
   test::write_file(b / "inbox/dst.txt", "what dst held");
   const std::string moved = test::sha256_of("bytes only b has");
   const std::string kept = test::sha256_of("what dst held");
-  auto pushed = [&] {
-    return b.recallfs({"status", "--json"}).out.find("\"outbox_pending\": 0") != std::string::npos;
-  };
-  ASSERT_TRUE(test::eventually(pushed));
+  ASSERT_TRUE(test::eventually([&] { return pushed_all(b); }));
   Device a("a");
   ASSERT_EQ(a.signin(token).exit_code, 0);
   {  // a: mv src.txt dst.txt, as the mount does it (dst keeps its id, takes src's content)
@@ -701,15 +703,11 @@ TEST(Sync, BytesAnEditReplacedStayUntilTheServerHasSeenTheEdit) {
   RECALL_REQUIRE_FUSE();
   RECALL_REQUIRE_POSTGRES();
   PostgresServer& pg = PostgresServer::get();
-  pg.add_user("edit-lost");
-  std::string token = pg.issue_token("edit-lost");
+  std::string token = new_account("edit-lost");
   test::MountedLibrary a;
   ASSERT_EQ(a.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
   test::write_file(a / "inbox/x.txt", "version 1, only on a");
-  auto pushed = [&] {
-    return a.recallfs({"status", "--json"}).out.find("\"outbox_pending\": 0") != std::string::npos;
-  };
-  ASSERT_TRUE(test::eventually(pushed));
+  ASSERT_TRUE(test::eventually([&] { return pushed_all(a); }));
   Device b("b");
   ASSERT_EQ(b.signin(token).exit_code, 0);
   ASSERT_TRUE(b.tree().contains("inbox/x.txt " + test::sha256_of("version 1, only on a")));
