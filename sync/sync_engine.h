@@ -12,8 +12,8 @@
 //   pull     rows with (txid, rev) above the cursor and below the oldest
 //            running transaction (so no commit is skipped), applied to the
 //            catalog without echoing them into the outbox; and the rows this
-//            device pushed, read back (Catalog::rechecks): where the server
-//            kept another version, this device takes it.
+//            device pushed that the server did not take, read back
+//            (Catalog::rechecks): this device takes the version it kept.
 //   upgrade  the first sign-in of a library: pull the account's library,
 //            merge (works by title, assets by (work, sha256)), push. Every
 //            step is idempotent: killed anywhere and run again, it ends in
