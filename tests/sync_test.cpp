@@ -105,6 +105,11 @@ std::string new_account(const std::string& name) {
   return PostgresServer::get().issue_token(name);
 }
 
+// Signs mounted `m` in to the test server's account of `token`.
+RunResult sign_in(test::MountedLibrary& m, const std::string& token) {
+  return m.recallfs({"signin", "--server", PostgresServer::get().client_url(), "--token", token});
+}
+
 // Whether mounted `m` has pushed every change it has (its outbox is empty).
 bool pushed_all(test::MountedLibrary& m) {
   return m.recallfs({"status", "--json"}).out.find("\"outbox_pending\": 0") != std::string::npos;
@@ -492,7 +497,7 @@ TEST(Sync, AServerOutageLosesNothingAndTheMountKeepsWorking) {
   std::string owner = pg.add_user("outage");
   std::string token = pg.issue_token("outage");
   test::MountedLibrary a;
-  ASSERT_EQ(a.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
+  ASSERT_EQ(sign_in(a, token).exit_code, 0);
   for (int i = 0; i < 20; ++i)
     test::write_file(a / ("inbox/before-" + std::to_string(i)), "x" + std::to_string(i));
   pg.stop();
@@ -620,10 +625,9 @@ TEST(Sync, AFileRemovedOnOneDeviceAndRenamedOnAnotherIsRemovedOnBoth) {
 TEST(Sync, BytesNoFileHasAfterAPullAreFreed) {
   RECALL_REQUIRE_FUSE();
   RECALL_REQUIRE_POSTGRES();
-  PostgresServer& pg = PostgresServer::get();
   std::string token = new_account("pulled-away");
   test::MountedLibrary a;
-  ASSERT_EQ(a.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
+  ASSERT_EQ(sign_in(a, token).exit_code, 0);
   test::write_file(a / "inbox/removed.txt", "removed on b");
   test::write_file(a / "inbox/edited.txt", "edited on b");
   auto object = [&](const std::string& content) {
@@ -660,10 +664,9 @@ TEST(Sync, BytesNoFileHasAfterAPullAreFreed) {
 TEST(Sync, BytesMovedElsewhereWhileTheirLastHolderDropsThemAreNeverNamedByNobody) {
   RECALL_REQUIRE_FUSE();
   RECALL_REQUIRE_POSTGRES();
-  PostgresServer& pg = PostgresServer::get();
   std::string token = new_account("moved-and-dropped");
   test::MountedLibrary b;  // the holder
-  ASSERT_EQ(b.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
+  ASSERT_EQ(sign_in(b, token).exit_code, 0);
   test::write_file(b / "inbox/src.txt", "bytes only b has");
   test::write_file(b / "inbox/dst.txt", "what dst held");
   const std::string moved = test::sha256_of("bytes only b has");
@@ -705,7 +708,7 @@ TEST(Sync, BytesAnEditReplacedStayUntilTheServerHasSeenTheEdit) {
   PostgresServer& pg = PostgresServer::get();
   std::string token = new_account("edit-lost");
   test::MountedLibrary a;
-  ASSERT_EQ(a.recallfs({"signin", "--server", pg.client_url(), "--token", token}).exit_code, 0);
+  ASSERT_EQ(sign_in(a, token).exit_code, 0);
   test::write_file(a / "inbox/x.txt", "version 1, only on a");
   ASSERT_TRUE(test::eventually([&] { return pushed_all(a); }));
   Device b("b");
