@@ -373,7 +373,6 @@ void Vfs::hand_over_open_state(const std::string& from, const std::string& to, c
     t->second->unlinked = true;  // replaced: like an unlinked file, never committed
     t->second->drop_truncation_note();
     files_.erase(t);
-    ++files_erased_;
   }
   auto f = files_.find(from);
   if (f == files_.end()) return;

@@ -189,6 +189,9 @@ class Vfs {
   // For tests: called by open() between finding a file's open state and
   // adding a handle to it (where a last close may race it).
   void set_on_open_state_found(std::function<void()> fn) { on_open_state_found_ = std::move(fn); }
+  // For tests: called when an open for writing has read the row it makes a
+  // file's open state from.
+  void set_on_open_row_read(std::function<void()> fn) { on_open_row_read_ = std::move(fn); }
 
   // Open handles (for tests and status).
   size_t open_handles();
@@ -321,6 +324,7 @@ class Vfs {
   std::shared_ptr<Fetcher> fetcher_;
   std::function<void(const std::string&)> on_stored_;
   std::function<void()> on_open_state_found_;
+  std::function<void()> on_open_row_read_;
   std::function<bool()> signed_in_;
 
   // Serialises namespace changes. Recursive: a rename commits a new file
@@ -343,7 +347,6 @@ class Vfs {
   std::mutex files_mu_;  // guards the maps below
   // Open files by asset id (committed assets and pending new files alike).
   std::unordered_map<std::string, std::shared_ptr<OpenFile>> files_;
-  uint64_t files_erased_ = 0;  // how many files left files_ (open_file_for reads rows unlocked)
   // New files not yet committed: (work id or "", folder, raw name) -> asset id.
   std::map<std::tuple<std::string, std::string, std::string>, std::string> pending_;
   std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles_;

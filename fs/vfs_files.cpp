@@ -106,21 +106,17 @@ BlobMeta Vfs::blob_for(const PutResult& put, const std::string& name) {
 // The shared state of a stored file, made on first use.
 std::shared_ptr<OpenFile> Vfs::open_file_for(const Node& n) {
   const std::string& id = n.entry->asset->id;
-  std::optional<Asset> now;
-  std::unique_lock lock(files_mu_);
-  for (;;) {
-    if (auto it = files_.find(id); it != files_.end()) return it->second;
-    if (now) break;
-    // The row as it is now, not as the path was resolved, read without
-    // files_mu_ (every request takes it); a file leaving files_ meanwhile
-    // may have recorded a newer row: read again.
-    uint64_t erased = files_erased_;
-    lock.unlock();
-    now = lib_.catalog().get_asset(id);
-    if (!now) throw Error(ENOENT, "no such file (it was removed)");
-    lock.lock();
-    if (files_erased_ != erased) now.reset();
-  }
+  if (std::shared_ptr<OpenFile> of = find_open(id)) return of;
+  // The row as it is now, not as the path was resolved, and under ns_mu_:
+  // a local change between reading it and the state made from it being in
+  // files_ (a save renamed over the file, whose rename finds no open state
+  // to detach) would leave this state on the replaced version.
+  std::lock_guard ns(ns_mu_);
+  std::optional<Asset> now = lib_.catalog().get_asset(id);
+  if (!now) throw Error(ENOENT, "no such file (it was removed)");
+  if (on_open_row_read_) on_open_row_read_();
+  std::lock_guard lock(files_mu_);
+  if (auto it = files_.find(id); it != files_.end()) return it->second;
   const Asset& a = *now;
   auto of = std::make_shared<OpenFile>();
   of->asset_id = a.id;
@@ -192,15 +188,27 @@ std::optional<Vfs::OpenResult> Vfs::open_once(std::string_view path, int flags) 
         // row as it is now (see open_file_for).
         std::optional<Asset> now = lib_.catalog().get_asset(a.id);
         if (!now) throw Error(ENOENT, "no such file (it was removed): " + quote(path));
-        const Asset& cur = *now;
         auto h = std::make_shared<Handle>();
+        for (;;) {
+          try {
+            h->blob_fd = lib_.blobs().open_object(now->sha256);
+            break;
+          } catch (const Error& e) {
+            if (e.code() != ENOENT) throw;
+          }
+          // A save renamed over the file since the row was read may have
+          // freed these bytes: read the row again.
+          std::optional<Asset> again = lib_.catalog().get_asset(a.id);
+          if (!again) throw Error(ENOENT, "no such file (it was removed): " + quote(path));
+          if (again->sha256 == now->sha256) break;
+          now = std::move(again);
+        }
+        const Asset& cur = *now;
         h->sha256 = cur.sha256;
-        try {
-          h->blob_fd = lib_.blobs().open_object(cur.sha256);
+        if (h->blob_fd) {
           ::posix_fadvise(h->blob_fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
           lib_.blobs().touch(cur.sha256);
-        } catch (const Error& e) {
-          if (e.code() != ENOENT) throw;
+        } else {
           // Not here: read it from its holders, verified, as it is read.
           try {
             if (!fetcher_) throw Error(EIO, "this library has no other holders (a guest library)");
@@ -820,7 +828,6 @@ bool Vfs::leave_files_if_closed(OpenFile& of) {
   auto it = files_.find(of.asset_id);
   if (it == files_.end() || it->second.get() != &of) return true;  // already out
   files_.erase(it);
-  ++files_erased_;
   return true;
 }
 
@@ -962,7 +969,6 @@ void Vfs::release(uint64_t h) {
     if (of.unlinked) orphan = of.sha256;
     if (auto it = files_.find(of.asset_id); it != files_.end() && it->second.get() == &of) {
       files_.erase(it);
-      ++files_erased_;
     }
   }
   if (dropped) forget_pending_name(place, name);

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
 #include <span>
 #include <string>
 #include <thread>
@@ -107,6 +109,46 @@ TEST(VfsOpen, AnOpenRacingTheLastCloseGetsAStateLaterRenamesFind) {
 
   EXPECT_EQ(read_all(vfs, "/inbox/t.txt"), "the saved copy");
   EXPECT_EQ(vfs.getxattr("/inbox/t.txt", "user.recall.sha256"), saved);
+  std::vector<std::string> stored;
+  lib->blobs().list([&](const BlobInfo& b) {
+    if (b.sha256 != kEmptySha256) stored.push_back(b.sha256);
+    return true;
+  });
+  EXPECT_EQ(stored, std::vector<std::string>{saved}) << "bytes no file has stay stored";
+}
+
+// An open for writing reads the file's row to make its open state, and a
+// save renames over the file before that state is among the open files:
+// the rename finds no state to detach, and the new state would hold the
+// replaced version (its bytes freed by the rename). The open must either
+// come before the rename (its handle then writes to the replaced file) or
+// after it (it opens the saved copy); here it comes first, as the rename
+// waits for it. The hook gives the rename its chance: it waits a little
+// for the rename, which cannot finish while the open holds the row.
+TEST(VfsOpen, AnOpenForWritingRacingASaveOverTheFileOpensOneVersion) {
+  test::TempDir dir;
+  auto lib = Library::open(dir / "lib", {.create = true});
+  Vfs vfs(*lib, {});
+  add_file(vfs, "/inbox/t.txt", "the version replaced");
+  add_file(vfs, "/inbox/p.txt", "the saved copy");
+  const std::string saved = vfs.getxattr("/inbox/p.txt", "user.recall.sha256");
+  std::future<void> renamed;
+  vfs.set_on_open_row_read([&] {
+    if (renamed.valid()) return;
+    renamed =
+        std::async(std::launch::async, [&] { vfs.rename("/inbox/p.txt", "/inbox/t.txt", 0); });
+    renamed.wait_for(std::chrono::milliseconds(200));
+  });
+  uint64_t h = 0;
+  EXPECT_NO_THROW(h = vfs.open("/inbox/t.txt", O_WRONLY).handle) << "the racing open failed";
+  vfs.set_on_open_row_read({});
+  ASSERT_TRUE(renamed.valid()) << "the hook did not run";
+  renamed.get();
+  if (h != 0) {
+    write_str(vfs, h, "written to the replaced file");
+    vfs.release(h);
+  }
+  EXPECT_EQ(read_all(vfs, "/inbox/t.txt"), "the saved copy");
   std::vector<std::string> stored;
   lib->blobs().list([&](const BlobInfo& b) {
     if (b.sha256 != kEmptySha256) stored.push_back(b.sha256);
