@@ -310,10 +310,8 @@ void Catalog::move_folder(const std::string& id, const Place& new_parent,
         cond("path"))
       .bind(f.work_id, f.path, new_parent.work_id, to, now)
       .run();
-  db.cached(
-        "UPDATE assets SET work_id = ?3, folder = ?4 || substr(folder, length(?2) + 1), "
-        "updated_ms = ?5 WHERE work_id IS ?1 AND " +
-        cond("folder"))
+  db.cached("UPDATE assets SET work_id = ?3, folder = ?4 || substr(folder, length(?2) + 1), " +
+            stamp_asset(kStampPlace, "?5") + " WHERE work_id IS ?1 AND " + cond("folder"))
       .bind(f.work_id, f.path, new_parent.work_id, to, now)
       .run();
   db.cached(
@@ -351,8 +349,8 @@ void Catalog::move_contents(const Place& from, const Place& to) {
             " WHERE work_id IS ?1 AND path <> ?2 AND " + cond("path"))
       .bind(from.work_id, from.folder, to.work_id, to.folder, now)
       .run();
-  db.cached("UPDATE assets SET work_id = ?3, folder = " + moved("folder") +
-            ", updated_ms = ?5 WHERE work_id IS ?1 AND " + cond("folder"))
+  db.cached("UPDATE assets SET work_id = ?3, folder = " + moved("folder") + ", " +
+            stamp_asset(kStampPlace, "?5") + " WHERE work_id IS ?1 AND " + cond("folder"))
       .bind(from.work_id, from.folder, to.work_id, to.folder, now)
       .run();
   db.cached("UPDATE edges SET from_id = ?3, updated_ms = ?5, folder = " + moved("folder") +

@@ -139,8 +139,14 @@ class Catalog {
   // creates the asset, in one transaction.
   Asset add_asset(const NewAsset& a);
   // The same asset gets new content (an edit in place, an atomic save).
-  void set_asset_content(const std::string& id, const BlobMeta& blob,
-                         std::optional<int64_t> mtime_ns = std::nullopt);
+  // `bytes_here`: whether this device holds the bytes (device_blobs). A
+  // save of a file whose bytes are on other devices only must not say so:
+  // the server takes a row naming bytes only while some device holds them.
+  // Returns the content it had (a pull may have changed it since the caller
+  // looked: those bytes are the ones freed).
+  std::string set_asset_content(const std::string& id, const BlobMeta& blob,
+                                std::optional<int64_t> mtime_ns = std::nullopt,
+                                bool bytes_here = true);
   // Renames and/or moves an asset; keeps its id. `local_only` is re-decided by
   // the caller (a scratch name renamed to a real one starts syncing).
   void move_asset(const std::string& id, const Place& to, const std::string& filename,
@@ -254,6 +260,9 @@ class Catalog {
   void drop_outbox_through(int64_t seq, const std::vector<Recheck>& refused = {});
   std::vector<Recheck> rechecks(size_t limit);
   void drop_rechecks(const std::vector<Recheck>& done);
+  // Rows to read back at the next pull that were pulled, not pushed
+  // (ApplyReport::unapplied; their seq is ignored).
+  void recheck_later(const std::vector<Recheck>& rows);
 
   // A row pulled from the server: `payload` holds its synced columns as a
   // JSON object (catalog/synced_tables.h).
@@ -276,6 +285,10 @@ class Catalog {
     // link counts).
     std::vector<std::pair<Place, std::string>> stale_names;
     std::vector<std::string> stale_titles;
+    // Rows not applied: what they name is not here (a link to a file this
+    // device removed, or whose row comes later). Read back at the next
+    // pull (recheck_later), not lost when the cursor passes them.
+    std::vector<Recheck> unapplied;
   };
   // Applies pulled rows in one transaction, without queueing them for push.
   // A row this device has changed but not pushed yet is left alone (its push
@@ -309,7 +322,7 @@ class Catalog {
   class ReadLease;
   Catalog(std::filesystem::path path, Db writer, const Options& options);
   void init_device();
-  void upsert_blob(Db& db, const BlobMeta& blob, bool local_only);
+  void upsert_blob(Db& db, const BlobMeta& blob, bool local_only, bool bytes_here = true);
   void require_place(Db& db, const Place& place);
   void check_name(const std::string& name, const char* what);
 

@@ -36,7 +36,7 @@ void publish_blob(Db& db, const std::string& sha256) {
 
 }  // namespace
 
-void Catalog::upsert_blob(Db& db, const BlobMeta& b, bool local_only) {
+void Catalog::upsert_blob(Db& db, const BlobMeta& b, bool local_only, bool bytes_here) {
   int64_t now = now_ms();
   std::optional<std::span<const unsigned char>> manifest;
   if (!b.chunk_manifest.empty()) manifest = std::span<const unsigned char>(b.chunk_manifest);
@@ -58,6 +58,7 @@ void Catalog::upsert_blob(Db& db, const BlobMeta& b, bool local_only) {
       .bind(b.sha256, b.size, b.mime, b.filename, b.page_count, b.image_width, b.image_height,
             b.pdf_metadata, b.chunk_size, manifest, local_only, b.created_ms ? b.created_ms : now)
       .run();
+  if (!bytes_here) return;
   std::string local_path = "cas/objects/" + b.sha256.substr(0, 2) + "/" + b.sha256;
   db.cached(
         "INSERT INTO device_blobs(id, device_id, sha256, present, health, local_path, mtime_ms, "
@@ -93,7 +94,8 @@ Asset Catalog::add_asset(const NewAsset& n) {
   upsert_blob(db, n.blob, n.local_only);
   db.cached(
         "INSERT INTO assets(id, work_id, folder, filename, sha256, role, mime, bytes, page_count, "
-        "mode, mtime_ns, local_only, created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        "mode, mtime_ns, local_only, created_ms, updated_ms, content_ms, place_ms, attrs_ms) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?14,?14,?14,?14)")
       .bind(a.id, a.work_id, a.folder, a.filename, a.sha256, a.role, a.mime, a.bytes, a.page_count,
             a.mode, a.mtime_ns, a.local_only, a.created_ms, a.updated_ms)
       .run();
@@ -101,20 +103,22 @@ Asset Catalog::add_asset(const NewAsset& n) {
   return a;
 }
 
-void Catalog::set_asset_content(const std::string& id, const BlobMeta& blob,
-                                std::optional<int64_t> mtime_ns) {
+std::string Catalog::set_asset_content(const std::string& id, const BlobMeta& blob,
+                                       std::optional<int64_t> mtime_ns, bool bytes_here) {
   if (!is_sha256_hex(blob.sha256)) throw Error(EINVAL, "not a sha256: " + quote(blob.sha256));
   WriteScope s(*this);
   Db& db = s.db();
   Asset a = require_asset(db, id);
-  upsert_blob(db, blob, a.local_only);
+  upsert_blob(db, blob, a.local_only, bytes_here);
   db.cached(
-        "UPDATE assets SET sha256 = ?2, bytes = ?3, mime = ?4, page_count = ?5, mtime_ns = ?6, "
-        "updated_ms = ?7 WHERE id = ?1 AND (sha256 IS NOT ?2 OR mtime_ns IS NOT ?6)")
+        "UPDATE assets SET sha256 = ?2, bytes = ?3, mime = ?4, page_count = ?5, mtime_ns = ?6, " +
+        stamp_asset(kStampContent, "?7") +
+        " WHERE id = ?1 AND (sha256 IS NOT ?2 OR mtime_ns IS NOT ?6)")
       .bind(id, blob.sha256, blob.size, blob.mime, blob.page_count, mtime_ns ? *mtime_ns : now_ns(),
             now_ms())
       .run();
   s.commit();
+  return a.sha256;
 }
 
 void Catalog::move_asset(const std::string& id, const Place& to, const std::string& filename,
@@ -125,10 +129,10 @@ void Catalog::move_asset(const std::string& id, const Place& to, const std::stri
   Asset a = require_asset(db, id);
   require_place(db, to);
   bool local = local_only.value_or(a.local_only);
-  db.cached(
-        "UPDATE assets SET work_id = ?2, folder = ?3, filename = ?4, local_only = ?5, "
-        "updated_ms = ?6 WHERE id = ?1 AND (work_id IS NOT ?2 OR folder IS NOT ?3 OR "
-        "filename IS NOT ?4 OR local_only IS NOT ?5)")
+  db.cached("UPDATE assets SET work_id = ?2, folder = ?3, filename = ?4, local_only = ?5, " +
+            stamp_asset(kStampPlace, "?6") +
+            " WHERE id = ?1 AND (work_id IS NOT ?2 OR folder IS NOT ?3 OR "
+            "filename IS NOT ?4 OR local_only IS NOT ?5)")
       .bind(id, to.work_id, to.folder, filename, local, now_ms())
       .run();
   if (a.local_only && !local) {
@@ -143,7 +147,8 @@ void Catalog::set_asset_role(const std::string& id, const std::string& role) {
   WriteScope s(*this);
   Db& db = s.db();
   require_asset(db, id);
-  db.cached("UPDATE assets SET role = ?2, updated_ms = ?3 WHERE id = ?1 AND role IS NOT ?2")
+  db.cached("UPDATE assets SET role = ?2, " + stamp_asset(kStampAttrs, "?3") +
+            " WHERE id = ?1 AND role IS NOT ?2")
       .bind(id, role, now_ms())
       .run();
   s.commit();
@@ -155,8 +160,14 @@ void Catalog::set_asset_attrs(const std::string& id, std::optional<uint32_t> mod
   Db& db = s.db();
   require_asset(db, id);
   db.cached(
+        // The mode is an attribute; the mtime goes with the content it dates.
         "UPDATE assets SET mode = coalesce(?2, mode), mtime_ns = coalesce(?3, mtime_ns), "
-        "updated_ms = ?4 WHERE id = ?1 AND (mode IS NOT coalesce(?2, mode) OR "
+        "content_ms = CASE WHEN mtime_ns IS NOT coalesce(?3, mtime_ns) THEN ?4 "
+        "ELSE coalesce(content_ms, updated_ms) END, "
+        "attrs_ms = CASE WHEN mode IS NOT coalesce(?2, mode) THEN ?4 "
+        "ELSE coalesce(attrs_ms, updated_ms) END, "
+        "place_ms = coalesce(place_ms, updated_ms), updated_ms = ?4 "
+        "WHERE id = ?1 AND (mode IS NOT coalesce(?2, mode) OR "
         "mtime_ns IS NOT coalesce(?3, mtime_ns))")
       .bind(id, mode, mtime_ns, now_ms())
       .run();
@@ -277,9 +288,8 @@ void Catalog::remove_name(const FolderEntry& entry) {
     Edge e = edge_from(oldest);
     oldest = Stmt();
     db.cached("DELETE FROM edges WHERE id = ?").bind(e.id).run();
-    db.cached(
-          "UPDATE assets SET work_id = ?2, folder = ?3, filename = ?4, updated_ms = ?5 "
-          "WHERE id = ?1")
+    db.cached("UPDATE assets SET work_id = ?2, folder = ?3, filename = ?4, " +
+              stamp_asset(kStampPlace, "?5") + " WHERE id = ?1")
         .bind(id, e.from_id, e.folder, e.name, now_ms())
         .run();
   } else {

@@ -23,6 +23,20 @@ inline constexpr const char* kFolderCols =
     "id, work_id, path, mode, mtime_ns, local_only, created_ms";
 inline constexpr int kFolderNCols = 7;
 
+// An asset's columns sync as three groups, merged one by one (the server
+// keeps each group's newest change, so an edit on one device and a rename
+// on another both land): content (sha256, bytes, mime, page_count and
+// mtime_ns: the bytes and when they changed), place (work_id, folder,
+// filename) and attrs (role, mode). Each group has a stamp, content_ms,
+// place_ms and attrs_ms; updated_ms is the newest of them. A write sets
+// these in its UPDATE: its group's stamp and updated_ms take `now` (a
+// parameter such as "?7"); the other stamps stay (NULL, in a row pulled
+// from a server of schema 2, stands for updated_ms before this write).
+std::string stamp_asset(const char* group, const std::string& now);
+inline constexpr const char* kStampContent = "content_ms";
+inline constexpr const char* kStampPlace = "place_ms";
+inline constexpr const char* kStampAttrs = "attrs_ms";
+
 // The seq of the last change queued in the outbox, pushed or not (0 when
 // none ever was): AUTOINCREMENT keeps it in sqlite_sequence.
 inline constexpr const char* kLastOutboxSeq =

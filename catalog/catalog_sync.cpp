@@ -68,6 +68,19 @@ void Catalog::drop_rechecks(const std::vector<Recheck>& done) {
   s.commit();
 }
 
+void Catalog::recheck_later(const std::vector<Recheck>& rows) {
+  if (rows.empty()) return;
+  WriteScope s(*this);
+  for (const Recheck& c : rows)
+    s.db()
+        .cached(std::string("INSERT INTO sync_recheck(tbl, row_id, seq) VALUES(?, ?, ") +
+                catalog_detail::kLastOutboxSeq +
+                ") ON CONFLICT(tbl, row_id) DO UPDATE SET seq = max(seq, " + "excluded.seq)")
+        .bind(c.table, c.key)
+        .run();
+  s.commit();
+}
+
 bool Catalog::has_row(const std::string& table, const std::string& key) {
   const SyncedTable& t = synced_table(table);
   ReadLease r(*this);
@@ -244,7 +257,15 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       int i = 1;
       for (const SyncedColumn& c : t.columns)
         bind_json(st, i++, c, j.value(c.name, nlohmann::json()));
-      st.run();
+      try {
+        st.run();
+      } catch (const Error& e) {
+        // A foreign key: what the row names is not here. Only this statement
+        // is undone; the rest of the pull applies.
+        if (e.code() != ENOENT) throw;
+        report.unapplied.push_back({r.table, r.key, 0});
+        continue;
+      }
       if (db.changes() > 0) {
         report.applied++;
         // A new or renamed work or folder: listings of its parent are stale.

@@ -89,6 +89,16 @@ std::string join_path(const std::string& folder, const std::string& name) {
   return folder.empty() ? name : folder + "/" + name;
 }
 
+std::string stamp_asset(const char* group, const std::string& now) {
+  std::string sql;
+  for (const char* g : {kStampContent, kStampPlace, kStampAttrs}) {
+    sql += std::string(g) + " = ";
+    sql += std::string_view(g) == group ? now : "coalesce(" + std::string(g) + ", updated_ms)";
+    sql += ", ";
+  }
+  return sql + "updated_ms = " + now;
+}
+
 std::string last_component(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);

@@ -270,6 +270,29 @@ CREATE TABLE IF NOT EXISTS sync_recheck(
 )sql";
 }
 
+// v4: an asset's columns sync as three groups, each stamped with when it
+// last changed here (see catalog_internal.h, kStampContent): an edit made
+// on one device and a rename made on another both land. Rows from before
+// changed all their groups when they last changed. The triggers are rebuilt
+// to carry the stamps, after the rows are stamped (which queues nothing).
+// (`has_stamps`: a catalog of schema 4 marked older, as tests do.)
+std::string schema_v4(bool has_stamps) {
+  const SyncedTable& assets = synced_table("assets");
+  std::string sql;
+  for (const char* op : {"insert", "update", "hide", "delete"})
+    sql += std::string("DROP TRIGGER IF EXISTS assets_outbox_") + op + ";\n";
+  if (!has_stamps)
+    sql += R"sql(
+ALTER TABLE assets ADD COLUMN content_ms INTEGER;
+ALTER TABLE assets ADD COLUMN place_ms INTEGER;
+ALTER TABLE assets ADD COLUMN attrs_ms INTEGER;
+)sql";
+  sql +=
+      "UPDATE assets SET content_ms = coalesce(content_ms, updated_ms), "
+      "place_ms = coalesce(place_ms, updated_ms), attrs_ms = coalesce(attrs_ms, updated_ms);\n";
+  return sql + outbox_triggers(assets);
+}
+
 }  // namespace
 
 void migrate_catalog(Db& db) {
@@ -283,6 +306,14 @@ void migrate_catalog(Db& db) {
   if (v < 1) db.exec(schema_v1());
   if (v < 2) db.exec(schema_v2());
   if (v < 3) db.exec(schema_v3());
+  if (v < 4) {
+    Stmt s =
+        db.cached("SELECT count(*) FROM pragma_table_info('assets') WHERE name = 'content_ms'");
+    s.step();
+    const bool has_stamps = s.int64(0) > 0;
+    s = Stmt();
+    db.exec(schema_v4(has_stamps));
+  }
   db.set_user_version(kCatalogSchemaVersion);
   tx.commit();
 }

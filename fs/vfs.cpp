@@ -613,11 +613,14 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     meta.size = se.asset->bytes;
     meta.mime = se.asset->mime;
     meta.page_count = se.asset->page_count;
-    std::string old_sha = te.asset->sha256;
+    std::string old_sha;  // (the row's now: a pull may have changed it since the lookup)
     std::string source_id = se.asset->id, target_id = te.asset->id;
     const bool target_linked = te.extra_links > 0;
+    // (Its bytes may be on other devices only: a synced version never read here.)
+    const bool bytes_here = lib_.blobs().has(meta.sha256);
     lib_.catalog().batch([&] {
-      lib_.catalog().set_asset_content(te.asset->id, meta, se.asset->mtime_ns);
+      old_sha =
+          lib_.catalog().set_asset_content(te.asset->id, meta, se.asset->mtime_ns, bytes_here);
       lib_.catalog().set_asset_attrs(te.asset->id, se.asset->mode, std::nullopt);
       lib_.catalog().remove_name(se);
     });

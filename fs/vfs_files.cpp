@@ -785,12 +785,16 @@ bool Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string&
     pending_.erase(pending_key(u.place, u.name));
     return true;
   }
+  std::string replaced;
   try {
-    lib_.catalog().set_asset_content(asset_id, meta, u.mtime_ns);
+    replaced = lib_.catalog().set_asset_content(asset_id, meta, u.mtime_ns);
   } catch (const Error& e) {
     if (e.code() != ENOENT) throw;
     return false;  // deleted meanwhile: nothing to record
   }
+  // A pull changed the row while the file was open: the version it had is
+  // freed too (the file's own base, u.old_sha, below).
+  if (replaced != u.old_sha && replaced != u.put.sha256) collect_blob(replaced);
   if (u.old_sha != u.put.sha256) {
     // (from the rows: a pull may have linked it while open)
     bool linked = !lib_.catalog().links_of(asset_id).empty();

@@ -27,6 +27,7 @@ class PgResult {
   explicit PgResult(PGresult* r) : r_(r) {}
   PGresult* get() const { return r_.get(); }
   int rows() const { return PQntuples(r_.get()); }
+  int cols() const { return PQnfields(r_.get()); }
   bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col); }
   std::string text(int row, int col) const { return PQgetvalue(r_.get(), row, col); }
   std::optional<std::string> opt_text(int row, int col) const {

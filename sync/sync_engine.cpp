@@ -1,5 +1,6 @@
 #include "sync/sync_engine.h"
 
+#include <array>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -23,20 +24,59 @@ std::string column_list(const SyncedTable& t, const char* prefix = "") {
   return out;
 }
 
-// One statement per table: every upsert of a batch at once.
-// `held_elsewhere`: asset rows naming bytes their device does not hold
-// (content moved from another file, `mv a b`). Such a row is taken only
-// while a holder has the bytes, or if it names them already: the last
-// holder may have dropped them (see SyncEngine::confirm_drops, which takes
-// the same locks as lock_bytes_sql).
-std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false) {
-  std::string n = t.name;
+// An asset's column groups (catalog/catalog_internal.h): each column and
+// the stamp of its group ("" for the columns of no group).
+std::string asset_group_of(std::string_view column) {
+  for (std::string_view c : {"sha256", "bytes", "mime", "page_count", "mtime_ns", "content_ms"})
+    if (column == c) return "content_ms";
+  for (std::string_view c : {"work_id", "folder", "filename", "place_ms"})
+    if (column == c) return "place_ms";
+  for (std::string_view c : {"role", "mode", "attrs_ms"})
+    if (column == c) return "attrs_ms";
+  return "";
+}
+
+// An asset row merges group by group: each group takes the pushed values
+// when they are at least as new as the server's (a row pushed by a device
+// older than these stamps changed every group at its updated_ms). A
+// deleted row comes back whole, with an edit of its content only (see
+// upsert_sql).
+std::string asset_merge_sets(const SyncedTable& t) {
+  auto stamp = [](const std::string& row, const std::string& g) {
+    return "coalesce(" + row + "." + g + ", " + row + ".updated_ms)";
+  };
+  std::string sets;
+  for (const SyncedColumn& c : t.columns) {
+    std::string name = c.name;
+    if (name == t.key) continue;
+    if (!sets.empty()) sets += ", ";
+    std::string g = asset_group_of(name);
+    if (g.empty()) {
+      sets += name + " = " +
+              (name == "updated_ms"
+                   ? "CASE WHEN t.deleted THEN EXCLUDED.updated_ms ELSE greatest(t.updated_ms, "
+                     "EXCLUDED.updated_ms) END"
+                   : "EXCLUDED." + name);
+      continue;
+    }
+    std::string wins = "t.deleted OR " + stamp("t", g) + " IS NULL OR " + stamp("t", g) +
+                       " <= " + stamp("EXCLUDED", g);
+    bool is_stamp = name == g;
+    sets += name + " = CASE WHEN " + wins + " THEN " +
+            (is_stamp ? stamp("EXCLUDED", g) : "EXCLUDED." + name) + " ELSE " +
+            (is_stamp ? stamp("t", g) : "t." + name) + " END";
+  }
+  return sets;
+}
+
+// A row of a table without versions (blobs_meta, shared by the account's
+// devices) only gains what it lacks; a blob column sent as '' by a catalog
+// of schema 1 counts as lacking. Other rows take the pushed values.
+std::string plain_sets(const SyncedTable& t) {
   std::string sets;
   for (const SyncedColumn& c : t.columns) {
     if (std::string(c.name) == t.key) continue;
     if (!sets.empty()) sets += ", ";
-    // Shared rows (no version) only gain what they lack; a blob column sent
-    // as '' by a catalog of schema 1 counts as lacking.
     std::string mine = "t." + std::string(c.name), theirs = "EXCLUDED." + std::string(c.name);
     if (c.type == SyncedColumn::Type::Blob) {
       mine = "nullif(" + mine + ", '')";
@@ -45,6 +85,19 @@ std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false) {
     sets += std::string(c.name) + " = " +
             (t.version ? theirs : "coalesce(" + mine + ", " + theirs + ")");
   }
+  return sets;
+}
+
+// One statement per table: every upsert of a batch at once.
+// `held_elsewhere`: asset rows naming bytes their device does not hold
+// (content moved from another file, `mv a b`). Such a row is taken only
+// while a holder has the bytes, or if it names them already, or if the
+// server's content is newer (the merged row will not name them): the last
+// holder may have dropped them (see SyncEngine::confirm_drops, which takes
+// the same locks as lock_bytes_sql).
+std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false) {
+  std::string n = t.name;
+  std::string sets = n == "assets" ? asset_merge_sets(t) : plain_sets(t);
   // owner_id comes from the token, once per statement (an InitPlan): the
   // column default would call the function for every row.
   std::string sql = "INSERT INTO recall." + n + " AS t (owner_id, " + column_list(t) +
@@ -53,24 +106,53 @@ std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false) {
   if (held_elsewhere)
     sql +=
         " WHERE EXISTS (SELECT 1 FROM recall.assets s WHERE s.owner_id = (SELECT "
-        "recall.current_owner()) AND s.id = r.id AND s.sha256 = r.sha256 AND NOT s.deleted) OR "
+        "recall.current_owner()) AND s.id = r.id AND NOT s.deleted AND (s.sha256 = r.sha256 OR "
+        "coalesce(s.content_ms, s.updated_ms) > coalesce(r.content_ms, r.updated_ms))) OR "
         "EXISTS (SELECT 1 FROM recall.device_blobs h WHERE h.owner_id = (SELECT "
         "recall.current_owner()) AND h.sha256 = r.sha256 AND h.present = 1 AND NOT h.deleted)";
+  // A link is taken only to a file the server has: one removed elsewhere
+  // meanwhile took its links with it (delete_sql).
+  if (n == "edges")
+    sql +=
+        " WHERE EXISTS (SELECT 1 FROM recall.assets a WHERE a.owner_id = (SELECT "
+        "recall.current_owner()) AND a.id = r.to_id AND NOT a.deleted)";
   sql += std::string(" ON CONFLICT (owner_id, ") + t.key + ") DO UPDATE SET " + sets +
          ", deleted = false";
-  // Last writer wins. A deleted row comes back with an edit made without
-  // knowing of the delete; for an asset, only an edit of its content (the
-  // device that deleted it may have dropped the bytes the deleted version
-  // names, and a rename made elsewhere must not bring those back).
-  // The rows taken come back: the others are read back at the next pull.
+  // Last writer wins: of the row, or of each group of an asset's. A
+  // deleted row comes back with an edit made without knowing of the
+  // delete; for an asset, only an edit of its content (the device that
+  // deleted it may have dropped the bytes the deleted version names, and a
+  // rename made elsewhere must not bring those back).
+  // The rows taken come back, an asset's with its stamps (a row merged
+  // with a newer group of the server's was taken in part): the others are
+  // read back at the next pull.
   std::string taken = std::string(" RETURNING t.") + t.key + "::text";
   if (!t.version) return sql + taken;
   std::string v = t.version;
   std::string newer = "t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v;
-  if (n == "assets")
+  if (n == "assets") {
+    std::string any_newer;
+    for (const char* g : {"content_ms", "place_ms", "attrs_ms"})
+      any_newer += std::string(any_newer.empty() ? "" : " OR ") + "coalesce(t." + g +
+                   ", t.updated_ms) <= coalesce(EXCLUDED." + g + ", EXCLUDED.updated_ms)";
     return sql + " WHERE CASE WHEN t.deleted THEN t.sha256 IS DISTINCT FROM EXCLUDED.sha256 ELSE " +
-           newer + " END" + taken;
+           any_newer + " END" + taken + ", t.content_ms::text, t.place_ms::text, t.attrs_ms::text";
+  }
   return sql + " WHERE t.deleted OR " + newer + taken;
+}
+
+// The group stamps an asset row was pushed with, as the server returns
+// them (text; "" for NULL: a row queued before catalog schema 4).
+std::array<std::string, 3> asset_stamps_sent(const std::string& payload) {
+  nlohmann::json row = nlohmann::json::parse(payload);
+  std::array<std::string, 3> out;
+  size_t i = 0;
+  for (const char* g : {"content_ms", "place_ms", "attrs_ms"}) {
+    auto it = row.find(g);
+    if (it != row.end() && it->is_number_integer()) out[i] = std::to_string(it->get<int64_t>());
+    ++i;
+  }
+  return out;
 }
 
 // Tombstones, applied only to the version the deleter saw (or older); an
@@ -82,9 +164,16 @@ std::string delete_sql(const SyncedTable& t) {
                     " t SET deleted = true FROM jsonb_populate_recordset(NULL::recall." + n +
                     ", $1::jsonb) d WHERE t.owner_id = (SELECT recall.current_owner()) AND t." +
                     t.key + " = d." + t.key + " AND NOT t.deleted";
-  if (n == "assets")
-    sql += " AND t.sha256 IS NOT DISTINCT FROM d.sha256";
-  else if (t.version)
+  if (n == "assets") {
+    // A removed file's links go with it, also one made elsewhere meanwhile
+    // (each device removes them with the file when it pulls the removal).
+    sql += " AND t.sha256 IS NOT DISTINCT FROM d.sha256 RETURNING t.id";
+    return "WITH gone AS (" + sql +
+           "), links AS (UPDATE recall.edges e SET deleted = true FROM gone WHERE e.owner_id = "
+           "(SELECT recall.current_owner()) AND e.to_id = gone.id AND NOT e.deleted) "
+           "SELECT id::text FROM gone";
+  }
+  if (t.version)
     sql += std::string(" AND (t.") + t.version + " IS NULL OR t." + t.version + " <= d." +
            t.version + ")";
   return sql + " RETURNING t." + t.key + "::text";
@@ -221,13 +310,25 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
         upserts[r->table].add(*r->payload);
     }
     // Each statement returns the rows it took; where it took fewer than it
-    // was sent, the others are read back at the next pull.
-    std::set<std::string> short_of;  // tables with a statement that took fewer
-    std::set<std::pair<std::string, std::string>> taken;
+    // was sent, the others are read back at the next pull. So are asset rows
+    // merged with a newer group of the server's: their stamps came back
+    // other than sent.
+    std::set<std::string> short_of;                       // tables with a statement that took fewer
+    std::set<std::pair<std::string, std::string>> taken;  // (of every statement)
     auto note_taken = [&](const std::string& table, const PgResult& r, const Rows& rows) {
-      if (static_cast<size_t>(r.rows()) == rows.count) return;
-      short_of.insert(table);
-      for (int i = 0; i < r.rows(); ++i) taken.emplace(table, r.text(i, 0));
+      std::vector<std::string> whole;
+      for (int i = 0; i < r.rows(); ++i) {
+        if (r.cols() > 1) {  // an asset's stamps
+          auto sent = last.find({table, r.text(i, 0)});
+          if (sent == last.end() || !sent->second->payload ||
+              asset_stamps_sent(*sent->second->payload) !=
+                  std::array{r.text(i, 1), r.text(i, 2), r.text(i, 3)})
+            continue;
+        }
+        whole.push_back(r.text(i, 0));
+      }
+      if (whole.size() != rows.count) short_of.insert(table);
+      for (std::string& id : whole) taken.emplace(table, std::move(id));
     };
     PgTx tx(conn_);
     present_token();
@@ -337,6 +438,7 @@ Catalog::ApplyReport SyncEngine::pull() {
   Catalog::ApplyReport report;
   if (!rows.empty()) report = cat.apply_remote(rows);
   cat.drop_rechecks(rechecks);  // (one changed again meanwhile is noted again at its push)
+  cat.recheck_later(report.unapplied);
   if (max_txid != std::stoull(cur_txid) || max_rev != std::stoll(cur_rev)) {
     cat.set_meta(kMetaPullTxid, std::to_string(max_txid));
     cat.set_meta(kMetaPullRev, std::to_string(max_rev));

@@ -1,19 +1,24 @@
 // SyncEngine — moves a signed-in library's rows to and from the server.
 //
 //   push     the outbox, oldest first, in batches: per table one upsert
-//            statement (ON CONFLICT, last writer wins on updated_ms; an
-//            upsert brings a deleted row back, an asset only with other
-//            content) and one tombstoning UPDATE (applied only if the
-//            server's row is not newer than the one the deleter saw; for
-//            assets, if its content is the one the deleter saw). A batch is one server transaction;
-//            its outbox rows go only after it commits, so a failure anywhere loses nothing and a
-//            retry applies nothing twice. An asset row naming bytes this device does not hold is
-//            taken only while a holder has them (see confirm_drops).
+//            statement (ON CONFLICT, last writer wins on updated_ms; for an
+//            asset, on each group of columns: content, place, attributes,
+//            each with its own time; an upsert brings a deleted row back,
+//            an asset only with other content) and one tombstoning UPDATE
+//            (applied only if the server's row is not newer than the one
+//            the deleter saw; for assets, if its content is the one the
+//            deleter saw, and their links go too). A batch is one server
+//            transaction; its outbox rows go only after it commits, so a
+//            failure anywhere loses nothing and a retry applies nothing
+//            twice. An asset row naming bytes this device does not hold is
+//            taken only while a holder has them (see confirm_drops); a link
+//            only to an asset the server has.
 //   pull     rows with (txid, rev) above the cursor and below the oldest
 //            running transaction (so no commit is skipped), applied to the
 //            catalog without echoing them into the outbox; and the rows this
-//            device pushed that the server did not take, read back
-//            (Catalog::rechecks): this device takes the version it kept.
+//            device pushed that the server did not take whole, read back
+//            (Catalog::rechecks): this device takes the version it kept. A
+//            pulled row naming what is not here is read back next time.
 //   upgrade  the first sign-in of a library: pull the account's library,
 //            merge (works by title, assets by (work, sha256)), push. Every
 //            step is idempotent: killed anywhere and run again, it ends in

@@ -208,6 +208,37 @@ TEST_F(CatalogTest, MigratingFromSchemaOneQueuesDescribedBlobsAgain) {
   EXPECT_EQ(nlohmann::json::parse(*rows[0].payload)["chunk_manifest"], hex);
 }
 
+// An asset's change stamps only its own group (content, place, attrs):
+// the server merges rows group by group (SyncEngine), so a rename here and
+// an edit elsewhere both land.
+TEST_F(CatalogTest, AnAssetsChangeStampsOnlyItsGroup) {
+  Asset a = cat->add_asset(asset_in(Place{}, "a.txt", "first"));
+  auto stamps_after = [&](const std::function<void()>& change) {
+    {
+      Db db = Db::open(dir / "catalog.db", {});
+      db.exec("UPDATE assets SET content_ms = 1, place_ms = 2, attrs_ms = 3");
+    }
+    new_outbox();
+    change();
+    std::vector<OutboxRow> rows = new_outbox();
+    std::erase_if(rows, [](const OutboxRow& r) { return r.table != "assets"; });
+    EXPECT_EQ(rows.size(), 1u);
+    if (rows.empty()) return std::string();
+    nlohmann::json p = nlohmann::json::parse(*rows.back().payload);
+    auto shown = [](const nlohmann::json& v) {
+      int64_t ms = v.get<int64_t>();
+      return ms < 10 ? std::to_string(ms) : std::string("now");
+    };
+    return shown(p["content_ms"]) + " " + shown(p["place_ms"]) + " " + shown(p["attrs_ms"]);
+  };
+  EXPECT_EQ(stamps_after([&] { cat->move_asset(a.id, Place{}, "b.txt"); }), "1 now 3");
+  EXPECT_EQ(stamps_after([&] { cat->set_asset_content(a.id, blob("second"), std::nullopt); }),
+            "now 2 3");
+  EXPECT_EQ(stamps_after([&] { cat->set_asset_attrs(a.id, 0600, std::nullopt); }), "1 2 now");
+  EXPECT_EQ(stamps_after([&] { cat->set_asset_attrs(a.id, std::nullopt, 12345); }), "now 2 3");
+  EXPECT_EQ(stamps_after([&] { cat->set_asset_role(a.id, "supplement"); }), "1 2 now");
+}
+
 TEST_F(CatalogTest, ARolledBackChangeLeavesNoRowAndNoOutboxEntry) {
   new_outbox();
   Work w = cat->create_work("Kept");

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "base/sha256.h"
 #include "tests/mount_fixture.h"
@@ -67,6 +68,19 @@ std::string describe(const std::map<std::string, std::string>& a,
       d += "\n  " + k + ": a " + (v.first.empty() ? "-" : v.first.substr(0, 12)) + ", b " +
            (v.second.empty() ? "-" : v.second.substr(0, 12));
   return d;
+}
+
+// The last failures a device's sync worker logged (a pull that fails at
+// every try keeps the devices apart with empty outboxes).
+std::string sync_failures(MountedLibrary& m, const std::string& name) {
+  std::vector<std::string> lines;
+  std::istringstream log(test::read_file(m.data() / "recallfs.log"));
+  for (std::string line; std::getline(log, line);)
+    if (line.starts_with("recallfs: sync: ")) lines.push_back(line);
+  std::string out;
+  for (size_t i = lines.size() > 5 ? lines.size() - 5 : 0; i < lines.size(); ++i)
+    out += "\nlog of " + name + ": " + lines[i];
+  return out;
 }
 
 // DISABLED_: about one seed in five still fails (a version whose bytes no
@@ -115,7 +129,8 @@ TEST(SyncStress, DISABLED_TwoDevicesEditingOneWorkAtOnceConvergeAndLoseNothing) 
       },
       std::chrono::seconds(30)))
       << "the devices do not converge (seed " << seed << "):" << describe(on_a_now, on_b_now)
-      << "\noutbox a " << outbox_pending(a) << ", b " << outbox_pending(b);
+      << "\noutbox a " << outbox_pending(a) << ", b " << outbox_pending(b) << sync_failures(a, "a")
+      << sync_failures(b, "b");
   EXPECT_FALSE(on_a_now.empty()) << "the work ended empty: the test tested little";
   for (MountedLibrary* m : {&a, &b}) {
     SCOPED_TRACE(m == &a ? "device a" : "device b");

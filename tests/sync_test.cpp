@@ -128,7 +128,7 @@ TEST(Sync, ServerInitIsIdempotentAndVersioned) {
       {test::recallfs_binary(), "server", "init", "--db", PostgresServer::get().admin_url()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("(already)"), std::string::npos) << r.out;
-  EXPECT_EQ(PostgresServer::get().psql("SELECT max(version) FROM recall.schema_version"), "2\n");
+  EXPECT_EQ(PostgresServer::get().psql("SELECT max(version) FROM recall.schema_version"), "3\n");
   // Every table is forced under row-level security, and the client role cannot bypass it.
   EXPECT_EQ(PostgresServer::get().psql(
                 "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -619,6 +619,44 @@ TEST(Sync, AFileRemovedOnOneDeviceAndRenamedOnAnotherIsRemovedOnBoth) {
   }
 }
 
+// A file removed on one device and linked into a work on another before
+// they synced (`rm` and `ln`): the removal takes the link with it on every
+// device, in either push order, and sync goes on. Before, the server kept
+// the link to a removed file, and every device's pull failed on it for good
+// (a foreign key), so nothing synced any more.
+TEST(Sync, ALinkMadeToAFileRemovedElsewhereGoesWithIt) {
+  RECALL_REQUIRE_POSTGRES();
+  for (bool remover_first : {true, false}) {
+    SCOPED_TRACE(remover_first ? "the removal pushed first" : "the link pushed first");
+    std::string token = new_account(std::string("removed-linked-") + (remover_first ? "1" : "2"));
+    Device a("a"), b("b");
+    ASSERT_EQ(a.cli({"add", a.file("p.pdf", "a paper").string()}).exit_code, 0);
+    ASSERT_EQ(a.signin(token).exit_code, 0);
+    ASSERT_EQ(b.signin(token).exit_code, 0);
+    {
+      auto lib = Library::open(a.data, {});
+      lib->catalog().remove_name(lib->catalog().lookup(Place{}, "p.pdf").at(0));
+    }
+    {
+      auto lib = Library::open(b.data, {});
+      Work w = lib->catalog().create_work("W");
+      auto e = lib->catalog().lookup(Place{}, "p.pdf").at(0);
+      lib->catalog().link_asset(e.asset->id, Place{w.id, ""}, "p.pdf");
+    }
+    if (remover_first)
+      converge({&a, &b});
+    else
+      converge({&b, &a});
+    // Sync goes on: a file added afterwards reaches the other device.
+    ASSERT_EQ(b.cli({"add", b.file("later.txt", "added later").string()}).exit_code, 0);
+    converge({&b, &a});
+    const std::set<std::string> want = {"inbox/", "works/", "works/W/",
+                                        "inbox/later.txt " + test::sha256_of("added later")};
+    EXPECT_EQ(a.tree(), want);
+    EXPECT_EQ(b.tree(), want);
+  }
+}
+
 // A file removed, or given other content, on another device: once this
 // device has pulled that, the bytes it kept for the file go (nothing here
 // names them any more). Before, they stayed for good.
@@ -682,7 +720,7 @@ TEST(Sync, BytesMovedElsewhereWhileTheirLastHolderDropsThemAreNeverNamedByNobody
     std::optional<BlobMeta> meta = cat.get_blob(moved);
     ASSERT_TRUE(meta);
     cat.batch([&] {
-      cat.set_asset_content(dst.asset->id, *meta);
+      cat.set_asset_content(dst.asset->id, *meta, std::nullopt, /*bytes_here=*/false);
       cat.remove_name(src);
     });
   }
@@ -697,45 +735,82 @@ TEST(Sync, BytesMovedElsewhereWhileTheirLastHolderDropsThemAreNeverNamedByNobody
   EXPECT_EQ(test::read_file(b / "inbox/dst.txt"), "what dst held");
 }
 
-// A content edit that loses to a newer change of the same row made
-// elsewhere (a rename, which took the content it saw): the device that made
-// the edit shows what the server kept, and the bytes that version names,
-// which were on that device only, are still there. Before, it dropped them
-// with its edit, and no device could read the file.
-TEST(Sync, BytesAnEditReplacedStayUntilTheServerHasSeenTheEdit) {
+// `mv x y` on a device that never had x's bytes (they are on another
+// device only): y takes x's content, and this device must not say it holds
+// those bytes. Before, it did (device_blobs present), and the server then
+// took rows naming them after their real holder dropped them: files no
+// device could read.
+TEST(Sync, ASaveOverAFileWithBytesFromElsewhereDoesNotClaimThem) {
   RECALL_REQUIRE_FUSE();
   RECALL_REQUIRE_POSTGRES();
   PostgresServer& pg = PostgresServer::get();
-  std::string token = new_account("edit-lost");
-  test::MountedLibrary a;
+  std::string token = new_account("saved-over-elsewhere");
+  test::MountedLibrary a, b;
   ASSERT_EQ(sign_in(a, token).exit_code, 0);
-  test::write_file(a / "inbox/x.txt", "version 1, only on a");
+  test::write_file(a / "inbox/x.txt", "bytes only a has");
+  test::write_file(a / "inbox/y.txt", "what y held");
   ASSERT_TRUE(test::eventually([&] { return pushed_all(a); }));
-  Device b("b");
-  ASSERT_EQ(b.signin(token).exit_code, 0);
-  ASSERT_TRUE(b.tree().contains("inbox/x.txt " + test::sha256_of("version 1, only on a")));
+  ASSERT_EQ(sign_in(b, token).exit_code, 0);
+  ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/x.txt"); }));
+  const std::string moved = test::sha256_of("bytes only a has");
+  ASSERT_FALSE(fs::exists(b.data() / "cas/objects" / moved.substr(0, 2) / moved));
 
-  pg.stop();  // a edits the file without knowing of the rename to come
-  test::write_file(a / "inbox/x.txt", "version 2");
-  a.unmount();
-  pg.start();
-  ASSERT_TRUE(pg.ok());
-  {
-    auto lib = Library::open(b.data, {});
-    auto e = lib->catalog().lookup(Place{}, "x.txt");
-    ASSERT_EQ(e.size(), 1u);
-    lib->catalog().move_asset(e[0].asset->id, Place{}, "y.txt");
+  fs::rename(b / "inbox/x.txt", b / "inbox/y.txt");
+  ASSERT_TRUE(test::eventually([&] { return pushed_all(b); }));
+  std::string b_id = b.catalog()->device_id();
+  for (const DeviceBlob& h : b.catalog()->holders(moved))
+    EXPECT_FALSE(h.device_id == b_id && h.present) << "b says it holds bytes it never had";
+  EXPECT_EQ(pg.psql("SELECT count(*) FROM recall.device_blobs WHERE sha256 = '" + moved +
+                    "' AND device_id = '" + b_id + "' AND present = 1 AND NOT deleted"),
+            "0\n");
+  EXPECT_EQ(test::read_file(a / "inbox/y.txt"), "bytes only a has");
+}
+
+// A file edited on one device and renamed on another before they synced:
+// both changes land, in either push order (an asset's columns merge by
+// group: content, place, attributes). Before, the row changed last won
+// whole, and the edit was lost when the rename came later.
+TEST(Sync, AnEditAndARenameMadeOnTwoDevicesBothLand) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  for (bool edit_first : {true, false}) {
+    SCOPED_TRACE(edit_first ? "the edit pushed first" : "the rename pushed first");
+    std::string token = new_account(edit_first ? "edit-then-rename" : "rename-then-edit");
+    test::MountedLibrary a;
+    ASSERT_EQ(sign_in(a, token).exit_code, 0);
+    test::write_file(a / "inbox/x.txt", "version 1");
+    ASSERT_TRUE(test::eventually([&] { return pushed_all(a); }));
+    Device b("b");
+    ASSERT_EQ(b.signin(token).exit_code, 0);
+    ASSERT_TRUE(b.tree().contains("inbox/x.txt " + test::sha256_of("version 1")));
+
+    pg.stop();  // a edits the file, b renames it, neither knowing of the other
+    test::write_file(a / "inbox/x.txt", "version 2, edited on a");
+    {
+      auto lib = Library::open(b.data, {});
+      auto e = lib->catalog().lookup(Place{}, "x.txt");
+      ASSERT_EQ(e.size(), 1u);
+      lib->catalog().move_asset(e[0].asset->id, Place{}, "y.txt");
+    }
+    pg.start();
+    ASSERT_TRUE(pg.ok());
+    if (edit_first) {
+      ASSERT_TRUE(test::eventually([&] { return pushed_all(a); }));
+    }
+    ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
+
+    const std::string edited = test::sha256_of("version 2, edited on a");
+    EXPECT_TRUE(test::eventually([&] { return fs::exists(a / "inbox/y.txt"); }))
+        << "a does not show the rename";
+    EXPECT_EQ(test::read_file(a / "inbox/y.txt"), "version 2, edited on a");
+    EXPECT_FALSE(fs::exists(a / "inbox/x.txt"));
+    ASSERT_TRUE(test::eventually([&] { return pushed_all(a); }));
+    ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
+    EXPECT_EQ(b.tree(), (std::set<std::string>{"inbox/", "works/", "inbox/y.txt " + edited}));
+    test::RunResult verify = a.recallfs({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   }
-  ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
-  a.mount();  // pushes the edit (older than the rename: not taken) and reads the row back
-
-  EXPECT_TRUE(
-      test::eventually([&] { return fs::exists(a / "inbox/y.txt"); }, std::chrono::seconds(10)))
-      << "a does not show what the server kept";
-  EXPECT_EQ(test::read_file(a / "inbox/y.txt"), "version 1, only on a");
-  EXPECT_FALSE(fs::exists(a / "inbox/x.txt"));
-  test::RunResult verify = a.recallfs({"verify"});
-  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 }  // namespace

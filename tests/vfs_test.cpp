@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 #include <span>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -155,6 +156,34 @@ TEST(VfsOpen, AnOpenForWritingRacingASaveOverTheFileOpensOneVersion) {
     return true;
   });
   EXPECT_EQ(stored, std::vector<std::string>{saved}) << "bytes no file has stay stored";
+}
+
+// A file open for writing whose row a pull gives other content (another
+// device's edit) before the writer's own commit: the commit replaces that
+// content, and its bytes go too, not only those of the version the writer
+// opened. Before, they stayed stored for good.
+TEST(VfsOpen, ACommitFreesAVersionAPullRecordedWhileTheFileWasOpen) {
+  test::TempDir dir;
+  auto lib = Library::open(dir / "lib", {.create = true});
+  Vfs vfs(*lib, {});
+  add_file(vfs, "/inbox/t.txt", "the version opened");
+  uint64_t h = vfs.open("/inbox/t.txt", O_WRONLY).handle;
+  {  // what a pull of another device's edit does
+    std::istringstream pulled("the version pulled meanwhile");
+    PutResult put = lib->blobs().put(pulled);
+    std::string id = vfs.getxattr("/inbox/t.txt", "user.recall.asset_id");
+    lib->catalog().set_asset_content(id, Library::blob_meta(put, "t.txt"));
+  }
+  write_str(vfs, h, "written here");  // over the version it opened
+  vfs.release(h);
+  EXPECT_EQ(read_all(vfs, "/inbox/t.txt"), "written hereopened");
+  std::vector<std::string> stored;
+  lib->blobs().list([&](const BlobInfo& b) {
+    if (b.sha256 != kEmptySha256) stored.push_back(b.sha256);
+    return true;
+  });
+  EXPECT_EQ(stored, std::vector<std::string>{test::sha256_of("written hereopened")})
+      << "bytes no file has stay stored";
 }
 
 // A new file being written in a folder that a pull removes meanwhile (the
