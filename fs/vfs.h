@@ -215,6 +215,8 @@ class Vfs {
   // may be stale. Never throws.
   void changed_elsewhere() noexcept;
   // A blob was fetched here or evicted: its files' st_blocks changed.
+  // Fetched bytes that no file names (a pull replaced their version while
+  // they came) are held, and freed after a later pull (release_held_blobs).
   // Never throws.
   void blob_changed(const std::string& sha256) noexcept;
 

@@ -47,6 +47,10 @@ void Vfs::invalidate_names(const std::string& asset_id, Stale what, const std::s
 
 void Vfs::blob_changed(const std::string& sha256) noexcept {
   try {
+    // Fetched for a version that a pull replaced while it came: held, and
+    // freed after a later pull like any bytes no file has (a no-op while a
+    // file names them).
+    if (signed_in_ && signed_in_()) lib_.catalog().hold_blob(sha256);
     invalidate("/blobs/" + sha256, Stale::Listing);
     for (const Asset& a : lib_.catalog().assets_with_blob(sha256))  // (their st_blocks)
       content_changed(a.id, Stale::Attributes);

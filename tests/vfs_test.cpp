@@ -186,6 +186,24 @@ TEST(VfsOpen, ACommitFreesAVersionAPullRecordedWhileTheFileWasOpen) {
       << "bytes no file has stay stored";
 }
 
+// Bytes fetched for a version that a pull replaced while they came: no
+// file names them once they are stored, so they are held to be freed (after
+// the next pull). Bytes a file names are not. Before, they stayed for good.
+TEST(VfsCollect, FetchedBytesNoFileNamesAreHeldToBeFreed) {
+  test::TempDir dir;
+  auto lib = Library::open(dir / "lib", {.create = true});
+  Vfs vfs(*lib, {});
+  vfs.set_signed_in([] { return true; });
+  add_file(vfs, "/inbox/named.txt", "bytes a file names");
+  std::istringstream replaced("bytes of a version replaced while they came");
+  const std::string orphan = lib->blobs().put(replaced).sha256;  // what a fetch stores
+  const std::string named = test::sha256_of("bytes a file names");
+  vfs.blob_changed(orphan);
+  vfs.blob_changed(named);
+  lib->catalog().drop_outbox_through(lib->catalog().read_outbox(0, 1000).back().seq, {});
+  EXPECT_EQ(lib->catalog().releasable_holds(10), std::vector<std::string>{orphan});
+}
+
 // A new file being written in a folder that a pull removes meanwhile (the
 // other device saw the folder empty: the file is no row yet). Its close
 // must not fail (a local disk never fails a close so): the file keeps its
