@@ -286,8 +286,10 @@ class Catalog {
     std::vector<std::pair<Place, std::string>> stale_names;
     std::vector<std::string> stale_titles;
     // Rows not applied: what they name is not here (a link to a file this
-    // device removed, or whose row comes later). Read back at the next
-    // pull (recheck_later), not lost when the cursor passes them.
+    // device removed, or whose row comes later), or a folder row that lost
+    // its place to this device's row with a smaller id (which may be going
+    // itself). Read back at the next pull (recheck_later), not lost when
+    // the cursor passes them.
     std::vector<Recheck> unapplied;
   };
   // Applies pulled rows in one transaction, without queueing them for push.

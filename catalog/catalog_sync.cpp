@@ -247,7 +247,12 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
         continue;
       }
       nlohmann::json j = nlohmann::json::parse(r.payload);
-      if (r.table == "folders" && !settle_folder_place(db, r.key, j, report)) continue;
+      if (r.table == "folders" && !settle_folder_place(db, r.key, j, report)) {
+        // Read back next time: the row that stays may be going (its own
+        // device settled on a third one), and then this one is the folder.
+        report.unapplied.push_back({r.table, r.key, 0});
+        continue;
+      }
       note_names(db, r.table, r.key, report);
       if (r.table == "assets" && j.contains("sha256") && j["sha256"].is_string())
         hold_bytes_of(db, r.key, j["sha256"].get<std::string>());

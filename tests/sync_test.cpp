@@ -657,6 +657,36 @@ TEST(Sync, ALinkMadeToAFileRemovedElsewhereGoesWithIt) {
   }
 }
 
+// A folder made again (removed, then made anew: another row, a larger id)
+// where another device still has the old row: that device first meets the
+// new row at the old one's place, where the old one (smaller id) stays,
+// and only then the old one's removal. The new row must not be lost: it is
+// read back at the next pull. Before, that device ended with no folder at
+// all, and the files in it were shown nowhere.
+TEST(Sync, AFolderMadeAgainIsNotLostWhereTheOldOneStillWas) {
+  RECALL_REQUIRE_POSTGRES();
+  std::string token = new_account("folder-made-again");
+  Device a("a"), b("b");
+  std::string work;
+  {
+    auto lib = Library::open(a.data, {});
+    work = lib->catalog().create_work("W").id;
+    lib->catalog().create_folder(Place{work, ""}, "notes");
+  }
+  ASSERT_EQ(a.signin(token).exit_code, 0);
+  ASSERT_EQ(b.signin(token).exit_code, 0);
+  ASSERT_TRUE(b.tree().contains("works/W/notes/"));
+  {
+    auto lib = Library::open(a.data, {});
+    Catalog& cat = lib->catalog();
+    cat.delete_folder(cat.get_folder(Place{work, "notes"})->id);
+    cat.create_folder(Place{work, ""}, "notes");
+  }
+  converge({&a, &b});
+  EXPECT_EQ(a.tree(), b.tree());
+  EXPECT_TRUE(b.tree().contains("works/W/notes/")) << "b lost the folder";
+}
+
 // A file removed, or given other content, on another device: once this
 // device has pulled that, the bytes it kept for the file go (nothing here
 // names them any more). Before, they stayed for good.
