@@ -1,6 +1,9 @@
 // Catalog: what sync needs — named values, outbox consumption, applying
 // pulled rows without echoing them into the outbox, merging duplicates.
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <utility>
 
 #include "base/error.h"
 #include "base/ids.h"
@@ -224,6 +227,74 @@ bool settle_folder_place(Db& db, const std::string& key, const nlohmann::json& r
   return true;
 }
 
+// (work id or none for the inbox, folder path): a Place, ordered.
+using Spot = std::pair<std::optional<std::string>, std::string>;
+
+// The folder an applied row puts something in (a file's, a link's, a
+// folder's parent), when that is a sub-folder.
+std::optional<Spot> place_of(const std::string& table, const nlohmann::json& row) {
+  auto text = [&](const char* key) -> std::optional<std::string> {
+    auto it = row.find(key);
+    if (it == row.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  std::optional<std::string> work, folder;
+  if (table == "assets") {
+    work = text("work_id");
+    folder = text("folder");
+  } else if (table == "edges") {
+    work = text("from_id");
+    folder = text("folder");
+  } else if (table == "folders") {
+    work = text("work_id");
+    if (std::optional<std::string> path = text("path")) {
+      size_t slash = path->rfind('/');
+      if (slash != std::string::npos) folder = path->substr(0, slash);
+    }
+  }
+  if (!folder || folder->empty()) return std::nullopt;
+  return Spot{work, *folder};
+}
+
+// Rows applied in one pull may name a folder this device has no row for:
+// concurrent moves and removals on two devices can leave the server so
+// (a folder moved away on one device while a file was put in it on the
+// other). Files in a folder without a row would be shown nowhere, so the
+// missing folders are made here, as changes of this device (pushed). Where
+// another device has a row for the same folder, the smaller id stays
+// (settle_folder_place).
+void make_missing_folders(Db& db, const std::set<Spot>& places, Catalog::ApplyReport& report) {
+  for (const auto& [work, folder] : places) {
+    if (work) {
+      Stmt w = db.cached("SELECT 1 FROM works WHERE id = ?");
+      w.bind(*work);
+      if (!w.step()) continue;  // its work is gone: the row named nothing here
+    }
+    std::string at;
+    for (size_t from = 0; from <= folder.size();) {
+      size_t slash = folder.find('/', from);
+      if (slash == std::string::npos) slash = folder.size();
+      std::string path = folder.substr(0, slash);
+      Stmt f = db.cached("SELECT 1 FROM folders WHERE work_id IS ? AND path = ?");
+      f.bind(work, path);
+      bool exists = f.step();
+      f = Stmt();
+      if (!exists) {
+        int64_t now = now_ms();
+        db.cached(
+              "INSERT INTO folders(id, work_id, path, mode, mtime_ns, local_only, created_ms, "
+              "updated_ms) VALUES(?,?,?,493,?,0,?,?)")
+            .bind(new_row_id(), work, path, now_ns(), now, now)
+            .run();
+        report.stale_names.emplace_back(Place{work, at},
+                                        path.substr(at.empty() ? 0 : at.size() + 1));
+      }
+      at = path;
+      from = slash + 1;
+    }
+  }
+}
+
 }  // namespace
 
 Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
@@ -231,6 +302,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
   WriteScope s(*this);
   Db& db = s.db();
   db.exec("UPDATE sync_apply SET active = 1");
+  std::set<Spot> placed;  // where applied rows put files, links and folders
   auto pending = [&](const RemoteRow& r) {
     return db.cached("SELECT 1 FROM outbox WHERE tbl = ? AND row_id = ? LIMIT 1")
         .bind(r.table, r.key)
@@ -276,6 +348,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
         // A new or renamed work or folder: listings of its parent are stale.
         if (r.table == "works" || r.table == "folders") note_names(db, r.table, r.key, report);
         if (r.table == "assets") report.changed_assets.push_back(r.key);
+        if (std::optional<Spot> p = place_of(r.table, j)) placed.insert(*p);
       }
     }
   }
@@ -341,6 +414,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
     }
   }
   db.exec("UPDATE sync_apply SET active = 0");
+  make_missing_folders(db, placed, report);
   s.commit();
   return report;
 }

@@ -239,6 +239,35 @@ TEST_F(CatalogTest, AnAssetsChangeStampsOnlyItsGroup) {
   EXPECT_EQ(stamps_after([&] { cat->set_asset_role(a.id, "supplement"); }), "1 2 now");
 }
 
+// A pulled file in a folder this device has no row for (concurrent moves
+// on two devices can leave the server so): the folders are made, as this
+// device's changes, so that the file is shown. Before, it was listed
+// nowhere.
+TEST_F(CatalogTest, APulledFileInAFolderWithNoRowGetsItsFolders) {
+  Work w = cat->create_work("W");
+  new_outbox();
+  nlohmann::json row = {{"id", new_row_id()},
+                        {"work_id", w.id},
+                        {"folder", "a/b"},
+                        {"filename", "f.txt"},
+                        {"sha256", blob("f").sha256},
+                        {"role", "main"},
+                        {"bytes", 1},
+                        {"mode", 420},
+                        {"mtime_ns", 1},
+                        {"created_ms", 1},
+                        {"updated_ms", 1}};
+  Catalog::ApplyReport report =
+      cat->apply_remote({{"assets", row["id"].get<std::string>(), false, row.dump()}});
+  EXPECT_EQ(report.applied, 1u);
+  EXPECT_TRUE(cat->get_folder(Place{w.id, "a"}));
+  EXPECT_TRUE(cat->get_folder(Place{w.id, "a/b"}));
+  EXPECT_EQ(cat->lookup(Place{w.id, "a/b"}, "f.txt").size(), 1u);
+  size_t folders_queued = 0;
+  for (const OutboxRow& r : new_outbox()) folders_queued += r.table == "folders";
+  EXPECT_EQ(folders_queued, 2u) << "the folders made are not pushed";
+}
+
 TEST_F(CatalogTest, ARolledBackChangeLeavesNoRowAndNoOutboxEntry) {
   new_outbox();
   Work w = cat->create_work("Kept");

@@ -8,8 +8,8 @@
 //   * afterwards reads agree with the catalog (within seconds: other names
 //     of a hard-linked file learn of a change asynchronously), `recallfs
 //     verify` finds no damage, and every file reads back the same after a
-//     remount (its last close was durable); objects no file has (a leak of
-//     stored bytes) are reported, a failure with RECALL_STRESS_STRICT=1.
+//     remount (its last close was durable), and no object is left that no
+//     file has (a leak of stored bytes).
 //
 // Seeded (RECALL_STRESS_SEED, default 1; RECALL_STRESS_OPS per thread).
 #include <gtest/gtest.h>
@@ -103,17 +103,8 @@ TEST(MountStress, ThreadsRacingOnOneFolderGetLocalDiskAnswersAndLoseNoClosedFile
   for (const fs::path& object : test::files_under(m.data() / "cas/objects")) {
     std::string sha = object.filename().string();
     if (sha == kEmptySha256 || !catalog->assets_with_blob(sha).empty()) continue;
-    // A rarer leak is still open (seen once in about 80 runs, under ctest
-    // -j2: a save over a file, then a commit of that file whose old version
-    // was not the one saved over it): reported, and a failure with
-    // RECALL_STRESS_STRICT=1. The bytes are not lost, only not freed.
-    std::string what = "no file has the bytes of " + sha + " (" +
-                       std::to_string(fs::file_size(object)) + " bytes; seed " +
-                       std::to_string(seed) + ")";
-    if (env_or("RECALL_STRESS_STRICT", 0))
-      ADD_FAILURE() << what;
-    else
-      std::cerr << "known leak: " << what << "\n";
+    ADD_FAILURE() << "no file has the bytes of " << sha << " (" << fs::file_size(object)
+                  << " bytes; seed " << seed << ")";
     leaked = true;
   }
   if (leaked && fs::exists(m.data() / "recallfs.log"))

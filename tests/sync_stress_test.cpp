@@ -83,10 +83,7 @@ std::string sync_failures(MountedLibrary& m, const std::string& name) {
   return out;
 }
 
-// DISABLED_: about one seed in five still fails (a version whose bytes no
-// device kept, or bytes no file has); run it with
-// --gtest_also_run_disabled_tests. See the issue notes.
-TEST(SyncStress, DISABLED_TwoDevicesEditingOneWorkAtOnceConvergeAndLoseNothing) {
+TEST(SyncStress, TwoDevicesEditingOneWorkAtOnceConvergeAndLoseNothing) {
   RECALL_REQUIRE_FUSE();
   RECALL_REQUIRE_POSTGRES();
   const uint64_t seed = env_or("RECALL_SYNC_STRESS_SEED", 1);
