@@ -105,4 +105,8 @@ struct OpenFile {
   std::optional<UnrecordedCommit> unrecorded;
 };
 
+// Throws away a file's staged bytes: it shows its committed content again.
+// (With the file's lock held.)
+void discard_staging(OpenFile& of, BlobStore& blobs);
+
 }  // namespace recall
