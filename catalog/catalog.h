@@ -263,6 +263,10 @@ class Catalog {
   // Rows to read back at the next pull that were pulled, not pushed
   // (ApplyReport::unapplied; their seq is ignored).
   void recheck_later(const std::vector<Recheck>& rows);
+  // Makes the folder rows that files, links or folders name and that are
+  // missing (left by a pull of an older recallfs: see apply_remote), as
+  // this device's changes. Returns how many it made.
+  size_t make_missing_folders();
 
   // A row pulled from the server: `payload` holds its synced columns as a
   // JSON object (catalog/synced_tables.h).

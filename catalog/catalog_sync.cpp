@@ -263,7 +263,7 @@ std::optional<Spot> place_of(const std::string& table, const nlohmann::json& row
 // missing folders are made here, as changes of this device (pushed). Where
 // another device has a row for the same folder, the smaller id stays
 // (settle_folder_place).
-void make_missing_folders(Db& db, const std::set<Spot>& places, Catalog::ApplyReport& report) {
+void make_missing_folders_in(Db& db, const std::set<Spot>& places, Catalog::ApplyReport& report) {
   for (const auto& [work, folder] : places) {
     if (work) {
       Stmt w = db.cached("SELECT 1 FROM works WHERE id = ?");
@@ -414,7 +414,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
     }
   }
   db.exec("UPDATE sync_apply SET active = 0");
-  make_missing_folders(db, placed, report);
+  make_missing_folders_in(db, placed, report);
   s.commit();
   return report;
 }
@@ -478,6 +478,38 @@ void Catalog::merge_asset(const std::string& from, const std::string& to) {
       .run();
   db.cached("DELETE FROM assets WHERE id = ?").bind(from).run();
   s.commit();
+}
+
+size_t Catalog::make_missing_folders() {
+  WriteScope s(*this);
+  Db& db = s.db();
+  std::set<Spot> places;
+  Stmt q = db.cached(
+      "SELECT work_id, folder FROM assets WHERE folder <> '' UNION "
+      "SELECT from_id, folder FROM edges WHERE folder <> '' UNION "
+      "SELECT work_id, path FROM folders WHERE instr(path, '/') > 0");
+  while (q.step()) {
+    std::string folder = q.text(1);
+    places.emplace(q.opt_text(0), folder);
+  }
+  q = Stmt();
+  // A folder's own row is there: what it needs is its parent's.
+  std::set<Spot> needed;
+  for (const auto& [work, folder] : places) {
+    Stmt f = db.cached("SELECT 1 FROM folders WHERE work_id IS ? AND path = ?");
+    f.bind(work, folder);
+    const bool is_folder = f.step();
+    size_t slash = folder.rfind('/');
+    if (!is_folder)
+      needed.emplace(work, folder);
+    else if (slash != std::string::npos)
+      needed.emplace(work, folder.substr(0, slash));
+  }
+  ApplyReport report;
+  make_missing_folders_in(db, needed, report);
+  if (report.stale_names.empty()) return 0;  // nothing written
+  s.commit();
+  return report.stale_names.size();
 }
 
 }  // namespace recall

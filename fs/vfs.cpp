@@ -37,6 +37,15 @@ Vfs::Vfs(Library& lib, const Options& options)
   make_dir_durable(staging_dir_, 0700);
   apply_truncation_notes();
   remove_all_but_truncation_notes(staging_dir_);
+  // Files in folders a pull of an older recallfs left without a row are
+  // shown again.
+  try {
+    if (size_t made = lib.catalog().make_missing_folders())
+      std::fprintf(stderr, "recallfs: made %zu missing folders (their files were shown nowhere)\n",
+                   made);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: could not make missing folders: %s\n", e.what());
+  }
 }
 
 void Vfs::apply_truncation_notes() {

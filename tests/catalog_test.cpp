@@ -268,6 +268,24 @@ TEST_F(CatalogTest, APulledFileInAFolderWithNoRowGetsItsFolders) {
   EXPECT_EQ(folders_queued, 2u) << "the folders made are not pushed";
 }
 
+// The same left over from an older recallfs: the mount makes the missing
+// folders once, and a second call finds nothing to do.
+TEST_F(CatalogTest, MissingFoldersAreMadeOnceForFilesAndFoldersInThem) {
+  Work w = cat->create_work("W");
+  cat->create_folder(Place{w.id, ""}, "a");
+  cat->create_folder(Place{w.id, "a"}, "b");
+  cat->create_folder(Place{w.id, "a/b"}, "c");
+  cat->add_asset(asset_in(Place{w.id, "a/b"}, "f.txt", "f"));
+  {
+    Db db = Db::open(dir / "catalog.db", {});
+    db.exec("DELETE FROM folders WHERE path IN ('a', 'a/b')");
+  }
+  EXPECT_EQ(cat->make_missing_folders(), 2u);
+  EXPECT_TRUE(cat->get_folder(Place{w.id, "a"}));
+  EXPECT_TRUE(cat->get_folder(Place{w.id, "a/b"}));
+  EXPECT_EQ(cat->make_missing_folders(), 0u);
+}
+
 TEST_F(CatalogTest, ARolledBackChangeLeavesNoRowAndNoOutboxEntry) {
   new_outbox();
   Work w = cat->create_work("Kept");
