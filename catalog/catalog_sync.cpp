@@ -488,25 +488,10 @@ size_t Catalog::make_missing_folders() {
       "SELECT work_id, folder FROM assets WHERE folder <> '' UNION "
       "SELECT from_id, folder FROM edges WHERE folder <> '' UNION "
       "SELECT work_id, path FROM folders WHERE instr(path, '/') > 0");
-  while (q.step()) {
-    std::string folder = q.text(1);
-    places.emplace(q.opt_text(0), folder);
-  }
+  while (q.step()) places.emplace(q.opt_text(0), q.text(1));
   q = Stmt();
-  // A folder's own row is there: what it needs is its parent's.
-  std::set<Spot> needed;
-  for (const auto& [work, folder] : places) {
-    Stmt f = db.cached("SELECT 1 FROM folders WHERE work_id IS ? AND path = ?");
-    f.bind(work, folder);
-    const bool is_folder = f.step();
-    size_t slash = folder.rfind('/');
-    if (!is_folder)
-      needed.emplace(work, folder);
-    else if (slash != std::string::npos)
-      needed.emplace(work, folder.substr(0, slash));
-  }
-  ApplyReport report;
-  make_missing_folders_in(db, needed, report);
+  ApplyReport report;  // (every prefix of each place: a folder's own row is one)
+  make_missing_folders_in(db, places, report);
   if (report.stale_names.empty()) return 0;  // nothing written
   s.commit();
   return report.stale_names.size();

@@ -99,6 +99,14 @@ void converge(std::vector<Device*> devices) {
   }
 }
 
+// Device a adds inbox/p.pdf, then both sign in to the account: both have
+// the file.
+void share_a_paper(Device& a, Device& b, const std::string& token) {
+  ASSERT_EQ(a.cli({"add", a.file("p.pdf", "a paper").string()}).exit_code, 0);
+  ASSERT_EQ(a.signin(token).exit_code, 0);
+  ASSERT_EQ(b.signin(token).exit_code, 0);
+}
+
 // A new account on the test server: its session token.
 std::string new_account(const std::string& name) {
   PostgresServer::get().add_user(name);
@@ -597,9 +605,7 @@ TEST(Sync, AFileRemovedOnOneDeviceAndRenamedOnAnotherIsRemovedOnBoth) {
     pg.add_user(account);
     std::string token = pg.issue_token(account);
     Device a("a"), b("b");
-    ASSERT_EQ(a.cli({"add", a.file("p.pdf", "a paper").string()}).exit_code, 0);
-    ASSERT_EQ(a.signin(token).exit_code, 0);
-    ASSERT_EQ(b.signin(token).exit_code, 0);
+    ASSERT_NO_FATAL_FAILURE(share_a_paper(a, b, token));
     {
       auto lib = Library::open(a.data, {});
       lib->catalog().remove_name(lib->catalog().lookup(Place{}, "p.pdf").at(0));
@@ -630,9 +636,7 @@ TEST(Sync, ALinkMadeToAFileRemovedElsewhereGoesWithIt) {
     SCOPED_TRACE(remover_first ? "the removal pushed first" : "the link pushed first");
     std::string token = new_account(std::string("removed-linked-") + (remover_first ? "1" : "2"));
     Device a("a"), b("b");
-    ASSERT_EQ(a.cli({"add", a.file("p.pdf", "a paper").string()}).exit_code, 0);
-    ASSERT_EQ(a.signin(token).exit_code, 0);
-    ASSERT_EQ(b.signin(token).exit_code, 0);
+    ASSERT_NO_FATAL_FAILURE(share_a_paper(a, b, token));
     {
       auto lib = Library::open(a.data, {});
       lib->catalog().remove_name(lib->catalog().lookup(Place{}, "p.pdf").at(0));

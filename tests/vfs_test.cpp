@@ -80,6 +80,16 @@ std::string read_all(Vfs& vfs, const std::string& path) {
   return out;
 }
 
+// The objects in the store but the empty one (which always stays).
+std::vector<std::string> stored_objects(Library& lib) {
+  std::vector<std::string> stored;
+  lib.blobs().list([&](const BlobInfo& b) {
+    if (b.sha256 != kEmptySha256) stored.push_back(b.sha256);
+    return true;
+  });
+  return stored;
+}
+
 // An open for writing finds the file's open state, and before it adds its
 // handle, the last other handle closes (commit, and out of the open
 // files). The new handle must not keep writing to that state: no later
@@ -110,11 +120,7 @@ TEST(VfsOpen, AnOpenRacingTheLastCloseGetsAStateLaterRenamesFind) {
 
   EXPECT_EQ(read_all(vfs, "/inbox/t.txt"), "the saved copy");
   EXPECT_EQ(vfs.getxattr("/inbox/t.txt", "user.recall.sha256"), saved);
-  std::vector<std::string> stored;
-  lib->blobs().list([&](const BlobInfo& b) {
-    if (b.sha256 != kEmptySha256) stored.push_back(b.sha256);
-    return true;
-  });
+  std::vector<std::string> stored = stored_objects(*lib);
   EXPECT_EQ(stored, std::vector<std::string>{saved}) << "bytes no file has stay stored";
 }
 
@@ -150,11 +156,7 @@ TEST(VfsOpen, AnOpenForWritingRacingASaveOverTheFileOpensOneVersion) {
     vfs.release(h);
   }
   EXPECT_EQ(read_all(vfs, "/inbox/t.txt"), "the saved copy");
-  std::vector<std::string> stored;
-  lib->blobs().list([&](const BlobInfo& b) {
-    if (b.sha256 != kEmptySha256) stored.push_back(b.sha256);
-    return true;
-  });
+  std::vector<std::string> stored = stored_objects(*lib);
   EXPECT_EQ(stored, std::vector<std::string>{saved}) << "bytes no file has stay stored";
 }
 
@@ -177,11 +179,7 @@ TEST(VfsOpen, ACommitFreesAVersionAPullRecordedWhileTheFileWasOpen) {
   write_str(vfs, h, "written here");  // over the version it opened
   vfs.release(h);
   EXPECT_EQ(read_all(vfs, "/inbox/t.txt"), "written hereopened");
-  std::vector<std::string> stored;
-  lib->blobs().list([&](const BlobInfo& b) {
-    if (b.sha256 != kEmptySha256) stored.push_back(b.sha256);
-    return true;
-  });
+  std::vector<std::string> stored = stored_objects(*lib);
   EXPECT_EQ(stored, std::vector<std::string>{test::sha256_of("written hereopened")})
       << "bytes no file has stay stored";
 }
