@@ -797,7 +797,18 @@ TEST(Sync, ASaveOverAFileWithBytesFromElsewhereDoesNotClaimThem) {
   EXPECT_EQ(pg.psql("SELECT count(*) FROM recall.device_blobs WHERE sha256 = '" + moved +
                     "' AND device_id = '" + b_id + "' AND present = 1 AND NOT deleted"),
             "0\n");
-  EXPECT_EQ(test::read_file(a / "inbox/y.txt"), "bytes only a has");
+  // a pulls the rename in its own time; its y.txt then reads x's bytes.
+  auto a_y = [&]() -> std::string {
+    try {
+      return test::read_file(a / "inbox/y.txt");
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  };
+  EXPECT_TRUE(test::eventually([&] {
+    return !fs::exists(a / "inbox/x.txt") && a_y() == "bytes only a has";
+  })) << "a's y.txt: "
+      << a_y();
 }
 
 // A file edited on one device and renamed on another before they synced:
