@@ -14,6 +14,9 @@ int pg_errno(const char* sqlstate, bool connection_bad) {
   if (s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03") return ENOTCONN;
   if (s.starts_with("28") || s == "42501") return EACCES;
   if (s == "23505") return EEXIST;
+  // A deadlock, or a serialization failure: the transaction may simply be
+  // run again.
+  if (s == "40P01" || s == "40001") return EDEADLK;
   return EIO;
 }
 

@@ -5,6 +5,7 @@
 //   ENOTCONN     the server cannot be reached or the connection broke
 //   EACCES       refused: authentication, privileges, row-level security
 //   EEXIST       a unique constraint
+//   EDEADLK      a deadlock or serialization failure: run the transaction again
 //   EIO          anything else
 // Messages never contain the connection string (it may hold a password).
 //

@@ -15,6 +15,7 @@ namespace {
 
 constexpr std::chrono::seconds kConnectTimeout{5};
 constexpr size_t kPushBatch = 10000;
+constexpr int kPushAttempts = 4;  // a push aborted by a deadlock is tried again at once
 
 std::string column_list(const SyncedTable& t, const char* prefix = "") {
   std::string out;
@@ -338,23 +339,36 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
       if (whole.size() != rows.count) short_of.insert(table);
       for (std::string& id : whole) taken.emplace(table, std::move(id));
     };
-    PgTx tx(conn_);
-    present_token();
-    for (const SyncedTable& t : synced_tables()) {
-      if (auto it = upserts.find(t.name); it != upserts.end())
-        note_taken(t.name, conn_.query(upsert_sql(t), {it->second.array()}), it->second);
-      if (std::string(t.name) == "assets" && elsewhere.count > 0) {
-        conn_.query(lock_bytes_sql(false), {elsewhere.array()});
-        note_taken(t.name, conn_.query(upsert_sql(t, true), {elsewhere.array()}), elsewhere);
+    // Two devices' pushes may lock the same rows in different orders, and
+    // the server then aborts one (a deadlock): that one is tried again at
+    // once, a few times, rather than after the worker's backoff.
+    for (int attempt = 1;; ++attempt) {
+      short_of.clear();
+      taken.clear();
+      try {
+        PgTx tx(conn_);
+        present_token();
+        for (const SyncedTable& t : synced_tables()) {
+          if (auto it = upserts.find(t.name); it != upserts.end())
+            note_taken(t.name, conn_.query(upsert_sql(t), {it->second.array()}), it->second);
+          if (std::string(t.name) == "assets" && elsewhere.count > 0) {
+            conn_.query(lock_bytes_sql(false), {elsewhere.array()});
+            note_taken(t.name, conn_.query(upsert_sql(t, true), {elsewhere.array()}), elsewhere);
+          }
+        }
+        const auto& tables = synced_tables();
+        for (auto t = tables.rbegin(); t != tables.rend(); ++t) {
+          if (std::string(t->name) == "blobs_meta") continue;  // shared by the account's devices
+          if (auto it = deletes.find(t->name); it != deletes.end())
+            note_taken(t->name, conn_.query(delete_sql(*t), {it->second.array()}), it->second);
+        }
+        tx.commit();
+        break;
+      } catch (const Error& e) {
+        if (e.code() != EDEADLK || attempt == kPushAttempts) throw;
+        std::fprintf(stderr, "recallfs: sync: push: %s; trying again\n", e.what());
       }
     }
-    const auto& tables = synced_tables();
-    for (auto t = tables.rbegin(); t != tables.rend(); ++t) {
-      if (std::string(t->name) == "blobs_meta") continue;  // shared by the account's devices
-      if (auto it = deletes.find(t->name); it != deletes.end())
-        note_taken(t->name, conn_.query(delete_sql(*t), {it->second.array()}), it->second);
-    }
-    tx.commit();
     std::vector<Catalog::Recheck> refused;
     for (const auto& [key, r] : last)
       if (r->payload && short_of.contains(r->table) && !taken.contains(key))

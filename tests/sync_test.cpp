@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <future>
 #include <map>
 #include <random>
 #include <set>
@@ -809,6 +810,55 @@ TEST(Sync, ASaveOverAFileWithBytesFromElsewhereDoesNotClaimThem) {
     return !fs::exists(a / "inbox/x.txt") && a_y() == "bytes only a has";
   })) << "a's y.txt: "
       << a_y();
+}
+
+// Two transactions that lock the same rows in opposite orders deadlock, and
+// the server aborts one. Here a push is the one aborted (another session
+// holds the second row it writes and then waits for the first): the push
+// is tried again at once, so `recallfs sync` succeeds and both renames
+// land. Before, the sync failed and waited for the worker's backoff.
+TEST(Sync, APushAbortedByADeadlockIsTriedAgainAtOnce) {
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  std::string token = new_account("deadlocked-push");
+  Device a("a");
+  ASSERT_EQ(a.signin(token).exit_code, 0);
+  ASSERT_EQ(a.cli({"add", a.file("one.txt", "1").string()}).exit_code, 0);
+  ASSERT_EQ(a.cli({"add", a.file("two.txt", "2").string()}).exit_code, 0);
+  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  std::string first, second;  // the assets' ids, in the order a push writes them
+  {
+    auto lib = Library::open(a.data, {});
+    Catalog& cat = lib->catalog();
+    std::string one = cat.lookup(Place{}, "one.txt").at(0).asset->id;
+    std::string two = cat.lookup(Place{}, "two.txt").at(0).asset->id;
+    first = std::min(one, two);
+    second = std::max(one, two);
+    cat.move_asset(one, Place{}, "one renamed.txt");
+    cat.move_asset(two, Place{}, "two renamed.txt");
+  }
+  PgConn other = PgConn::connect(pg.admin_url(), std::chrono::seconds(5));
+  // The push waits first, so its check (after 1 s) finds the cycle.
+  other.exec("SET deadlock_timeout = '10s'");
+  other.exec("BEGIN");
+  auto touch = [&](const std::string& id) {
+    other.exec("UPDATE recall.assets SET updated_ms = updated_ms WHERE id = '" + id + "'");
+  };
+  touch(second);
+  auto sync = std::async(std::launch::async, [&] { return a.cli({"sync"}); });
+  ASSERT_TRUE(test::eventually([&] {
+    return pg.psql("SELECT count(*) FROM pg_locks WHERE NOT granted") != "0\n";
+  })) << "the push does not wait for the row held";
+  touch(first);  // waits for the push, which the server then aborts
+  other.exec("COMMIT");
+  RunResult r = sync.get();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("deadlock"), std::string::npos) << "no deadlock happened: " << r.err;
+  EXPECT_EQ(
+      pg.psql(
+          "SELECT string_agg(filename, ',' ORDER BY filename) FROM recall.assets WHERE id IN ('" +
+          first + "', '" + second + "')"),
+      "one renamed.txt,two renamed.txt\n");
 }
 
 // A file edited on one device and renamed on another before they synced:
