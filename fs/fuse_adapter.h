@@ -1,9 +1,10 @@
 // The FUSE adapter: mounts a Vfs with libfuse3's low-level API.
-// fuse_adapter.cpp is the only file that includes a libfuse header; it
-// translates each request into a Vfs method and a recall::Error into an
-// errno reply, and keeps what the low-level API leaves to the file system:
-// node ids for the Vfs's paths (NodeTable) and listings being paged
-// through (Listings).
+// fuse_adapter.cpp (the session), fuse_adapter_ops.cpp (the request
+// handlers) and fuse_adapter_internal.h are the only files that include a
+// libfuse header. The adapter translates each request into a Vfs method and
+// a recall::Error into an errno reply, and keeps what the low-level API
+// leaves to the file system: node ids for the Vfs's paths (NodeTable) and
+// listings being paged through (Listings).
 //
 // Why not the high-level (path-based) API that macFUSE and WinFsp also
 // offer: measured on 100k files in 5k folders, it cannot skip OPENDIR and

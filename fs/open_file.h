@@ -5,8 +5,12 @@
 // as the byte store, so a commit moves them into the store by rename. While
 // the writes arrive in order (cp, tar, rsync) the SHA-256 is computed as they
 // come, and the commit does not read the file again.
+//
+// Vfs::Handle — one open handle: on an OpenFile, or a read-only snapshot of
+// one blob. Shared by the Vfs's files; not part of the API.
 #pragma once
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -23,6 +27,8 @@
 #include "base/sha256.h"
 #include "cas/blob_store.h"
 #include "catalog/catalog.h"
+#include "fs/fetcher.h"
+#include "fs/vfs.h"
 
 namespace recall {
 
@@ -103,6 +109,18 @@ struct OpenFile {
   // A commit stored in the byte store and not yet recorded in the catalog
   // (Vfs::commit's two phases; whoever holds the namespace lock records it).
   std::optional<UnrecordedCommit> unrecorded;
+};
+
+// One open handle (Vfs::handle): on a file's OpenFile, or a read-only
+// snapshot of one blob.
+struct Vfs::Handle {
+  std::shared_ptr<OpenFile> of;             // null: a read-only snapshot of one blob
+  UniqueFd blob_fd;                         // the snapshot's bytes, when they are here
+  std::shared_ptr<Fetcher::Remote> remote;  // else: fetched from their holders
+  std::string asset_id;                     // the snapshot's asset ("" for blobs/)
+  std::string sha256;                       // the snapshot's blob
+  struct stat snapshot_attr {};             // the snapshot's attributes at open
+  bool writable = false;
 };
 
 // Throws away a file's staged bytes: it shows its committed content again.

@@ -1,6 +1,6 @@
 // Vfs — the mounted library as POSIX file operations, with no FUSE in it.
 //
-// The FUSE adapter (fuse_adapter.cpp) only translates calls to these methods
+// The FUSE adapter (fuse_adapter*.cpp) only translates calls to these methods
 // and recall::Error codes to -errno. Paths are relative to the mount's root
 // ("/works/T/a.pdf"); the tree is the one fs/tree.h describes.
 //

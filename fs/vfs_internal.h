@@ -1,4 +1,4 @@
-// Shared by vfs.cpp and vfs_files.cpp. Not part of the API.
+// Shared by the Vfs's files (vfs*.cpp). Not part of the API.
 #pragma once
 
 #include <sys/stat.h>
