@@ -59,9 +59,13 @@ VerifyReport BlobStore::verify(const std::function<void(const VerifyProgress&)>&
 
   auto check_one = [&](const BlobInfo& b, std::vector<std::byte>& buf) {
     fs::path p = object_path(b.sha256);
+    if (before_verify_open_) before_verify_open_(b.sha256);
     int raw = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
     if (raw < 0) {
       if (errno != ENOENT) throw_last_errno("open blob " + b.sha256);
+      // Removed since its row was read (remove() erases the row first): not
+      // missing, just gone.
+      if (!index_->get(b.sha256)) return;
       if (b.health != Health::Missing) index_->set_health(b.sha256, Health::Missing, now_ms());
       std::lock_guard lock(mu);
       report.missing.push_back(b.sha256);

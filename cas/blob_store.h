@@ -136,9 +136,16 @@ class BlobStore {
 
   // Re-hashes every indexed object on `threads` threads (0: one per core).
   // Marks objects healthy, `modified` (and quarantines them) or `missing`.
-  // `progress` is called on the calling thread, at most every ~100 ms.
+  // An object removed meanwhile (by this or another process: a mount frees
+  // bytes while `recallfs verify` runs) is none of these. `progress` is
+  // called on the calling thread, at most every ~100 ms.
   VerifyReport verify(const std::function<void(const VerifyProgress&)>& progress = {},
                       unsigned threads = 0);
+  // Fault injection for tests: called by verify just before it opens each
+  // object.
+  void set_before_verify_open(std::function<void(const std::string& sha256)> fn) {
+    before_verify_open_ = std::move(fn);
+  }
   // Rebuilds the index from objects/: indexes objects it lacks, restores
   // missing ones that reappeared, moves misplaced ones back, marks absent
   // ones missing. `progress` gets the number of files seen so far.
@@ -176,6 +183,7 @@ class BlobStore {
   // object is gone).
   std::mutex names_mu_;
   std::unordered_map<std::string, int64_t> touched_;
+  std::function<void(const std::string&)> before_verify_open_;
 };
 
 // Computes a manifest over `size` bytes of the file open at `fd`, and with

@@ -298,9 +298,14 @@ class Catalog {
   };
   // Applies pulled rows in one transaction, without queueing them for push.
   // A row this device has changed but not pushed yet is left alone (its push
-  // will decide); a deleted work that still holds content here is kept and
-  // queued again; deleting an asset deletes its links.
+  // will decide); a deleted work or folder that still holds content here
+  // (recorded, or not yet: see set_unrecorded_below) is kept and queued
+  // again; deleting an asset deletes its links.
   ApplyReport apply_remote(const std::vector<RemoteRow>& rows);
+  // Tells apply_remote whether content this catalog has no row for yet (a
+  // new file being written, in a mount) lives in a place or below it. Set by
+  // the mount's Vfs (cleared with {}); `fn` must not call the catalog.
+  void set_unrecorded_below(std::function<bool(const Place&)> fn);
   bool has_row(const std::string& table, const std::string& key);
   // Records another device of the account (from the server's devices).
   void upsert_device(const std::string& id, const std::string& name,
@@ -342,6 +347,9 @@ class Catalog {
 
   std::mutex readers_mu_;  // guards readers_
   std::vector<Db> readers_;
+
+  std::mutex unrecorded_mu_;  // guards unrecorded_below_
+  std::function<bool(const Place&)> unrecorded_below_;
 };
 
 }  // namespace recall

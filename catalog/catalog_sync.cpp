@@ -297,7 +297,16 @@ void make_missing_folders_in(Db& db, const std::set<Spot>& places, Catalog::Appl
 
 }  // namespace
 
+void Catalog::set_unrecorded_below(std::function<bool(const Place&)> fn) {
+  std::lock_guard lock(unrecorded_mu_);
+  unrecorded_below_ = std::move(fn);
+}
+
 Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
+  auto unrecorded_below = [&](const Place& place) {
+    std::lock_guard lock(unrecorded_mu_);
+    return unrecorded_below_ && unrecorded_below_(place);
+  };
   ApplyReport report;
   WriteScope s(*this);
   Db& db = s.db();
@@ -371,7 +380,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
               "EXISTS(SELECT 1 FROM folders WHERE work_id = ?1)");
           u.bind(r.key);
           u.step();
-          used = u.int64(0) != 0;
+          used = u.int64(0) != 0 || unrecorded_below(Place{r.key, ""});
         } else {
           Stmt f = db.cached("SELECT work_id, path FROM folders WHERE id = ?");
           f.bind(r.key);
@@ -386,7 +395,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
                 "substr(path, 1, length(?2) + 1) = ?2 || '/')");
             u.bind(work, path);
             u.step();
-            used = u.int64(0) != 0;
+            used = u.int64(0) != 0 || unrecorded_below(Place{work, path});
           }
         }
         if (used) {

@@ -42,6 +42,9 @@ Vfs::Vfs(Library& lib, const Options& options)
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recallfs: could not make missing folders: %s\n", e.what());
   }
+  // A work or folder another device removed stays while a new file is being
+  // written in it here (as a local rmdir gets ENOTEMPTY).
+  lib.catalog().set_unrecorded_below([this](const Place& p) { return pending_.any_below(p); });
 }
 
 void Vfs::apply_truncation_notes() {
@@ -68,6 +71,7 @@ void Vfs::apply_truncation_notes() {
 }
 
 Vfs::~Vfs() {
+  lib_.catalog().set_unrecorded_below({});
   // Collections a put held up, with nothing under way any more.
   std::lock_guard ns(ns_mu_);
   for (const std::string& sha : std::exchange(collect_later_, {})) {
@@ -114,9 +118,9 @@ Vfs::Resolved Vfs::resolve(std::string_view path) {
 
 std::shared_ptr<OpenFile> Vfs::find_pending(const Place& place, const std::string& raw) {
   std::lock_guard lock(files_mu_);
-  auto it = pending_.find(pending_key(place, raw));
-  if (it == pending_.end()) return nullptr;
-  auto f = files_.find(it->second);
+  std::optional<std::string> id = pending_.find(place, raw);
+  if (!id) return nullptr;
+  auto f = files_.find(*id);
   return f == files_.end() ? nullptr : f->second;
 }
 
@@ -217,10 +221,8 @@ void Vfs::list_node(const Resolved& r,
   std::vector<std::shared_ptr<OpenFile>> pending;
   if (r.node.kind == Node::Kind::Dir) {
     std::lock_guard lock(files_mu_);
-    for (const auto& [key, id] : pending_)
-      if (std::get<0>(key) == r.node.place.work_id.value_or("") &&
-          std::get<1>(key) == r.node.place.folder)
-        if (auto it = files_.find(id); it != files_.end()) pending.push_back(it->second);
+    for (const std::string& id : pending_.in(r.node.place, false))
+      if (auto it = files_.find(id); it != files_.end()) pending.push_back(it->second);
   }
   bool more = true;
   std::unordered_set<std::string> listed;

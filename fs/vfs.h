@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "fs/library.h"
+#include "fs/pending_files.h"
 #include "fs/tree.h"
 
 namespace recall {
@@ -349,8 +350,8 @@ class Vfs {
   std::mutex files_mu_;  // guards the maps below
   // Open files by asset id (committed assets and pending new files alike).
   std::unordered_map<std::string, std::shared_ptr<OpenFile>> files_;
-  // New files not yet committed: (work id or "", folder, raw name) -> asset id.
-  std::map<std::tuple<std::string, std::string, std::string>, std::string> pending_;
+  // New files not yet committed (changed under files_mu_, with files_).
+  PendingFiles pending_;
   std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles_;
   uint64_t next_handle_ = 1;
   // The version whose pages the kernel may cache under each path (set by

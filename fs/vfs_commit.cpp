@@ -100,7 +100,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
     if (dropped) {  // files_mu_ comes before a file's lock: taken only now
       {
         std::lock_guard flock(files_mu_);
-        pending_.erase(pending_key(place, name));
+        pending_.erase(place, name);
       }
       forget_pending_name(place, name);
     }
@@ -209,7 +209,7 @@ bool Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string&
     std::lock_guard lock(files_mu_);
     std::lock_guard flock(of.mu);
     of.pending = false;
-    pending_.erase(pending_key(u.place, u.name));
+    pending_.erase(u.place, u.name);
     return true;
   }
   std::string replaced;

@@ -282,7 +282,7 @@ Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
   }
   std::lock_guard lock(files_mu_);
   files_[of->asset_id] = of;
-  pending_[pending_key(of->place, raw)] = of->asset_id;
+  pending_.add(of->place, raw, of->asset_id);
   return {add_handle_locked(of, flags | O_RDWR), false};
 }
 
@@ -466,7 +466,7 @@ void Vfs::release(uint64_t h) {
     of.drop_truncation_note();
     noted = std::move(of.noted_blobs);
     of.noted_blobs.clear();
-    dropped = of.pending && pending_.erase(pending_key(of.place, of.name)) > 0;
+    dropped = of.pending && pending_.erase(of.place, of.name);
     place = of.place;
     name = of.name;
     if (of.unlinked) orphan = of.sha256;

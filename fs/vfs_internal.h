@@ -37,9 +37,4 @@ inline void set_times(struct stat& st, int64_t mtime_ns, int64_t ctime_ns) {
                 static_cast<long>(ctime_ns % 1000000000)};
 }
 
-inline std::tuple<std::string, std::string, std::string> pending_key(const Place& place,
-                                                                     const std::string& raw) {
-  return {place.work_id.value_or(""), place.folder, raw};
-}
-
 }  // namespace recall::vfs_detail

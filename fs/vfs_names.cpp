@@ -57,12 +57,8 @@ void Vfs::mkdir(std::string_view path, mode_t mode) {
 std::vector<std::shared_ptr<OpenFile>> Vfs::pending_under(const Place& place) {
   std::vector<std::shared_ptr<OpenFile>> out;
   std::lock_guard lock(files_mu_);
-  for (const auto& [key, id] : pending_) {
-    if (std::get<0>(key) != place.work_id.value_or("")) continue;
-    const std::string& folder = std::get<1>(key);
-    if (place.folder.empty() || folder == place.folder || folder.starts_with(place.folder + "/"))
-      if (auto it = files_.find(id); it != files_.end()) out.push_back(it->second);
-  }
+  for (const std::string& id : pending_.in(place, true))
+    if (auto it = files_.find(id); it != files_.end()) out.push_back(it->second);
   return out;
 }
 
@@ -105,7 +101,7 @@ void Vfs::unlink(std::string_view path) {
     std::lock_guard flock(r.pending->mu);
     r.pending->unlinked = true;
     r.pending->drop_truncation_note();
-    pending_.erase(pending_key(r.pending->place, r.pending->name));
+    pending_.erase(r.pending->place, r.pending->name);
     return;
   }
   const Asset& a = *r.node.entry->asset;

@@ -17,6 +17,10 @@ constexpr std::chrono::seconds kConnectTimeout{5};
 constexpr size_t kPushBatch = 10000;
 constexpr int kPushAttempts = 4;  // a push aborted by a deadlock is tried again at once
 
+// The rows that live in a work, by the column that names it.
+constexpr std::pair<const char*, const char*> kWorkChildren[] = {
+    {"assets", "work_id"}, {"edges", "from_id"}, {"folders", "work_id"}};
+
 std::string column_list(const SyncedTable& t, const char* prefix = "") {
   std::string out;
   for (const SyncedColumn& c : t.columns) {
@@ -129,18 +133,33 @@ std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false) {
   // with a newer group of the server's was taken in part): the others are
   // read back at the next pull.
   std::string taken = std::string(" RETURNING t.") + t.key + "::text";
-  if (!t.version) return sql + taken;
-  std::string v = t.version;
-  std::string newer = "t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v;
-  if (n == "assets") {
-    std::string any_newer;
-    for (const char* g : {"content_ms", "place_ms", "attrs_ms"})
-      any_newer += std::string(any_newer.empty() ? "" : " OR ") + "coalesce(t." + g +
-                   ", t.updated_ms) <= coalesce(EXCLUDED." + g + ", EXCLUDED.updated_ms)";
-    return sql + " WHERE CASE WHEN t.deleted THEN t.sha256 IS DISTINCT FROM EXCLUDED.sha256 ELSE " +
-           any_newer + " END" + taken + ", t.content_ms::text, t.place_ms::text, t.attrs_ms::text";
+  std::string stamps =
+      n == "assets" ? ", t.content_ms::text, t.place_ms::text, t.attrs_ms::text" : "";
+  if (t.version) {
+    std::string v = t.version;
+    if (n == "assets") {
+      std::string any_newer;
+      for (const char* g : {"content_ms", "place_ms", "attrs_ms"})
+        any_newer += std::string(any_newer.empty() ? "" : " OR ") + "coalesce(t." + g +
+                     ", t.updated_ms) <= coalesce(EXCLUDED." + g + ", EXCLUDED.updated_ms)";
+      sql += " WHERE CASE WHEN t.deleted THEN t.sha256 IS DISTINCT FROM EXCLUDED.sha256 ELSE " +
+             any_newer + " END";
+    } else {
+      sql += " WHERE t.deleted OR t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v;
+    }
   }
-  return sql + " WHERE t.deleted OR " + newer + taken;
+  // What lives in a work that another device removed meanwhile (it was empty
+  // there) brings the work back, as a device keeps a removed work that holds
+  // content (Catalog::apply_remote): no live row is ever in a removed work.
+  for (auto [child, column] : kWorkChildren) {
+    if (n != child) continue;
+    return "WITH up AS (" + sql + taken + stamps + ", t." + column +
+           " AS work), back AS (UPDATE recall.works w SET deleted = false FROM (SELECT DISTINCT "
+           "work FROM up) u WHERE w.owner_id = (SELECT recall.current_owner()) AND w.id = u.work "
+           "AND w.deleted) SELECT " +
+           (n == "assets" ? "id, content_ms, place_ms, attrs_ms" : std::string(t.key)) + " FROM up";
+  }
+  return sql + taken + stamps;
 }
 
 // The group stamps an asset row was pushed with, as the server returns
@@ -165,8 +184,12 @@ std::array<std::string_view, 3> asset_stamps_sent(std::string_view payload) {
 }
 
 // Tombstones, applied only to the version the deleter saw (or older); an
-// asset's, to the content it saw, whatever was renamed or moved since (a
-// delete wins over a rename, an edit of the content over a delete).
+// asset's, to the content it saw or older content (its own edit made just
+// before the removal, not pushed, is newer than what the server has),
+// whatever was renamed or moved since (a delete wins over a rename, an edit
+// of the content made elsewhere over a delete). A work goes only when
+// nothing lives in it (a file, link or folder added elsewhere meanwhile
+// keeps it).
 std::string delete_sql(const SyncedTable& t) {
   std::string n = t.name;
   std::string sql = "UPDATE recall." + n +
@@ -176,7 +199,9 @@ std::string delete_sql(const SyncedTable& t) {
   if (n == "assets") {
     // A removed file's links go with it, also one made elsewhere meanwhile
     // (each device removes them with the file when it pulls the removal).
-    sql += " AND t.sha256 IS NOT DISTINCT FROM d.sha256 RETURNING t.id";
+    sql +=
+        " AND (t.sha256 IS NOT DISTINCT FROM d.sha256 OR t.content_ms <= d.content_ms) RETURNING "
+        "t.id";
     return "WITH gone AS (" + sql +
            "), links AS (UPDATE recall.edges e SET deleted = true FROM gone WHERE e.owner_id = "
            "(SELECT recall.current_owner()) AND e.to_id = gone.id AND NOT e.deleted) "
@@ -185,6 +210,10 @@ std::string delete_sql(const SyncedTable& t) {
   if (t.version)
     sql += std::string(" AND (t.") + t.version + " IS NULL OR t." + t.version + " <= d." +
            t.version + ")";
+  if (n == "works")
+    for (auto [child, column] : kWorkChildren)
+      sql += std::string(" AND NOT EXISTS (SELECT 1 FROM recall.") + child +
+             " c WHERE c.owner_id = t.owner_id AND c." + column + " = t.id AND NOT c.deleted)";
   return sql + " RETURNING t." + t.key + "::text";
 }
 

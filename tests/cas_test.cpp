@@ -283,6 +283,30 @@ TEST(BlobStore, VerifyQuarantinesAFlippedByteAndNeverServesIt) {
   EXPECT_EQ(store->stat(shas[2])->health, Health::Healthy);
 }
 
+// A mount frees bytes while `recallfs verify` (another process) runs: an
+// object removed after verify read its row is not reported missing. Before,
+// it was, and verify failed on a healthy library.
+TEST(BlobStore, VerifyDoesNotCallAnObjectRemovedMeanwhileMissing) {
+  TempDir dir;
+  auto store = BlobStore::open(dir.path(), {.create = true});
+  auto checker = BlobStore::open(dir.path(), {});  // as `recallfs verify` opens it
+  std::string kept = put_string(*store, "kept").sha256;
+  std::string freed = put_string(*store, "freed while verify runs").sha256;
+  checker->set_before_verify_open([&](const std::string& sha) {
+    if (sha == freed) store->remove(freed);
+  });
+  VerifyReport r = checker->verify({}, 1);
+  EXPECT_TRUE(r.missing.empty()) << r.missing.size() << " reported missing";
+  EXPECT_TRUE(r.modified.empty());
+  EXPECT_EQ(r.checked, 1u);
+  EXPECT_EQ(checker->stat(kept)->health, Health::Healthy);
+  // An object whose row stays is missing, as before.
+  std::string lost = put_string(*store, "lost").sha256;
+  fs::remove(store->object_path(lost));
+  checker->set_before_verify_open({});
+  EXPECT_EQ(checker->verify({}, 1).missing, std::vector<std::string>{lost});
+}
+
 TEST(BlobStore, DeletedObjectIsMissingAndHealthyAgainAfterScan) {
   TempDir dir;
   auto store = BlobStore::open(dir.path(), {.create = true});

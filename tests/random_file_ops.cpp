@@ -17,7 +17,12 @@ namespace {
 namespace fs = std::filesystem;
 
 const char* const kFiles[] = {"a", "b", "c", "d"};
-const char* const kDirs[] = {"", "d1/", "d2/", "d1/d2/"};
+// Where files are, and the folders made, renamed and removed: in one work's
+// folder, or in works/ (no files at its top: that is EPERM).
+const char* const kFileDirs[] = {"", "d1/", "d2/", "d1/d2/"};
+const char* const kDirs[] = {"d1", "d2", "d1/d2", "d2/d1"};
+const char* const kWorkFileDirs[] = {"W0/", "W1/", "W0/d1/", "W2/d1/"};
+const char* const kWorkDirs[] = {"W0", "W1", "W2", "W0/d1", "W1/d1", "W2/d1"};
 
 std::string bytes(std::mt19937_64& rng, size_t n) {
   std::string s(n, '\0');
@@ -43,12 +48,12 @@ std::string RandomFileOps::run(int worker, uint64_t ops) {
 }
 
 std::string RandomFileOps::file(std::mt19937_64& rng) {
-  return (root_ / (std::string(kDirs[rng() % 4]) + kFiles[rng() % 4])).string();
+  const char* d = options_.works ? kWorkFileDirs[rng() % 4] : kFileDirs[rng() % 4];
+  return (root_ / (std::string(d) + kFiles[rng() % 4])).string();
 }
 
 std::string RandomFileOps::dir(std::mt19937_64& rng) {
-  static const char* const dirs[] = {"d1", "d2", "d1/d2", "d2/d1"};
-  return (root_ / dirs[rng() % 4]).string();
+  return (root_ / (options_.works ? kWorkDirs[rng() % 6] : kDirs[rng() % 4])).string();
 }
 
 // What a local disk may answer to each kind of call.

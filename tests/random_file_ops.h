@@ -24,6 +24,10 @@ class RandomFileOps {
     // reading them may fail with EIO when no holder has that version any
     // more.
     bool remote_bytes = false;
+    // The folder is a library's works/: its sub-folders are works (made,
+    // renamed, removed, moved into other works as folders and back), and
+    // files move and link between them. Otherwise one work's folder.
+    bool works = false;
   };
   RandomFileOps(std::filesystem::path root, uint64_t seed, Options options);
   RandomFileOps(std::filesystem::path root, uint64_t seed)

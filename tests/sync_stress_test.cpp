@@ -1,14 +1,16 @@
 // Two mounted devices of one account edit one work at once, as a user with
 // a laptop and a desktop does, while their sync workers push and pull and
 // each fetches the other's bytes as a peer. Threads on each device apply
-// random operations (tests/random_file_ops.h) to the work's folder.
+// random operations (tests/random_file_ops.h) to the work's folder; in the
+// second test, to works/ (works made, renamed, removed, moved into each
+// other as folders, files moved and linked between them).
 //
 // Races between devices have no single right outcome either. What must hold:
 //   * every failure is one a local disk gives for that call, or EIO for
 //     opening or reading a version whose bytes no holder has any more;
 //   * nothing hangs;
-//   * once the edits stop, both devices show the same tree (names, and each
-//     file's content by its hash) with nothing left to push, and every file
+//   * once the edits stop, both devices show the same tree (folders, names,
+//     and each file's content by its hash) with nothing left to push, and every file
 //     reads back on each device as that hash says;
 //   * `recallfs verify` finds no damage, and no object stays that no file
 //     of that device has.
@@ -51,6 +53,16 @@ std::map<std::string, std::string> hashes(const fs::path& dir) {
   return out;
 }
 
+// hashes(), and each folder under `dir` as "path/" -> "folder".
+std::map<std::string, std::string> tree(const fs::path& dir) {
+  std::map<std::string, std::string> out = hashes(dir);
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_directory()) out[fs::relative(it->path(), dir).string() + "/"] = "folder";
+  return out;
+}
+
 int64_t outbox_pending(MountedLibrary& m) {
   test::RunResult r = m.recallfs({"status", "--json"});
   if (r.exit_code != 0) return -1;
@@ -83,13 +95,14 @@ std::string sync_failures(MountedLibrary& m, const std::string& name) {
   return out;
 }
 
-TEST(SyncStress, TwoDevicesEditingOneWorkAtOnceConvergeAndLoseNothing) {
-  RECALL_REQUIRE_FUSE();
-  RECALL_REQUIRE_POSTGRES();
+// Two devices race in `where` (a path under each mount: one work's folder,
+// or works/ itself when `works`); then they must converge and lose nothing.
+void race_two_devices(const std::string& where, bool works) {
   const uint64_t seed = env_or("RECALL_SYNC_STRESS_SEED", 1);
   const uint64_t ops = env_or("RECALL_SYNC_STRESS_OPS", 300);
   PostgresServer& pg = PostgresServer::get();
-  const std::string account = "racing-" + std::to_string(seed);
+  const std::string account =
+      std::string(works ? "racing-works-" : "racing-") + std::to_string(seed);
   pg.add_user(account);
   const std::string token = pg.issue_token(account);
   MountedLibrary a, b;
@@ -100,12 +113,14 @@ TEST(SyncStress, TwoDevicesEditingOneWorkAtOnceConvergeAndLoseNothing) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     m->mount();
   }
-  ASSERT_EQ(::mkdir((a / "works/S").c_str(), 0755), 0);
-  ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "works/S"); }));
+  if (!works) {
+    ASSERT_EQ(::mkdir((a / where).c_str(), 0755), 0);
+    ASSERT_TRUE(test::eventually([&] { return fs::exists(b / where); }));
+  }
 
-  const test::RandomFileOps::Options synced{.remote_bytes = true};
-  test::RandomFileOps on_a(a / "works/S", seed * 2, synced);
-  test::RandomFileOps on_b(b / "works/S", seed * 2 + 1, synced);
+  const test::RandomFileOps::Options synced{.remote_bytes = true, .works = works};
+  test::RandomFileOps on_a(a / where, seed * 2, synced);
+  test::RandomFileOps on_b(b / where, seed * 2 + 1, synced);
   test::RaceOutcome outcome = test::race({&on_a, &on_b}, 2, ops, std::chrono::seconds(60), [&] {
     a.kill_daemon();  // reports the daemons' stacks; ends the stuck calls
     b.kill_daemon();
@@ -120,23 +135,23 @@ TEST(SyncStress, TwoDevicesEditingOneWorkAtOnceConvergeAndLoseNothing) {
   EXPECT_TRUE(test::eventually(
       [&] {
         if (outbox_pending(a) != 0 || outbox_pending(b) != 0) return false;
-        on_a_now = hashes(a / "works/S");
-        on_b_now = hashes(b / "works/S");
+        on_a_now = tree(a / where);
+        on_b_now = tree(b / where);
         return on_a_now == on_b_now;
       },
       std::chrono::seconds(30)))
       << "the devices do not converge (seed " << seed << "):" << describe(on_a_now, on_b_now)
       << "\noutbox a " << outbox_pending(a) << ", b " << outbox_pending(b) << sync_failures(a, "a")
       << sync_failures(b, "b");
-  EXPECT_FALSE(on_a_now.empty()) << "the work ended empty: the test tested little";
+  EXPECT_FALSE(hashes(a / where).empty()) << "no file is left: the test tested little";
   for (MountedLibrary* m : {&a, &b}) {
     SCOPED_TRACE(m == &a ? "device a" : "device b");
     // Every file reads as its hash says (fetched from the other device when
     // its bytes are there only).
-    for (const auto& [name, sha] : hashes(*m / "works/S")) {
+    for (const auto& [name, sha] : hashes(*m / where)) {
       std::string content;
       try {
-        content = test::read_file(*m / ("works/S/" + name));
+        content = test::read_file(*m / where / name);
       } catch (const std::exception& e) {
         ADD_FAILURE() << e.what() << " (its bytes " << sha << " are kept by: "
                       << (fs::exists(a.data() / "cas/objects" / sha.substr(0, 2) / sha) ? "a " : "")
@@ -173,6 +188,20 @@ TEST(SyncStress, TwoDevicesEditingOneWorkAtOnceConvergeAndLoseNothing) {
         std::chrono::seconds(20)))
         << "no file has the bytes of (seed " << seed << "):" << unnamed;
   }
+}
+
+TEST(SyncStress, TwoDevicesEditingOneWorkAtOnceConvergeAndLoseNothing) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  race_two_devices("works/S", false);
+}
+
+// The same, one level up: works made, renamed, removed, turned into folders
+// of other works and back, files moved and linked between works.
+TEST(SyncStress, TwoDevicesReorganisingWorksAtOnceConvergeAndLoseNothing) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  race_two_devices("works", true);
 }
 
 }  // namespace

@@ -812,6 +812,83 @@ TEST(Sync, ASaveOverAFileWithBytesFromElsewhereDoesNotClaimThem) {
       << a_y();
 }
 
+// A file edited and then removed before its device synced: the removal
+// names the edited content, which the server never saw, and still applies
+// (the server's content is older). Before, the server kept the row, and
+// the removed file came back at the next pull.
+TEST(Sync, AFileEditedThenRemovedBeforeASyncStaysRemoved) {
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  std::string token = new_account("edited-then-removed");
+  Device a("a");
+  ASSERT_EQ(a.signin(token).exit_code, 0);
+  ASSERT_EQ(a.cli({"add", a.file("x.txt", "version 1").string()}).exit_code, 0);
+  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  std::string id;
+  {
+    auto lib = Library::open(a.data, {});
+    Catalog& cat = lib->catalog();
+    id = cat.lookup(Place{}, "x.txt").at(0).asset->id;
+    std::istringstream in("version 2");
+    PutResult put = lib->blobs().put(in);
+    cat.set_asset_content(id, Library::blob_meta(put, "x.txt"));
+    cat.remove_name(cat.lookup(Place{}, "x.txt").at(0));
+  }
+  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  EXPECT_EQ(pg.psql("SELECT deleted FROM recall.assets WHERE id = '" + id + "'"), "t\n");
+  ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+  EXPECT_EQ(a.tree(), (std::set<std::string>{"inbox/", "works/"})) << "the removed file came back";
+}
+
+// A work removed on one device (empty there) while a file was added to it
+// on another, in both push orders: the work stays (a removal is not taken
+// while something lives in the work; a file pushed into a removed work
+// brings it back), and both devices end with the file in it. Before, the
+// server could keep a live file in a removed work, which a device with
+// nothing in that work could never show (its pull could not apply it).
+TEST(Sync, AWorkRemovedWhileAFileWasAddedToItElsewhereStaysWithTheFile) {
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  for (bool remove_first : {false, true}) {
+    SCOPED_TRACE(remove_first ? "the removal pushed first" : "the file pushed first");
+    std::string token = new_account(remove_first ? "work-removed-first" : "file-added-first");
+    Device a("a"), b("b");
+    ASSERT_EQ(a.signin(token).exit_code, 0);
+    std::string work;
+    {
+      auto lib = Library::open(a.data, {});
+      work = lib->catalog().create_work("Shared").id;
+    }
+    ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+    ASSERT_EQ(b.signin(token).exit_code, 0);
+    ASSERT_TRUE(b.tree().contains("works/Shared/"));
+    {
+      auto lib = Library::open(a.data, {});
+      lib->catalog().delete_work(work);  // rmdir works/Shared on a
+    }
+    RunResult add = b.cli({"add", b.file("f.txt", "added on b").string(), "--work", "Shared"});
+    ASSERT_EQ(add.exit_code, 0) << add.err;
+    const std::string file = "works/Shared/f.txt " + test::sha256_of("added on b");
+    auto work_removed = [&] {
+      return pg.psql("SELECT deleted FROM recall.works WHERE id = '" + work + "'");
+    };
+    if (remove_first) {
+      ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+      ASSERT_EQ(work_removed(), "t\n");
+      ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
+      EXPECT_EQ(work_removed(), "f\n") << "the file's push did not bring its work back";
+    } else {
+      ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
+      ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+      EXPECT_EQ(work_removed(), "f\n") << "a work with a file in it was removed";
+    }
+    ASSERT_EQ(a.cli({"sync"}).exit_code, 0);
+    EXPECT_TRUE(a.tree().contains(file)) << "a does not show the file b added";
+    converge({&a, &b});
+    EXPECT_EQ(a.tree(), b.tree());
+  }
+}
+
 // Two transactions that lock the same rows in opposite orders deadlock, and
 // the server aborts one. Here a push is the one aborted (another session
 // holds the second row it writes and then waits for the first): the push

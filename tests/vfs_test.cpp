@@ -226,5 +226,34 @@ TEST(VfsOpen, ANewFileKeepsAFolderRemovedElsewhereWhileItWasWritten) {
   EXPECT_EQ(read_all(vfs, "/works/W/notes/deep/new.txt"), "written while the folder went");
 }
 
+// A new file being written in a work that another device removed (it was
+// empty there: the file is no row yet). The pull keeps the work, as a local
+// rmdir would fail with ENOTEMPTY, and queues it again so that the server
+// brings it back; the close then records the file in it. A work removed
+// with nothing in it goes. Before, the pull removed the work and the close
+// failed with ENOENT: the file was lost, and its bytes stayed for good.
+TEST(VfsOpen, APulledRemovalOfAWorkKeepsItWhileANewFileIsWrittenInIt) {
+  test::TempDir dir;
+  auto lib = Library::open(dir / "lib", {.create = true});
+  Vfs vfs(*lib, {});
+  vfs.mkdir("/works/W", 0755);
+  vfs.mkdir("/works/Empty", 0755);
+  Vfs::OpenResult r = vfs.create("/works/W/new.txt", 0644, O_WRONLY);
+  write_str(vfs, r.handle, "written while the work went");
+  Catalog& cat = lib->catalog();
+  std::string w = cat.works_titled("W").at(0).id;
+  std::string empty = cat.works_titled("Empty").at(0).id;
+  cat.drop_outbox_through(cat.read_outbox(0, 1000).back().seq, {});  // pushed
+  Catalog::ApplyReport rep =
+      cat.apply_remote({{"works", w, true, "{}"}, {"works", empty, true, "{}"}});
+  EXPECT_EQ(rep.kept, 1u);
+  EXPECT_TRUE(cat.get_work(w)) << "a work with a file being written in it was removed";
+  EXPECT_FALSE(cat.get_work(empty));
+  EXPECT_EQ(cat.outbox_count(), 1u) << "the kept work is not pushed back";
+  EXPECT_NO_THROW(vfs.flush(r.handle));
+  vfs.release(r.handle);
+  EXPECT_EQ(read_all(vfs, "/works/W/new.txt"), "written while the work went");
+}
+
 }  // namespace
 }  // namespace recall
