@@ -201,9 +201,10 @@ std::optional<Node> Tree::child(const Node& dir, std::string_view shown) {
   return std::nullopt;
 }
 
-std::vector<std::string> Tree::shown_names(const Place& place, const std::string& raw) {
+std::vector<std::string> Tree::shown_names(const Place& place, const std::string& raw,
+                                           size_t at_least) {
   size_t n = catalog_.lookup(place, raw).size();
-  return name_group(raw, std::max<size_t>(n, 1),
+  return name_group(raw, std::max<size_t>(n, at_least),
                     [&](const std::string& r) { return catalog_.lookup(place, r).size(); });
 }
 

@@ -57,8 +57,11 @@ class Tree {
   // The entry called `shown` in directory `dir`, or nullopt.
   std::optional<Node> child(const Node& dir, std::string_view shown);
   // Every name the entries called `raw` in `place` show as ("a.pdf",
-  // "a (2).pdf", ...); escape_name(raw) alone when there is none.
-  std::vector<std::string> shown_names(const Place& place, const std::string& raw);
+  // "a (2).pdf", ...); escape_name(raw) alone when there is none. With
+  // `at_least`, the names that many entries would show as (the names a
+  // group showed before some of its entries left).
+  std::vector<std::string> shown_names(const Place& place, const std::string& raw,
+                                       size_t at_least = 1);
   // The path a place shows at ("/works/Notes (2)/drafts"); "" when it is
   // gone.
   std::string shown_path(const Place& place);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <span>
@@ -253,6 +254,37 @@ TEST(VfsOpen, APulledRemovalOfAWorkKeepsItWhileANewFileIsWrittenInIt) {
   EXPECT_NO_THROW(vfs.flush(r.handle));
   vfs.release(r.handle);
   EXPECT_EQ(read_all(vfs, "/works/W/new.txt"), "written while the work went");
+}
+
+// A pull moves one of two same-named files away: the one shown as "b (2)"
+// shows as "b" now, or "b (2)" names nothing any more. The kernel must drop
+// every name the group showed, with their pages: it would serve the pages
+// cached under "b (2)" for whatever file has that name next. Before, only
+// "b" was dropped (a read then mixed two files' bytes).
+TEST(VfsChanges, APullThatShrinksAGroupOfSameNamedFilesDropsEveryNameItShowed) {
+  test::TempDir dir;
+  auto lib = Library::open(dir / "lib", {.create = true});
+  Vfs vfs(*lib, {});
+  std::vector<std::pair<std::string, Vfs::Stale>> dropped;
+  vfs.set_invalidator(
+      [&](const std::string& path, Vfs::Stale what) { dropped.emplace_back(path, what); });
+  add_file(vfs, "/inbox/b", "one");
+  add_file(vfs, "/inbox/c", "another");
+  Catalog& cat = lib->catalog();
+  std::string moved = cat.lookup(Place{}, "c").at(0).asset->id;
+  cat.move_asset(moved, Place{}, "b");  // (as a pull does) two files called b
+  ASSERT_EQ(read_all(vfs, "/inbox/b (2)").size() + read_all(vfs, "/inbox/b").size(), 10u);
+  cat.move_asset(moved, Place{}, "d");  // and a later pull moves one away
+  dropped.clear();
+  Catalog::ApplyReport pulled;
+  pulled.stale_names = {{Place{}, "b"}};
+  pulled.changed_assets = {moved};
+  vfs.remote_changed(pulled);
+  for (const char* name : {"/inbox/b", "/inbox/b (2)"})
+    EXPECT_NE(
+        std::find(dropped.begin(), dropped.end(), std::pair{std::string(name), Vfs::Stale::Name}),
+        dropped.end())
+        << name << " was not dropped";
 }
 
 }  // namespace
