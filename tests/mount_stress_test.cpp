@@ -1,5 +1,6 @@
 // Several threads apply random operations (tests/random_file_ops.h) to one
-// folder of the mount at once, as apps running side by side do.
+// folder of the mount at once, as apps running side by side do; in the
+// second test, to works/ itself.
 //
 // Races have no single right outcome, so there is no reference model here
 // (tests/mount_model_test.cpp is the sequential one). What must hold:
@@ -40,13 +41,16 @@ std::map<std::string, std::string> contents(const fs::path& dir) {
   return out;
 }
 
-TEST(MountStress, ThreadsRacingOnOneFolderGetLocalDiskAnswersAndLoseNoClosedFile) {
-  RECALL_REQUIRE_FUSE();
+// Four threads race in `where` (one work's folder, or works/ itself when
+// `works`); then the checks above.
+void race_threads(const std::string& where, bool works) {
   MountedLibrary m;
   const uint64_t seed = env_or("RECALL_STRESS_SEED", 1);
   const uint64_t ops = env_or("RECALL_STRESS_OPS", 1500);
-  ASSERT_EQ(::mkdir((m / "works/S").c_str(), 0755), 0);
-  test::RandomFileOps stress(m / "works/S", seed);
+  if (!works) {
+    ASSERT_EQ(::mkdir((m / where).c_str(), 0755), 0);
+  }
+  test::RandomFileOps stress(m / where, seed, {.works = works});
   test::RaceOutcome outcome = test::race({&stress}, 4, ops, std::chrono::seconds(60), [&] {
     m.kill_daemon();  // reports the daemon's stacks; ends the stuck calls
   });
@@ -61,15 +65,14 @@ TEST(MountStress, ThreadsRacingOnOneFolderGetLocalDiskAnswersAndLoseNoClosedFile
   // seconds, not at once.
   auto recorded_now = [&] {
     std::map<std::string, std::string> out;
-    for (const auto& [name, content] : contents(m / "works/S"))
+    for (const auto& [name, content] : contents(m / where))
       out[name] =
-          m.shell("getfattr --only-values -n user.recall.sha256 'works/S/" + name + "'").out;
+          m.shell("getfattr --only-values -n user.recall.sha256 '" + where + "/" + name + "'").out;
     return out;
   };
   auto read_now = [&] {
     std::map<std::string, std::string> out;
-    for (const auto& [name, content] : contents(m / "works/S"))
-      out[name] = test::sha256_of(content);
+    for (const auto& [name, content] : contents(m / where)) out[name] = test::sha256_of(content);
     return out;
   };
   std::map<std::string, std::string> recorded, read;
@@ -85,7 +88,7 @@ TEST(MountStress, ThreadsRacingOnOneFolderGetLocalDiskAnswersAndLoseNoClosedFile
            for (const auto& [name, sha] : recorded)
              if (read[name] != sha) {
                struct stat st {};
-               ::stat((m / ("works/S/" + name)).c_str(), &st);
+               ::stat((m / where / name).c_str(), &st);
                d += "\n  " + name + ": read " + read[name] + ", catalog " + sha + ", nlink " +
                     std::to_string(st.st_nlink) + ", size " + std::to_string(st.st_size);
              }
@@ -116,6 +119,18 @@ TEST(MountStress, ThreadsRacingOnOneFolderGetLocalDiskAnswersAndLoseNoClosedFile
       std::cerr << q.int64(0) << " " << q.text(1) << " " << q.text(2) << " " << q.text(3) << " "
                 << q.text(4) << "\n";
   }
+}
+
+TEST(MountStress, ThreadsRacingOnOneFolderGetLocalDiskAnswersAndLoseNoClosedFile) {
+  RECALL_REQUIRE_FUSE();
+  race_threads("works/S", false);
+}
+
+// The same in works/: works made, renamed, removed, moved into each other
+// as folders and back, files moved and linked between them.
+TEST(MountStress, ThreadsReorganisingWorksGetLocalDiskAnswersAndLoseNoClosedFile) {
+  RECALL_REQUIRE_FUSE();
+  race_threads("works", true);
 }
 
 }  // namespace
