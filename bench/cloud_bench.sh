@@ -7,7 +7,8 @@
 #   * the first 4 KiB read at offset 900 MiB of a cold 1 GiB file vs one
 #     ranged GET of one 4 MiB chunk with curl (target <= 2);
 #   * 256 MiB read from a peer device vs curl of the same blob from that
-#     peer's server, signed (target >= 0.8).
+#     peer's server, signed (target >= 0.8); and the same over loopback
+#     shaped to 1 Gbit/s, where the link and not the CPU is the limit.
 # Every recallfs read is cold: a new device (data directory) each time.
 # Best of three for every figure.
 #
@@ -21,7 +22,9 @@ command -v s3fs > /dev/null && command -v rclone > /dev/null ||
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq s3fs rclone > /dev/null
 for m in "$DIR"/mnt*; do fusermount3 -u -z "$m" 2> /dev/null || true; done
 rm -rf "$DIR"; mkdir -p "$DIR"
+shaped=""
 cleanup() {
+  [ -n "$shaped" ] && tc qdisc del dev lo root 2> /dev/null
   for m in "$DIR"/mnt*; do fusermount3 -u -z "$m" 2> /dev/null || true; done
   stop_pg "$DIR"
   "$here/tests/rig/swift.sh" stop "$DIR/swift" || true
@@ -174,6 +177,19 @@ for _ in 1 2 3; do
   t=$(cold_read "$(device)" f256.bin 'cat "$F" > /dev/null')
   if [ "$(min "$t_peer" "$t")" = "$t" ]; then t_peer=$t c_peer=$(cat "$DIR/cpu.last"); fi
 done
-"$R" unmount "$DIR/mnt-a"
 report "peer read 256 MiB: recallfs / curl from the peer" "$(ratio "$t_pcurl" "$t_peer") (recallfs ${t_peer}s, curl ${t_pcurl}s; target >= 0.8)"
 report "  CPU spent, both ends, on $(nproc) cores" "recallfs ${c_peer}s (verify, keep, serve), curl ${c_pcurl}s"
+# The same where the link is the limit, as between two machines: loopback
+# shaped to 1 Gbit/s (tc, root only; skipped where it cannot be).
+if tc qdisc add dev lo root tbf rate 1gbit burst 1mb latency 50ms 2> /dev/null; then
+  shaped=1
+  t_lcurl="" t_link=""
+  for _ in 1 2; do
+    drop
+    t_lcurl=$(min "$t_lcurl" "$(secs peerget)")
+    t_link=$(min "$t_link" "$(cold_read "$(device)" f256.bin 'cat "$F" > /dev/null')")
+  done
+  tc qdisc del dev lo root; shaped=""
+  report "peer read 256 MiB over 1 Gbit/s: recallfs / curl" "$(ratio "$t_lcurl" "$t_link") (recallfs ${t_link}s, curl ${t_lcurl}s)"
+fi
+"$R" unmount "$DIR/mnt-a"

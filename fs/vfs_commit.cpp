@@ -200,15 +200,29 @@ bool Vfs::record_row(OpenFile& of, const UnrecordedCommit& u, const std::string&
     try {
       lib_.catalog().add_asset(n);
     } catch (const Error& e) {
-      // Its folder was removed by another device while the new file was
-      // being written here (a pull): the file keeps its folder, as a folder
-      // that holds content here is kept (Catalog::apply_remote).
-      if (e.code() != ENOENT || u.place.folder.empty() || !restore_folder(u.place)) throw;
-      lib_.catalog().add_asset(n);
+      // Its folder or work was removed by another device while the new file
+      // was being written here (a pull keeps them while it sees the file:
+      // this one came in the moment before). The file keeps its folder, made
+      // again, while its work is here; else it is kept in the inbox.
+      if (e.code() != ENOENT) throw;
+      if (!u.place.folder.empty() && restore_folder(u.place)) {
+        lib_.catalog().add_asset(n);
+      } else if (u.place.work_id && !lib_.catalog().get_work(*u.place.work_id)) {
+        std::fprintf(stderr,
+                     "recallfs: %s was written in a work another device removed meanwhile; it "
+                     "is kept in inbox/\n",
+                     quote(u.name).c_str());
+        n.place = Place{};
+        lib_.catalog().add_asset(n);
+        invalidate_in(n.place, escape_name(n.filename), Stale::Listing);
+      } else {
+        throw;
+      }
     }
     std::lock_guard lock(files_mu_);
     std::lock_guard flock(of.mu);
     of.pending = false;
+    of.place = n.place;
     pending_.erase(u.place, u.name);
     return true;
   }

@@ -256,6 +256,25 @@ TEST(VfsOpen, APulledRemovalOfAWorkKeepsItWhileANewFileIsWrittenInIt) {
   EXPECT_EQ(read_all(vfs, "/works/W/new.txt"), "written while the work went");
 }
 
+// The same, when the pull came in the moment between the new file's
+// create and the Vfs knowing of it, so that the work went: the close still
+// succeeds, and the file is kept in the inbox (never lost).
+TEST(VfsOpen, ANewFileWhoseWorkWentBeforeThePullSawItIsKeptInTheInbox) {
+  test::TempDir dir;
+  auto lib = Library::open(dir / "lib", {.create = true});
+  Vfs vfs(*lib, {});
+  vfs.mkdir("/works/W", 0755);
+  Vfs::OpenResult r = vfs.create("/works/W/new.txt", 0644, O_WRONLY);
+  write_str(vfs, r.handle, "written while the work went");
+  Catalog& cat = lib->catalog();
+  cat.delete_work(cat.works_titled("W").at(0).id);  // what that pull did
+  EXPECT_NO_THROW(vfs.flush(r.handle));
+  vfs.release(r.handle);
+  EXPECT_EQ(read_all(vfs, "/inbox/new.txt"), "written while the work went");
+  EXPECT_EQ(stored_objects(*lib),
+            std::vector<std::string>{test::sha256_of("written while the work went")});
+}
+
 // A pull moves one of two same-named files away: the one shown as "b (2)"
 // shows as "b" now, or "b (2)" names nothing any more. The kernel must drop
 // every name the group showed, with their pages: it would serve the pages
