@@ -361,6 +361,14 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       }
     }
   }
+  // A row removed elsewhere that stays here: queued again (as this device's
+  // change), so that the server brings it back too.
+  auto keep = [&](const std::string& table, const std::string& key) {
+    db.exec("UPDATE sync_apply SET active = 0");
+    db.cached("UPDATE " + table + " SET updated_ms = ? WHERE id = ?").bind(now_ms(), key).run();
+    db.exec("UPDATE sync_apply SET active = 1");
+    report.kept++;
+  };
   for (auto t = tables.rbegin(); t != tables.rend(); ++t) {
     for (const RemoteRow& r : rows) {
       if (!r.deleted || r.table != t->name) continue;
@@ -399,12 +407,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
           }
         }
         if (used) {
-          db.exec("UPDATE sync_apply SET active = 0");
-          db.cached(std::string("UPDATE ") + table + " SET updated_ms = ? WHERE id = ?")
-              .bind(now_ms(), r.key)
-              .run();
-          db.exec("UPDATE sync_apply SET active = 1");
-          report.kept++;
+          keep(table, r.key);
           continue;
         }
       }

@@ -151,12 +151,28 @@ std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false) {
   // What lives in a work that another device removed meanwhile (it was empty
   // there) brings the work back, as a device keeps a removed work that holds
   // content (Catalog::apply_remote): no live row is ever in a removed work.
+  // A file an edit brings back brings back the links removed with it (in
+  // the same transaction: its removal, or the push that removed it), and
+  // their works.
   for (auto [child, column] : kWorkChildren) {
     if (n != child) continue;
-    return "WITH up AS (" + sql + taken + stamps + ", t." + column +
-           " AS work), back AS (UPDATE recall.works w SET deleted = false FROM (SELECT DISTINCT "
-           "work FROM up) u WHERE w.owner_id = (SELECT recall.current_owner()) AND w.id = u.work "
-           "AND w.deleted) SELECT " +
+    std::string owner = "(SELECT recall.current_owner())";
+    std::string with = "WITH ";
+    std::string works = "SELECT work FROM up";
+    if (n == "assets") {
+      with += "gone AS (SELECT s.id, s.txid FROM recall.assets s WHERE s.owner_id = " + owner +
+              " AND s.deleted AND s.id IN (SELECT (e->>'id')::uuid FROM "
+              "jsonb_array_elements($1::jsonb) e)), ";
+      works += " UNION SELECT from_id FROM links";
+    }
+    with += "up AS (" + sql + taken + stamps + ", t." + column + " AS work), ";
+    if (n == "assets")
+      with += "links AS (UPDATE recall.edges l SET deleted = false FROM gone WHERE l.owner_id = " +
+              owner +
+              " AND l.to_id = gone.id AND l.deleted AND l.txid = gone.txid AND gone.id::text IN "
+              "(SELECT id FROM up) RETURNING l.from_id), ";
+    return with + "back AS (UPDATE recall.works w SET deleted = false WHERE w.owner_id = " + owner +
+           " AND w.deleted AND w.id IN (" + works + ")) SELECT " +
            (n == "assets" ? "id, content_ms, place_ms, attrs_ms" : std::string(t.key)) + " FROM up";
   }
   return sql + taken + stamps;

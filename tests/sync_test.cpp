@@ -662,6 +662,45 @@ TEST(Sync, ALinkMadeToAFileRemovedElsewhereGoesWithIt) {
   }
 }
 
+// A linked file removed on one device (both its names) while another
+// edited its content: the edit brings the file back (a removal applies to
+// the content it saw), with its link: the editing device keeps the links
+// removed in the same pull as the file and pushes them again. Before, the
+// file came back in its first place only, its link lost on every device.
+TEST(Sync, AFileAnEditBringsBackKeepsItsLinks) {
+  RECALL_REQUIRE_POSTGRES();
+  std::string token = new_account("edited-removed-linked");
+  Device a("a"), b("b");
+  ASSERT_NO_FATAL_FAILURE(share_a_paper(a, b, token));
+  {  // the link, made on a and synced to b
+    auto lib = Library::open(a.data, {});
+    Work w = lib->catalog().create_work("W");
+    auto e = lib->catalog().lookup(Place{}, "p.pdf").at(0);
+    lib->catalog().link_asset(e.asset->id, Place{w.id, ""}, "linked.pdf");
+  }
+  converge({&a, &b});
+  ASSERT_TRUE(b.tree().contains("works/W/linked.pdf " + test::sha256_of("a paper")));
+  {  // a removes the file (both its names); b, not knowing, edits it
+    auto lib = Library::open(a.data, {});
+    Catalog& cat = lib->catalog();
+    cat.remove_name(cat.lookup(Place{cat.works_titled("W").at(0).id, ""}, "linked.pdf").at(0));
+    cat.remove_name(cat.lookup(Place{}, "p.pdf").at(0));
+  }
+  {
+    auto lib = Library::open(b.data, {});
+    std::istringstream in("the paper, edited on b");
+    PutResult put = lib->blobs().put(in);
+    lib->catalog().set_asset_content(lib->catalog().lookup(Place{}, "p.pdf").at(0).asset->id,
+                                     Library::blob_meta(put, "p.pdf"));
+  }
+  converge({&a, &b});
+  const std::string edited = test::sha256_of("the paper, edited on b");
+  const std::set<std::string> want = {"inbox/", "works/", "works/W/", "inbox/p.pdf " + edited,
+                                      "works/W/linked.pdf " + edited};
+  EXPECT_EQ(b.tree(), want);
+  EXPECT_EQ(a.tree(), want);
+}
+
 // A folder made again (removed, then made anew: another row, a larger id)
 // where another device still has the old row: that device first meets the
 // new row at the old one's place, where the old one (smaller id) stays,
