@@ -159,18 +159,17 @@ std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false) {
     std::string owner = "(SELECT recall.current_owner())";
     std::string with = "WITH ";
     std::string works = "SELECT work FROM up";
+    with += "up AS (" + sql + taken + stamps + ", t." + column + " AS work), ";
     if (n == "assets") {
-      with += "gone AS (SELECT s.id, s.txid FROM recall.assets s WHERE s.owner_id = " + owner +
-              " AND s.deleted AND s.id IN (SELECT (e->>'id')::uuid FROM "
-              "jsonb_array_elements($1::jsonb) e)), ";
+      // (Every part of a statement sees the rows as they were before it:
+      // `gone` reads the assets the upsert took, as they were.)
+      with += "gone AS (SELECT s.id, s.txid FROM up JOIN recall.assets s ON s.owner_id = " + owner +
+              " AND s.id = up.id::uuid AND s.deleted), links AS (UPDATE recall.edges l SET "
+              "deleted = false FROM gone WHERE l.owner_id = " +
+              owner + " AND l.to_id = gone.id AND l.deleted AND l.txid = gone.txid RETURNING " +
+              "l.from_id), ";
       works += " UNION SELECT from_id FROM links";
     }
-    with += "up AS (" + sql + taken + stamps + ", t." + column + " AS work), ";
-    if (n == "assets")
-      with += "links AS (UPDATE recall.edges l SET deleted = false FROM gone WHERE l.owner_id = " +
-              owner +
-              " AND l.to_id = gone.id AND l.deleted AND l.txid = gone.txid AND gone.id::text IN "
-              "(SELECT id FROM up) RETURNING l.from_id), ";
     return with + "back AS (UPDATE recall.works w SET deleted = false WHERE w.owner_id = " + owner +
            " AND w.deleted AND w.id IN (" + works + ")) SELECT " +
            (n == "assets" ? "id, content_ms, place_ms, attrs_ms" : std::string(t.key)) + " FROM up";
