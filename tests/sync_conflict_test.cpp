@@ -159,9 +159,9 @@ TEST(Sync, ALinkMadeToAFileRemovedElsewhereGoesWithIt) {
 
 // A linked file removed on one device (both its names) while another
 // edited its content: the edit brings the file back (a removal applies to
-// the content it saw), with its link: the editing device keeps the links
-// removed in the same pull as the file and pushes them again. Before, the
-// file came back in its first place only, its link lost on every device.
+// the content it saw), with its link: the server brings back the links
+// removed in the same transaction as the file. Before, the file came back
+// in its first place only, its link lost on every device.
 TEST(Sync, AFileAnEditBringsBackKeepsItsLinks) {
   RECALL_REQUIRE_POSTGRES();
   std::string token = new_account("edited-removed-linked");
