@@ -320,6 +320,10 @@ class Vfs {
   void written_bytes_lost(const std::string& asset_id) noexcept;
   // A new file that was never stored is gone: the kernel may still list it.
   void forget_pending_name(const Place& place, const std::string& name) noexcept;
+  // An entry left the group of `before` entries called `raw` in `place`
+  // (unlink, rename): every name the group showed is dropped from the
+  // kernel's caches.
+  void group_left(const Place& place, const std::string& raw, size_t before);
   // Every name an asset shows under (collision suffixes included).
   void invalidate_names(const std::string& asset_id, Stale what, const std::string& through = "");
   std::mutex invalidate_mu_;  // guards invalidate_: workers call it while unmounting

@@ -80,10 +80,9 @@ void Vfs::remote_changed(const Catalog::ApplyReport& report) noexcept {
     }
     for (const std::string& title : report.stale_titles)
       invalidate("/works/" + escape_name(title), Stale::Name);
-    // Where entries left a group of same-named ones, the others' names
-    // shift ("b (2)" becomes "b"): every name the group showed before is
-    // stale, with the pages the kernel holds under it. It was at most as
-    // large as now plus the entries that left it.
+    // The old names; where entries left a group of same-named ones, every
+    // name the group showed (group_left). It was at most as large as now
+    // plus the entries that left it.
     std::map<std::tuple<bool, std::string, std::string, std::string>, size_t> left;
     for (const auto& [place, name] : report.stale_names)
       left[{place.work_id.has_value(), place.work_id.value_or(""), place.folder, name}]++;
@@ -91,9 +90,8 @@ void Vfs::remote_changed(const Catalog::ApplyReport& report) noexcept {
       const auto& [in_work, work, folder, name] = key;
       Place place{in_work ? std::optional<std::string>(work) : std::nullopt, folder};
       if (place.work_id && !cat.get_work(*place.work_id)) continue;  // gone: its title covers it
-      size_t before = cat.lookup(place, name).size() + count;
-      for (const std::string& shown : tree_.shown_names(place, name, before))
-        invalidate_in(place, shown, Stale::Name);
+      invalidate_in(place, escape_name(name), Stale::Name);
+      group_left(place, name, cat.lookup(place, name).size() + count);
     }
     // Their names now may be new in their folders.
     for (const std::string& id : report.changed_assets) invalidate_names(id, Stale::Listing);

@@ -105,7 +105,9 @@ void Vfs::unlink(std::string_view path) {
     return;
   }
   const Asset& a = *r.node.entry->asset;
+  size_t group = lib_.catalog().lookup(r.node.place, r.node.entry->name).size();
   lib_.catalog().remove_name(*r.node.entry);
+  group_left(r.node.place, r.node.entry->name, group);
   // Its other names (kernel inodes of their own) count one link fewer.
   if (r.node.entry->extra_links > 0) content_changed(a.id, Stale::Attributes);
   if (!lib_.catalog().get_asset(a.id)) {
@@ -245,12 +247,14 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     const bool target_linked = te.extra_links > 0;
     // (Its bytes may be on other devices only: a synced version never read here.)
     const bool bytes_here = lib_.blobs().has(meta.sha256);
+    size_t group = lib_.catalog().lookup(src.node.place, se.name).size();
     lib_.catalog().batch([&] {
       old_sha =
           lib_.catalog().set_asset_content(te.asset->id, meta, se.asset->mtime_ns, bytes_here);
       lib_.catalog().set_asset_attrs(te.asset->id, se.asset->mode, std::nullopt);
       lib_.catalog().remove_name(se);
     });
+    group_left(src.node.place, se.name, group);
     hand_over_open_state(source_id, target_id, parent.node.place, te.name, target_linked);
     // The name renamed over shows what the kernel wrote through the source's
     // name; the target's other names (links) show other pages now.
@@ -260,10 +264,21 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     return;
   }
   bool local_only = is_scratch_name(raw);
+  size_t group = lib_.catalog().lookup(src.node.place, se.name).size();
   if (se.kind == FolderEntry::Kind::Link)
     lib_.catalog().move_link(se.edge->id, parent.node.place, raw);
   else
     lib_.catalog().move_asset(se.asset->id, parent.node.place, raw, local_only);
+  group_left(src.node.place, se.name, group);
+}
+
+void Vfs::group_left(const Place& place, const std::string& raw, size_t before) {
+  // The others' names shift ("b (2)" becomes "b"): what the kernel caches
+  // under each name the group showed is stale, pages too. (The kernel
+  // itself dropped the name it was asked through.)
+  if (before < 2) return;
+  for (const std::string& shown : tree_.shown_names(place, raw, before))
+    invalidate_in(place, shown, Stale::Name);
 }
 
 void Vfs::rename_dir(const Node& from, const Node& to_parent, const std::string& raw,

@@ -306,5 +306,32 @@ TEST(VfsChanges, APullThatShrinksAGroupOfSameNamedFilesDropsEveryNameItShowed) {
         << name << " was not dropped";
 }
 
+// The same for local changes: `rm b` or `mv b c` where two files are
+// called b (one shown as "b (2)") drops both names. Before, the kernel
+// still answered stat on "b (2)" with the other file's attributes.
+TEST(VfsChanges, AnUnlinkOrRenameOutOfAGroupOfSameNamedFilesDropsEveryNameItShowed) {
+  for (bool rename : {false, true}) {
+    SCOPED_TRACE(rename ? "mv b c" : "rm b");
+    test::TempDir dir;
+    auto lib = Library::open(dir / "lib", {.create = true});
+    Vfs vfs(*lib, {});
+    std::vector<std::pair<std::string, Vfs::Stale>> dropped;
+    vfs.set_invalidator(
+        [&](const std::string& path, Vfs::Stale what) { dropped.emplace_back(path, what); });
+    add_file(vfs, "/inbox/b", "one");
+    add_file(vfs, "/inbox/c", "another");
+    Catalog& cat = lib->catalog();
+    cat.move_asset(cat.lookup(Place{}, "c").at(0).asset->id, Place{}, "b");
+    dropped.clear();
+    if (rename)
+      vfs.rename("/inbox/b", "/inbox/c", 0);
+    else
+      vfs.unlink("/inbox/b");
+    EXPECT_NE(std::find(dropped.begin(), dropped.end(),
+                        std::pair{std::string("/inbox/b (2)"), Vfs::Stale::Name}),
+              dropped.end());
+  }
+}
+
 }  // namespace
 }  // namespace recall
