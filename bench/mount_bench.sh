@@ -78,7 +78,10 @@ report "  cached pages in large folios" "native $(python3 "$here/bench/folios.py
 "$R" unmount "$DIR/mnt"
 
 # ---- 100k assets in 5k works: ls -lR and find, vs the same tree on disk
-"$(dirname "$R")/bench/bench_populate" "$DIR/lib100k" 5000 20 > /dev/null
+# (From the build the benched binary came from, else this tree's build.)
+populate="$(dirname "$R")/bench/bench_populate"
+[ -x "$populate" ] || populate="$here/build/bench/bench_populate"
+"$populate" "$DIR/lib100k" 5000 20 > /dev/null
 mkdir -p "$DIR/native"
 python3 - "$DIR/native" <<'PY'
 import os, sys
