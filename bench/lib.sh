@@ -46,3 +46,12 @@ build_passthrough_fh() {
   gcc -O2 -Wall -D_FILE_OFFSET_BITS=64 /usr/share/doc/libfuse3-dev/examples/passthrough_fh.c \
     $(pkg-config fuse3 --cflags --libs) -o "$1/passthrough_fh"
 }
+
+# build_passthrough_ll DIR: libfuse's passthrough_ll example as
+# DIR/passthrough_ll. With -o cache=always it keeps file pages cached across
+# opens, so its re-read is the page-cache speed of a FUSE file on this kernel.
+build_passthrough_ll() {
+  gcc -O2 -Wall -D_FILE_OFFSET_BITS=64 -I/usr/share/doc/libfuse3-dev/examples \
+    /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
+    $(pkg-config fuse3 --cflags --libs) -o "$1/passthrough_ll"
+}
