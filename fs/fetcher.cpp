@@ -108,7 +108,9 @@ Fetcher::Fetcher(Library& lib, std::shared_ptr<SourceProvider> provider)
     });
 }
 
-Fetcher::~Fetcher() {
+Fetcher::~Fetcher() { stop(); }
+
+void Fetcher::stop() {
   std::vector<std::shared_ptr<Remote>> remotes;
   {
     std::lock_guard lock(mu_);
@@ -191,6 +193,7 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
     errors = e.what();
   }
   std::optional<Error> local;  // this device failed to keep the bytes
+  bool stopped = false;        // stop() cut the stream short
   // Failures are reported when the whole try is over, so that a holder
   // rests from then on, not from the middle of a try that asks the others.
   std::vector<std::tuple<std::shared_ptr<ByteSource>, int, SourceProvider::Clock::time_point>>
@@ -214,6 +217,7 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
     WriteBuffer out(r.fd.get());
     try {
       src->stream(r.sha256, from, length, [&](std::span<const std::byte> piece) {
+        if (stopping_) return false;  // unmounting: the rest is not waited for
         while (!piece.empty()) {
           uint64_t want = r.chunk_length(next) - in_chunk;
           size_t k = static_cast<size_t>(std::min<uint64_t>(want, piece.size()));
@@ -244,6 +248,10 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
         errors += (errors.empty() ? "" : "; ") + src->name() + ": bad bytes";
         continue;
       }
+      if (next != end && stopping_) {
+        stopped = true;
+        break;
+      }
       if (next != end) throw Error(EIO, src->name() + " sent fewer bytes than asked for");
       provider_->worked(r.sha256, *src);
     } catch (const LocalFailure& f) {
@@ -271,6 +279,7 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
     for (size_t i = next; i < end; ++i) r.state[i] = Remote::Absent;
     r.cv.notify_all();
   }
+  if (stopped) throw Error(ECANCELED, "recallfs is stopping");
   if (local) throw *local;
   throw Error(EIO, "no holder could serve chunk " + std::to_string(next) + " of " + r.sha256 +
                        (errors.empty() ? " (no holder reachable)" : " (" + errors + ")"));

@@ -39,7 +39,13 @@ class Fetcher {
   static constexpr size_t kRunChunks = 4;
 
   Fetcher(Library& lib, std::shared_ptr<SourceProvider> provider);
-  ~Fetcher();
+  ~Fetcher();  // stop()
+  // Ends every fetch and joins the threads, so that no callback (set_on_local,
+  // set_admit) runs once it returns: a stream under way is cut at its next
+  // piece (not run to its end: an unmount does not wait for a slow link),
+  // and waiting readers give up (ECANCELED). The fetcher takes no more
+  // work. Idempotent.
+  void stop();
 
   class Remote;
   // The remote blob `sha256` (shared by its readers). EIO when it is unknown
@@ -93,7 +99,7 @@ class Fetcher {
   // Prefetches and promotions run on a few threads of their own.
   std::deque<std::function<void()>> tasks_;
   bool stop_ = false;
-  std::atomic<bool> stopping_{false};  // the destructor runs: waiters give up
+  std::atomic<bool> stopping_{false};  // stop() runs: waiters give up
   std::condition_variable bg_cv_;
   std::deque<std::string> bg_queue_;  // blobs to fetch_all in the background
   std::vector<std::jthread> workers_;

@@ -128,6 +128,12 @@ int serve_fuse(const MountOptions& options, const std::function<std::shared_ptr<
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  // fuse_session_new copies the arguments into memory of its own (found by
+  // LeakSanitizer): freed when serving ends.
+  struct FreeArgs {
+    fuse_args* args;
+    ~FreeArgs() { fuse_opt_free_args(args); }
+  } free_args{&args};
 
   static const fuse_lowlevel_ops ops = make_operations();
   Mount state;
@@ -188,10 +194,11 @@ int serve_fuse(const MountOptions& options, const std::function<std::shared_ptr<
   });
   if (on_mounted) on_mounted();
   report("");
-  fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(cfg, 16);
-  int rc = fuse_session_loop_mt(se, cfg);
-  fuse_loop_cfg_destroy(cfg);
+  std::unique_ptr<fuse_loop_config, decltype(&fuse_loop_cfg_destroy)> cfg(fuse_loop_cfg_create(),
+                                                                          fuse_loop_cfg_destroy);
+  fuse_loop_cfg_set_max_threads(cfg.get(), 16);
+  int rc = fuse_session_loop_mt(se, cfg.get());
+  cfg.reset();
   signals.reset();
   stop_invalidations();
   state.vfs.reset();  // closes the library before the mount goes away

@@ -71,6 +71,10 @@ void Vfs::apply_truncation_notes() {
 }
 
 Vfs::~Vfs() {
+  // The fetcher's threads call back into this Vfs (a blob fetched changes
+  // its files' st_blocks): they end before any member goes. (Found by
+  // ThreadSanitizer: a fetch finishing during an unmount.)
+  if (fetcher_) fetcher_->stop();
   lib_.catalog().set_unrecorded_below({});
   // Collections a put held up, with nothing under way any more.
   std::lock_guard ns(ns_mu_);

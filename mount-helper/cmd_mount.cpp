@@ -169,8 +169,14 @@ int do_mount(const MountRequest& req) {
   mo.debug = req.debug;
   mo.log_file = (data / "recallfs.log").string();
   // What the daemon holds while it serves: the mount lock, the library and
-  // the Vfs over it, released together when the Vfs goes.
+  // the Vfs over it, released together when the Vfs goes. Members go in the
+  // reverse order, each after what calls into it.
   struct Served {
+    // The fetcher's threads call into the cache budget and the Vfs (which
+    // also holds the fetcher): they end before either goes.
+    ~Served() {
+      if (fetcher) fetcher->stop();
+    }
     UniqueFd lock;
     std::unique_ptr<Library> lib;
     std::unique_ptr<Vfs> vfs;

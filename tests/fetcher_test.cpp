@@ -1,0 +1,113 @@
+// The Fetcher in-process, with a holder injected at its seam
+// (fs/byte_source.h): what a mount cannot pin down by timing. Here, its
+// stop() at an unmount while a fetch is under way over a slow link.
+#include "fs/fetcher.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/sha256.h"
+#include "cas/blob_info.h"
+#include "fs/byte_source.h"
+#include "fs/library.h"
+#include "tests/test_util.h"
+
+namespace recall {
+namespace {
+
+// A holder on a slow link: it sends the blob's bytes in 64 KiB pieces, one
+// every millisecond (a fault injected at the seam: a link, not a wait for
+// the test), and counts them.
+class SlowHolder : public ByteSource {
+ public:
+  explicit SlowHolder(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string name() const override { return "slow peer"; }
+  size_t read(const std::string&, uint64_t offset, std::span<std::byte> buf) override {
+    size_t n = offset >= bytes_.size() ? 0 : std::min(buf.size(), bytes_.size() - offset);
+    std::memcpy(buf.data(), bytes_.data() + offset, n);
+    return n;
+  }
+  void stream(const std::string&, uint64_t offset, uint64_t length, const Sink& sink) override {
+    constexpr uint64_t kPiece = 64 << 10;
+    for (uint64_t at = offset; at < offset + length; at += kPiece) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the link's pace
+      uint64_t n = std::min(kPiece, offset + length - at);
+      pieces++;
+      if (!sink(std::as_bytes(std::span(bytes_.data() + at, n)))) return;
+    }
+  }
+  std::atomic<uint64_t> pieces{0};
+
+ private:
+  std::string bytes_;
+};
+
+class OneHolder : public SourceProvider {
+ public:
+  explicit OneHolder(std::shared_ptr<ByteSource> s) : s_(std::move(s)) {}
+  std::vector<std::shared_ptr<ByteSource>> sources_for(const std::string&) override { return {s_}; }
+
+ private:
+  std::shared_ptr<ByteSource> s_;
+};
+
+// A blob of `size` random bytes described in the library (blobs_meta with
+// its chunk manifest), as a pull leaves one whose bytes are elsewhere.
+std::string describe_remote_blob(Library& lib, const std::string& bytes) {
+  NewAsset n;
+  n.filename = "big.bin";
+  n.blob.sha256 = test::sha256_of(bytes);
+  n.blob.size = bytes.size();
+  n.blob.mime = "application/octet-stream";
+  lib.catalog().add_asset(n);
+  ChunkManifest m{.chunk_size = kDefaultChunkSize, .chunks = {}};
+  for (size_t at = 0; at < bytes.size(); at += kDefaultChunkSize) {
+    Sha256 h;
+    h.update(std::as_bytes(
+        std::span(bytes.data() + at, std::min<size_t>(kDefaultChunkSize, bytes.size() - at))));
+    m.chunks.push_back(h.finish());
+  }
+  lib.catalog().set_blob_manifest(n.blob.sha256, static_cast<int64_t>(m.chunk_size), m.packed());
+  return n.blob.sha256;
+}
+
+// An unmount while a blob is fetched over a slow link: stop() cuts the
+// stream at its next piece instead of waiting for the whole request (up to
+// 16 MiB per run, a minute at 2 Mbit/s), no chunk is taken after it
+// returns, and the blob is not made local.
+TEST(FetcherStop, CutsAFetchUnderWayAtItsNextPieceAndTakesNothingAfter) {
+  test::TempDir dir;
+  std::unique_ptr<Library> lib = Library::open(dir / "lib", {.create = true});
+  std::mt19937_64 rng(7);
+  const std::string bytes = test::random_bytes(rng, 48u << 20);  // 12 chunks, 768 pieces
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  auto holder = std::make_shared<SlowHolder>(bytes);
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(holder));
+  std::atomic<int> made_local{0};
+  fetcher.set_on_local([&](const std::string&) { made_local++; });
+
+  fetcher.fetch_in_background(sha);
+  ASSERT_TRUE(test::eventually([&] { return holder->pieces >= 20; })) << "the fetch did not start";
+  const uint64_t at_stop = holder->pieces;
+  fetcher.stop();
+  const uint64_t after_stop = holder->pieces;
+  // Each stream under way may hand over the piece it had in hand.
+  EXPECT_LE(after_stop - at_stop, 8u) << "stop() waited for the requests under way to end";
+  EXPECT_LT(after_stop, 256u) << "a whole run (4 chunks) was fetched: the stream was not cut";
+  EXPECT_EQ(made_local, 0);
+  EXPECT_FALSE(lib->blobs().has(sha));
+  // Nothing runs once stop() has returned.
+  fetcher.stop();  // idempotent
+  EXPECT_EQ(holder->pieces, after_stop);
+}
+
+}  // namespace
+}  // namespace recall
