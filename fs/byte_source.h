@@ -30,9 +30,12 @@ class ByteSource {
   // Streams [offset, offset + length) of the blob to `sink` as the bytes
   // arrive, in pieces of any size and in order; one request for many chunks
   // is what makes a sequential read fast. `sink` returns false to stop early
-  // (stream then returns). Throws recall::Error when the source fails or ends
-  // short; the bytes already given to `sink` stay given. The default reads
-  // 4 MiB pieces with read().
+  // (stream then returns). While nothing arrives (a holder gone silent, a
+  // wait before a retry), `sink` is also given an empty piece about once a
+  // second, so that it can stop a stream that would otherwise last until
+  // the source's stall timeout. Throws recall::Error when the source fails
+  // or ends short; the bytes already given to `sink` stay given. The default
+  // reads 4 MiB pieces with read().
   using Sink = std::function<bool(std::span<const std::byte>)>;
   virtual void stream(const std::string& sha256, uint64_t offset, uint64_t length,
                       const Sink& sink);

@@ -354,11 +354,16 @@ int do_unmount(const std::string& mountpoint_arg, bool force) {
                              mountpoint + "` ends their requests)");
     throw Error(EIO, "cannot unmount " + quote(mountpoint) + ": " + err);
   }
-  if (daemon && !wait_for_exit(daemon->pid, std::chrono::seconds(60)) &&
-      process_stopped(daemon->pid))
-    std::cerr << "recallfs: unmounted; its daemon (pid " << daemon->pid
-              << ") is stopped, and closes the library when continued (kill -CONT " << daemon->pid
-              << ")\n";
+  if (daemon && !wait_for_exit(daemon->pid, std::chrono::seconds(60))) {
+    if (process_stopped(daemon->pid))
+      std::cerr << "recallfs: unmounted; its daemon (pid " << daemon->pid
+                << ") is stopped, and closes the library when continued (kill -CONT " << daemon->pid
+                << ")\n";
+    else
+      std::cerr << "recallfs: unmounted; its daemon (pid " << daemon->pid
+                << ") has not finished closing the library after a minute (see "
+                << (fs::path(m->source.substr(9)) / "recallfs.log").string() << ")\n";
+  }
   return 0;
 }
 

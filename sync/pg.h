@@ -8,12 +8,15 @@
 //   EDEADLK      a deadlock or serialization failure: run the transaction again
 //   EIO          anything else
 // Messages never contain the connection string (it may hold a password).
+// With cancel_when, a statement the server does not answer can be given up
+// (ECANCELED): an unmount does not wait for a server that hangs.
 //
 // Not thread-safe: a PgConn belongs to one thread at a time.
 #pragma once
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -56,6 +59,12 @@ class PgConn {
   PGconn* get() const { return c_.get(); }
   bool ok() const { return c_ && PQstatus(c_.get()) == CONNECTION_OK; }
 
+  // From now on, a statement under way when `*flag` turns true is given up
+  // within a quarter of a second: ECANCELED, and the connection is closed
+  // (the server rolls back what was not committed). `flag` must outlive the
+  // connection, or be replaced (nullptr: never).
+  void cancel_when(const std::atomic<bool>* flag) { cancel_ = flag; }
+
   // Runs statements that return no rows (several, separated by ';').
   void exec(const std::string& sql);
   // Runs one statement with text parameters ($1, $2, ...).
@@ -69,7 +78,11 @@ class PgConn {
   struct Finish {
     void operator()(PGconn* c) const noexcept { PQfinish(c); }
   };
+  // The answer to what was sent, as PQexec gives it: the first result that
+  // failed, else the last.
+  PgResult answer();
   std::unique_ptr<PGconn, Finish> c_;
+  const std::atomic<bool>* cancel_ = nullptr;
 };
 
 // The errno for a SQLSTATE (5 characters) or a broken connection.

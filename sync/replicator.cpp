@@ -29,6 +29,12 @@ size_t Replicator::run(const std::atomic<bool>& stop,
                        const std::function<void(const ReplicationJob&)>& progress) {
   Catalog& cat = lib_.catalog();
   size_t done = 0;
+  // Stopping also ends a request to a silent cloud, not only the next part.
+  s3_.cancel_when(&stop);
+  struct Forget {
+    S3Client& s3;
+    ~Forget() { s3.cancel_when(nullptr); }
+  } forget{s3_};
   while (!stop) {
     std::optional<ReplicationJob> job = cat.take_job("cloud");
     if (!job) break;
@@ -36,6 +42,11 @@ size_t Replicator::run(const std::atomic<bool>& stop,
       upload(*job, stop, progress);
       if (job->status == "completed") ++done;
     } catch (const Error& e) {
+      if (e.code() == ECANCELED) {  // stopped, not failed: resumes at the next start
+        job->status = "pending";
+        cat.update_job(*job);
+        break;
+      }
       job->status = "failed";
       job->attempts++;
       job->error = e.what();

@@ -30,8 +30,9 @@ class Replicator {
   // Jobs for every blob here that the cloud does not have; returns how many
   // are new. Jobs left in_progress by a crash become pending again.
   size_t enqueue_missing();
-  // Runs due jobs until none is left or `stop` is set (checked between
-  // parts). Returns the jobs completed.
+  // Runs due jobs until none is left or `stop` is set: a request under way
+  // ends within about a second (even to a silent cloud) and its job is left
+  // pending, to resume. Returns the jobs completed.
   size_t run(const std::atomic<bool>& stop,
              const std::function<void(const ReplicationJob&)>& progress = {});
 

@@ -14,6 +14,7 @@
 #include "base/error.h"
 #include "base/file_io.h"
 #include "base/sha256.h"
+#include "sync/curl_stop.h"
 
 namespace recall {
 namespace {
@@ -110,6 +111,7 @@ struct S3Client::Request {
   const std::function<bool(std::span<const std::byte>)>* stream = nullptr;
   uint64_t range_start = 0, range_end = 0, streamed = 0;
   bool stopped = false;        // the stream's sink said stop (or threw: error)
+  bool cancelled = false;      // the client's cancel flag was set
   std::exception_ptr error;    // what the sink threw (not through libcurl)
   bool ignored_range = false;  // a 200 answer to a range request
   Response* response = nullptr;
@@ -150,14 +152,44 @@ S3Client::Response S3Client::perform(Request& req) {
   std::mt19937_64 rng(std::random_device{}());
   std::string last_error;
   bool answered = false;  // the last attempt got a (5xx) answer, not silence
+  // Asked while a transfer runs and while a retry waits: whether to go on.
+  std::function<bool()> keep_going = [this, &req] {
+    if (cancel_ && cancel_->load()) {
+      req.cancelled = true;
+      return false;
+    }
+    if (!req.stream) return true;
+    try {
+      if ((*req.stream)({})) return true;
+    } catch (...) {
+      req.error = std::current_exception();
+    }
+    req.stopped = true;
+    return false;
+  };
+  // True when the sink stopped the request; throws what it threw, or
+  // ECANCELED when the cancel flag did.
+  auto stopped_early = [&req] {
+    if (req.error) std::rethrow_exception(req.error);
+    if (req.cancelled)
+      throw Error(ECANCELED, "S3 " + req.method + " cancelled: recallfs is stopping");
+    return req.stopped;
+  };
   for (int attempt = 0; attempt < std::max(1, config_.attempts); ++attempt) {
     if (attempt > 0) {
       // Exponential backoff with full jitter: 100 ms, 200 ms, ... up to 5 s.
       auto cap = std::min<int64_t>(5000, 100LL << std::min(attempt, 10));
-      std::this_thread::sleep_for(
-          std::chrono::milliseconds(rng() % static_cast<uint64_t>(cap) + 1));
+      auto until = std::chrono::steady_clock::now() +
+                   std::chrono::milliseconds(rng() % static_cast<uint64_t>(cap) + 1);
+      while (keep_going()) {
+        auto left = until - std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero()) break;
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(100)));
+      }
     }
     Response resp;
+    if (stopped_early()) return resp;
     req.response = &resp;
     req.sent = 0;
     req.sink_used = 0;
@@ -246,6 +278,7 @@ S3Client::Response S3Client::perform(Request& req) {
           if (r->response->body.size() < (1 << 20)) r->response->body.append(data, len);
           return len;
         });
+    end_transfer_when(c, &keep_going);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &req);
     curl_easy_setopt(
         c, CURLOPT_HEADERFUNCTION, +[](char* data, size_t sz, size_t n, void* ud) -> size_t {
@@ -270,8 +303,7 @@ S3Client::Response S3Client::perform(Request& req) {
         });
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(headers);
-    if (req.error) std::rethrow_exception(req.error);
-    if (req.stopped) return resp;
+    if (stopped_early()) return resp;
     if (req.ignored_range)
       throw Error(EIO, "the object store ignored a range request for " + req.url);
     if (rc != CURLE_OK) {

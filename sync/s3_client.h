@@ -8,13 +8,16 @@
 // when the last attempt got no answer (refused, timed out, stalled, reset),
 // EIO when it got a 5xx. 404 is ENOENT, 403 EACCES ("check the keys"), other
 // 4xx EINVAL, with the server's error code in the message. The secret key
-// never appears in a message.
+// never appears in a message. A request can be ended while it runs or
+// waits to retry: a stream's sink saying stop (see get_stream), or the flag
+// given to cancel_when (ECANCELED).
 //
 // Not thread-safe: one client per thread (it keeps its connection).
 #pragma once
 
 #include <curl/curl.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -50,6 +53,11 @@ class S3Client {
   S3Client& operator=(const S3Client&) = delete;
 
   const S3Config& config() const { return config_; }
+  // From now on, a request under way or waiting to retry when `*flag` turns
+  // true ends within about a second with ECANCELED (an unmount does not
+  // wait out a silent server's stall timeouts and retries). `flag` must
+  // outlive the client, or be replaced (nullptr: never).
+  void cancel_when(const std::atomic<bool>* flag) { cancel_ = flag; }
   std::string key_for(const std::string& owner_id, const std::string& sha256) const;
 
   // Creates the bucket; succeeds when it exists and is ours.
@@ -62,7 +70,9 @@ class S3Client {
   size_t get_range(const std::string& key, uint64_t offset, std::span<std::byte> buf);
   // Streams [offset, offset + length) of an object to `sink` as it arrives.
   // A retry after a cut asks only for the rest: `sink` never sees a byte
-  // twice. `sink` returning false stops the transfer (no error).
+  // twice. `sink` returning false stops the transfer (no error); while
+  // nothing arrives it is given an empty piece about once a second, so that
+  // it can.
   void get_stream(const std::string& key, uint64_t offset, uint64_t length,
                   const std::function<bool(std::span<const std::byte>)>& sink);
   void remove(const std::string& key);
@@ -92,6 +102,7 @@ class S3Client {
   [[noreturn]] void fail(const Response& r, const std::string& what) const;
 
   S3Config config_;
+  const std::atomic<bool>* cancel_ = nullptr;
   struct CurlFree {
     void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
   };

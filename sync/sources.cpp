@@ -11,6 +11,7 @@
 #include "base/sha256.h"
 #include "sync/cloud_config.h"
 #include "sync/credentials.h"
+#include "sync/curl_stop.h"
 #include "sync/peer_auth.h"
 
 namespace recall {
@@ -159,6 +160,17 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
     return len;
   };
   curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, write);
+  // While the peer is silent the sink may still stop the stream.
+  std::function<bool()> keep_going = [&st] {
+    try {
+      if ((*st.sink)({})) return true;
+    } catch (...) {
+      st.error = std::current_exception();
+    }
+    st.stopped = true;
+    return false;
+  };
+  end_transfer_when(c.get(), &keep_going);
   CURLcode rc = curl_easy_perform(c.get());
   curl_slist_free_all(headers);
   if (st.error) std::rethrow_exception(st.error);

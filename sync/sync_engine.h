@@ -29,6 +29,7 @@
 // Not thread-safe: one engine per thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -56,6 +57,12 @@ class SyncEngine {
   // EACCES when it refuses the token (unknown or expired).
   void connect();
   bool connected() const { return conn_.ok(); }
+  // A statement under way when `*flag` turns true is given up (ECANCELED,
+  // see PgConn::cancel_when): the caller is stopping.
+  void cancel_when(const std::atomic<bool>* flag) {
+    cancel_ = flag;
+    conn_.cancel_when(flag);
+  }
   void disconnect() { conn_ = PgConn(); }
 
   struct Account {
@@ -97,6 +104,7 @@ class SyncEngine {
   Library& lib_;
   Credentials creds_;
   PgConn conn_;
+  const std::atomic<bool>* cancel_ = nullptr;
 };
 
 // Keys of the catalog's meta table used by sync.

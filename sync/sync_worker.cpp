@@ -45,6 +45,7 @@ void SyncWorker::run() {
       std::string stamp = creds->server + "\n" + creds->token;
       if (!engine || stamp != creds_stamp) {
         engine = std::make_unique<SyncEngine>(lib_, *creds);
+        engine->cancel_when(&stop_);  // an unmount does not wait for a server that hangs
         creds_stamp = stamp;
         want_pull = true;
       }
@@ -77,6 +78,7 @@ void SyncWorker::run() {
       if (lib_.catalog().meta(kMetaLastError)) lib_.catalog().erase_meta(kMetaLastError);
       backoff = std::chrono::milliseconds(500);
     } catch (const std::exception& e) {
+      if (stop_) break;  // a statement given up for the unmount: not an error
       // The server is down or refused us: keep everything, try again later.
       std::fprintf(stderr, "recallfs: sync: %s (retrying in %lld ms)\n", e.what(),
                    static_cast<long long>(backoff.count()));
