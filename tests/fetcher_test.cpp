@@ -1,6 +1,7 @@
 // The Fetcher in-process, with a holder injected at its seam
 // (fs/byte_source.h): what a mount cannot pin down by timing. Here, its
-// stop() at an unmount while a fetch is under way over a slow link.
+// stop() at an unmount while a fetch is under way over a slow link, and
+// while its holder is silent.
 #include "fs/fetcher.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/error.h"
 #include "base/sha256.h"
 #include "cas/blob_info.h"
 #include "fs/byte_source.h"
@@ -52,6 +54,32 @@ class SlowHolder : public ByteSource {
 
  private:
   std::string bytes_;
+};
+
+// A holder that took the request and sends nothing (a peer that hangs):
+// as the contract in fs/byte_source.h says, it asks the sink with an empty
+// piece while it waits (every 10 ms here, about every second in libcurl),
+// and gives up by itself, as a stall timeout would, after 20 s.
+class SilentHolder : public ByteSource {
+ public:
+  std::string name() const override { return "silent peer"; }
+  size_t read(const std::string&, uint64_t, std::span<std::byte>) override {
+    throw Error(ENOTCONN, "silent peer: no answer");
+  }
+  void stream(const std::string&, uint64_t, uint64_t, const Sink& sink) override {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+      asked++;
+      if (!sink({})) {
+        cut++;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the silence
+    }
+    throw Error(ENOTCONN, "silent peer: stalled");
+  }
+  std::atomic<uint64_t> asked{0};
+  std::atomic<uint64_t> cut{0};
 };
 
 class OneHolder : public SourceProvider {
@@ -109,6 +137,24 @@ TEST(FetcherStop, CutsAFetchUnderWayAtItsNextPieceAndTakesNothingAfter) {
   // Nothing runs once stop() has returned.
   fetcher.stop();  // idempotent
   EXPECT_EQ(holder->pieces, after_stop);
+}
+
+// An unmount while the only holder is silent: stop() ends the stream the
+// next time the holder asks (not when its stall timeout would), and
+// nothing is made local.
+TEST(FetcherStop, EndsAStreamFromASilentHolderWhenTheHolderNextAsks) {
+  test::TempDir dir;
+  std::unique_ptr<Library> lib = Library::open(dir / "lib", {.create = true});
+  std::mt19937_64 rng(8);
+  const std::string bytes = test::random_bytes(rng, 8u << 20);
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  auto holder = std::make_shared<SilentHolder>();
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(holder));
+  fetcher.fetch_in_background(sha);
+  ASSERT_TRUE(test::eventually([&] { return holder->asked >= 1; })) << "the fetch did not start";
+  fetcher.stop();
+  EXPECT_EQ(holder->cut, 1u) << "stop() waited for the silent holder to give up";
+  EXPECT_FALSE(lib->blobs().has(sha));
 }
 
 }  // namespace
