@@ -139,9 +139,21 @@ void Fetcher::post(std::function<void()> task) {
 }
 
 std::shared_ptr<Fetcher::Remote> Fetcher::open(const std::string& sha256) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   if (auto it = open_.find(sha256); it != open_.end()) {
-    if (auto r = it->second.lock()) return r;
+    if (auto r = it->second.lock()) {
+      // Read whole before, but the cache had no room then: a new reader
+      // asks again (the files that filled it may be closed now), rather
+      // than waiting for every reader of the old one to close first.
+      bool refused;
+      {
+        std::lock_guard l(r->mu);
+        refused = r->refused;
+      }
+      lock.unlock();
+      if (refused) post([this, r] { maybe_promote(*r); });
+      return r;
+    }
     open_.erase(it);
   }
   if (open_.size() > 256) std::erase_if(open_, [](const auto& e) { return e.second.expired(); });
@@ -384,6 +396,7 @@ void Fetcher::maybe_promote(Remote& r) {
     std::lock_guard lock(r.mu);
     if (r.present != r.chunks() || r.promoting) return;
     r.promoting = true;
+    r.refused = false;  // asked again
   }
   if (lib_.blobs().has(r.sha256)) return;  // fetched by someone else meanwhile
   if (admit_ && !admit_(r.sha256, r.size)) {

@@ -1,7 +1,7 @@
 // The Fetcher in-process, with a holder injected at its seam
 // (fs/byte_source.h): what a mount cannot pin down by timing. Here, its
 // stop() at an unmount while a fetch is under way over a slow link, and
-// while its holder is silent.
+// while its holder is silent; and a blob the cache had no room for.
 #include "fs/fetcher.h"
 
 #include <gtest/gtest.h>
@@ -82,6 +82,21 @@ class SilentHolder : public ByteSource {
   std::atomic<uint64_t> cut{0};
 };
 
+// A holder that has the bytes at hand (ByteSource's own stream, over read()).
+class QuickHolder : public ByteSource {
+ public:
+  explicit QuickHolder(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string name() const override { return "quick peer"; }
+  size_t read(const std::string&, uint64_t offset, std::span<std::byte> buf) override {
+    size_t n = offset >= bytes_.size() ? 0 : std::min(buf.size(), bytes_.size() - offset);
+    std::memcpy(buf.data(), bytes_.data() + offset, n);
+    return n;
+  }
+
+ private:
+  std::string bytes_;
+};
+
 class OneHolder : public SourceProvider {
  public:
   explicit OneHolder(std::shared_ptr<ByteSource> s) : s_(std::move(s)) {}
@@ -155,6 +170,41 @@ TEST(FetcherStop, EndsAStreamFromASilentHolderWhenTheHolderNextAsks) {
   fetcher.stop();
   EXPECT_EQ(holder->cut, 1u) << "stop() waited for the silent holder to give up";
   EXPECT_FALSE(lib->blobs().has(sha));
+}
+
+// A blob read whole while the cache had no room for it is served but not
+// kept. When a new reader opens it while an old one still holds it open
+// (the kernel releases a closed file a moment after close() returns), the
+// cache is asked again, and the blob is kept once there is room: "read it
+// again" makes it local without waiting for every earlier reader to go.
+TEST(FetcherCache, ANewReaderOfABlobTheCacheRefusedAsksAgain) {
+  test::TempDir dir;
+  std::unique_ptr<Library> lib = Library::open(dir / "lib", {.create = true});
+  std::mt19937_64 rng(9);
+  const std::string bytes = test::random_bytes(rng, 6u << 20);  // 2 chunks
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(std::make_shared<QuickHolder>(bytes)));
+  std::atomic<bool> room{false};
+  std::atomic<int> asked{0};
+  fetcher.set_admit([&](const std::string&, uint64_t) {
+    asked++;
+    return room.load();
+  });
+  auto read_all = [&](Fetcher::Remote& r) {
+    std::string got(bytes.size(), '\0');
+    size_t n = fetcher.read(r, std::as_writable_bytes(std::span(got)), 0);
+    return n == bytes.size() && got == bytes;
+  };
+  std::shared_ptr<Fetcher::Remote> first = fetcher.open(sha);
+  EXPECT_TRUE(read_all(*first));
+  ASSERT_TRUE(test::eventually([&] { return asked >= 1; })) << "the cache was not asked";
+  EXPECT_FALSE(lib->blobs().has(sha)) << "kept although the cache said no";
+  room = true;
+  std::shared_ptr<Fetcher::Remote> second = fetcher.open(sha);  // `first` still open
+  EXPECT_TRUE(read_all(*second));
+  EXPECT_TRUE(test::eventually([&] { return lib->blobs().has(sha); }))
+      << "a new reader did not ask the cache again (asked " << asked << " times)";
+  fetcher.stop();
 }
 
 }  // namespace
