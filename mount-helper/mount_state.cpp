@@ -106,7 +106,10 @@ std::optional<uint64_t> process_start_ticks(pid_t pid) {
 
 bool process_stopped(pid_t pid) {
   std::vector<std::string> f = stat_fields(pid);
-  return !f.empty() && (f[0] == "T" || f[0] == "t");
+  // "T": stopped by a signal (SIGSTOP, ^Z) until continued. Not "t", a
+  // tracer's stop: strace and LeakSanitizer (at exit) stop a process for a
+  // moment, and a debugger's user knows to continue it.
+  return !f.empty() && f[0] == "T";
 }
 
 bool is_mount_daemon(const MountInfo& info) {

@@ -23,7 +23,8 @@ struct MountInfo {
 
 // True while `pid` runs (a zombie, which has finished, counts as gone).
 bool process_running(pid_t pid);
-// True while `pid` is stopped (SIGSTOP, a debugger): it cannot end by itself.
+// True while `pid` is stopped by a signal (SIGSTOP, ^Z): it cannot end by
+// itself until continued. (A tracer's stop, "t", does not count.)
 bool process_stopped(pid_t pid);
 // When `pid` started, in clock ticks since boot (/proc/PID/stat field 22):
 // with the pid, it names one process for the machine's uptime.

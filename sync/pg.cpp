@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -48,30 +49,45 @@ std::string trimmed(const char* msg) {
 }
 }  // namespace
 
-PgConn PgConn::connect(const std::string& conninfo, std::chrono::seconds timeout) {
-  // Keywords given this way override the string's own and never leak into it.
-  std::string to = std::to_string(std::max<int64_t>(1, timeout.count()));
-  // TCP keepalives after 15 s of silence, 3 probes 5 s apart: a server
+PgConn PgConn::connect(const std::string& conninfo, std::chrono::seconds timeout,
+                       const std::atomic<bool>* cancel) {
+  // Keywords given this way override the string's own and never leak into
+  // it. TCP keepalives after 15 s of silence, 3 probes 5 s apart: a server
   // that vanished (a network gone dark) fails a waiting statement with
   // ENOTCONN in about 30 s instead of the system's two hours.
-  const char* keys[] = {"dbname",
-                        "connect_timeout",
-                        "application_name",
-                        "keepalives_idle",
-                        "keepalives_interval",
-                        "keepalives_count",
-                        nullptr};
-  const char* vals[] = {conninfo.c_str(), to.c_str(), "recallfs", "15", "5", "3", nullptr};
+  const char* keys[] = {"dbname",           "application_name",
+                        "keepalives_idle",  "keepalives_interval",
+                        "keepalives_count", nullptr};
+  const char* vals[] = {conninfo.c_str(), "recallfs", "15", "5", "3", nullptr};
   PgConn c;
-  c.c_.reset(PQconnectdbParams(keys, vals, 1));
+  c.cancel_ = cancel;
+  // Opened step by step (libpq's non-blocking connect), so that `timeout`
+  // and `cancel` are watched while the server does not answer.
+  c.c_.reset(PQconnectStartParams(keys, vals, 1));
   if (!c.c_) throw Error(ENOMEM, "cannot allocate a PostgreSQL connection");
-  if (PQstatus(c.c_.get()) != CONNECTION_OK) {
-    std::string msg = trimmed(PQerrorMessage(c.c_.get()));
+  PGconn* pc = c.c_.get();
+  const std::string where = "cannot connect to the server (" + redact_conninfo(conninfo) + ")";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  PostgresPollingStatusType step = PGRES_POLLING_WRITING;  // how libpq says to begin
+  while (PQstatus(pc) != CONNECTION_BAD && step != PGRES_POLLING_OK &&
+         step != PGRES_POLLING_FAILED) {
+    if (cancel && cancel->load()) throw Error(ECANCELED, where + ": recallfs is stopping");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      throw Error(ENOTCONN, where + ": no answer within " + std::to_string(timeout.count()) + " s");
+    pollfd p{PQsocket(pc), static_cast<short>(step == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 250)));
+    if (n < 0 && errno != EINTR) throw_last_errno("wait for the server");
+    if (n > 0) step = PQconnectPoll(pc);
+  }
+  if (PQstatus(pc) != CONNECTION_OK) {
+    std::string msg = trimmed(PQerrorMessage(pc));
     int code = msg.find("password authentication failed") != std::string::npos ||
                        msg.find("no pg_hba.conf entry") != std::string::npos
                    ? EACCES
                    : ENOTCONN;
-    throw Error(code, "cannot connect to the server (" + redact_conninfo(conninfo) + "): " + msg);
+    throw Error(code, where + ": " + msg);
   }
   // Server notices ("already exists, skipping") are not for the user.
   PQsetNoticeProcessor(

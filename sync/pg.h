@@ -51,9 +51,13 @@ using PgParams = std::vector<std::optional<std::string>>;
 
 class PgConn {
  public:
-  // Connects (libpq URI or key=value string), with a connect timeout.
-  // ENOTCONN when the server cannot be reached, EACCES when it refuses.
-  static PgConn connect(const std::string& conninfo, std::chrono::seconds timeout);
+  // Connects (libpq URI or key=value string) within `timeout`. ENOTCONN
+  // when the server cannot be reached or does not answer in time, EACCES
+  // when it refuses, ECANCELED when `*cancel` turns true first (within a
+  // quarter of a second). The connection's statements then watch `cancel`
+  // too (see cancel_when).
+  static PgConn connect(const std::string& conninfo, std::chrono::seconds timeout,
+                        const std::atomic<bool>* cancel = nullptr);
 
   PgConn() = default;
   PGconn* get() const { return c_.get(); }

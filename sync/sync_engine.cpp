@@ -24,8 +24,7 @@ SyncEngine::SyncEngine(Library& lib, Credentials creds) : lib_(lib), creds_(std:
 
 void SyncEngine::connect() {
   if (conn_.ok()) return;
-  conn_ = PgConn::connect(creds_.server, kConnectTimeout);
-  conn_.cancel_when(cancel_);
+  conn_ = PgConn::connect(creds_.server, kConnectTimeout, cancel_);
   PgTx tx(conn_);
   present_token();
   tx.commit();

@@ -6,16 +6,22 @@
 // proxy (tests/rig/fault_proxy.py) is the silent server.
 //
 // What is tried: a peer and the cloud that never answer a GET, and a part
-// upload that the cloud never answers, each stopped while it waits; an
+// upload that the cloud never answers, and a sync server that never answers
+// a new connection, each stopped while it waits; an
 // unmount while the cloud hangs on an upload, and while the sync server
 // holds a push.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -145,6 +151,65 @@ void unmount_expecting_the_daemon_gone_at_once(test::MountedLibrary& a, const st
   EXPECT_TRUE(test::process_ended(daemon)) << "the daemon still runs after unmount returned";
   EXPECT_LT(took, 30s) << "unmount waited for " << hung << "\n"
                        << test::read_file(a.data() / "recallfs.log");
+}
+
+// A TCP port on loopback that takes connections (the kernel completes
+// them) and never says a word: a server that hangs.
+class SilentServer {
+ public:
+  SilentServer() {
+    fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_.get() < 0 || ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        ::listen(fd_.get(), 8) != 0 ||
+        ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error(std::string("cannot listen on loopback: ") + std::strerror(errno));
+    port_ = ntohs(a.sin_port);
+  }
+  int port() const { return port_; }
+  // Whether a client has connected (waits up to `timeout`).
+  bool connected(std::chrono::milliseconds timeout) const {
+    pollfd p{fd_.get(), POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1;
+  }
+
+ private:
+  UniqueFd fd_;
+  int port_ = 0;
+};
+
+// The sync server takes the connection and never answers (a hung server):
+// opening the connection is given up when the caller stops (an unmount),
+// and fails by its own timeout otherwise.
+TEST(Stopping, OpeningAConnectionToASyncServerThatNeverAnswersEndsWhenStopped) {
+  SilentServer silent;
+  const std::string url =
+      "postgresql://recall_client@127.0.0.1:" + std::to_string(silent.port()) + "/recall";
+  auto stop = std::make_shared<std::atomic<bool>>(false);
+  auto code = std::make_shared<std::atomic<int>>(0);
+  auto done = on_own_thread([url, stop, code] {
+    try {
+      PgConn::connect(url, std::chrono::seconds(300), stop.get());
+    } catch (const Error& e) {
+      *code = e.code();
+    }
+  });
+  ASSERT_TRUE(silent.connected(10s)) << "the connection was not opened";
+  *stop = true;
+  ASSERT_EQ(done.wait_for(60s), std::future_status::ready)
+      << "opening the connection waited for its timeout";
+  EXPECT_EQ(code->load(), ECANCELED);
+  // Without a stop, the timeout ends it.
+  try {
+    PgConn::connect(url, std::chrono::seconds(1));
+    ADD_FAILURE() << "connected to a server that never answered";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ENOTCONN);
+    EXPECT_NE(std::string(e.what()).find("no answer within 1 s"), std::string::npos) << e.what();
+  }
 }
 
 size_t jobs_with(const RunResult& jobs, const std::string& status, int attempts) {
