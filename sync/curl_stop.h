@@ -9,9 +9,25 @@
 
 #include <curl/curl.h>
 
+#include <cstddef>
+#include <exception>
 #include <functional>
+#include <span>
 
 namespace recall {
+
+// Asks a stream's sink, with an empty piece, whether it wants more. What the
+// sink throws is kept in `error` (it must not cross libcurl) and counts as
+// a no.
+inline bool sink_wants_more(const std::function<bool(std::span<const std::byte>)>& sink,
+                            std::exception_ptr& error) noexcept {
+  try {
+    return sink({});
+  } catch (...) {
+    error = std::current_exception();
+    return false;
+  }
+}
 
 inline void end_transfer_when(CURL* c, const std::function<bool()>* keep_going) {
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);

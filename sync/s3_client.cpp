@@ -158,12 +158,7 @@ S3Client::Response S3Client::perform(Request& req) {
       req.cancelled = true;
       return false;
     }
-    if (!req.stream) return true;
-    try {
-      if ((*req.stream)({})) return true;
-    } catch (...) {
-      req.error = std::current_exception();
-    }
+    if (!req.stream || sink_wants_more(*req.stream, req.error)) return true;
     req.stopped = true;
     return false;
   };

@@ -162,11 +162,7 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
   curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, write);
   // While the peer is silent the sink may still stop the stream.
   std::function<bool()> keep_going = [&st] {
-    try {
-      if ((*st.sink)({})) return true;
-    } catch (...) {
-      st.error = std::current_exception();
-    }
+    if (sink_wants_more(*st.sink, st.error)) return true;
     st.stopped = true;
     return false;
   };

@@ -25,18 +25,28 @@
 namespace recall {
 namespace {
 
-// A holder on a slow link: it sends the blob's bytes in 16 KiB pieces, one
-// every millisecond (a fault injected at the seam: the link's pace, not a
-// wait for the test), and counts them, and the streams the fetcher cut.
-class SlowHolder : public ByteSource {
+// A holder that has the bytes at hand (ByteSource's own stream, over read()).
+class QuickHolder : public ByteSource {
  public:
-  explicit SlowHolder(std::string bytes) : bytes_(std::move(bytes)) {}
-  std::string name() const override { return "slow peer"; }
+  explicit QuickHolder(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string name() const override { return "quick peer"; }
   size_t read(const std::string&, uint64_t offset, std::span<std::byte> buf) override {
     size_t n = offset >= bytes_.size() ? 0 : std::min(buf.size(), bytes_.size() - offset);
     std::memcpy(buf.data(), bytes_.data() + offset, n);
     return n;
   }
+
+ protected:
+  std::string bytes_;
+};
+
+// A holder on a slow link: it sends the blob's bytes in 16 KiB pieces, one
+// every millisecond (a fault injected at the seam: the link's pace, not a
+// wait for the test), and counts them, and the streams the fetcher cut.
+class SlowHolder : public QuickHolder {
+ public:
+  explicit SlowHolder(std::string bytes) : QuickHolder(std::move(bytes)) {}
+  std::string name() const override { return "slow peer"; }
   void stream(const std::string&, uint64_t offset, uint64_t length, const Sink& sink) override {
     constexpr uint64_t kPiece = 16 << 10;
     for (uint64_t at = offset; at < offset + length; at += kPiece) {
@@ -51,9 +61,6 @@ class SlowHolder : public ByteSource {
   }
   std::atomic<uint64_t> pieces{0};
   std::atomic<uint64_t> cut{0};  // streams the fetcher stopped early
-
- private:
-  std::string bytes_;
 };
 
 // A holder that took the request and sends nothing (a peer that hangs):
@@ -80,21 +87,6 @@ class SilentHolder : public ByteSource {
   }
   std::atomic<uint64_t> asked{0};
   std::atomic<uint64_t> cut{0};
-};
-
-// A holder that has the bytes at hand (ByteSource's own stream, over read()).
-class QuickHolder : public ByteSource {
- public:
-  explicit QuickHolder(std::string bytes) : bytes_(std::move(bytes)) {}
-  std::string name() const override { return "quick peer"; }
-  size_t read(const std::string&, uint64_t offset, std::span<std::byte> buf) override {
-    size_t n = offset >= bytes_.size() ? 0 : std::min(buf.size(), bytes_.size() - offset);
-    std::memcpy(buf.data(), bytes_.data() + offset, n);
-    return n;
-  }
-
- private:
-  std::string bytes_;
 };
 
 class OneHolder : public SourceProvider {
