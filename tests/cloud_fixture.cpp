@@ -50,7 +50,8 @@ std::string random_file(const fs::path& p, size_t size, uint64_t seed) {
   return data;
 }
 
-std::vector<std::string> cloud_set_args(const std::string& endpoint, const std::string& bucket) {
+std::vector<std::string> cloud_set_args(const std::string& endpoint, const std::string& bucket,
+                                        int stall_seconds) {
   return {"cloud",
           "set",
           "--endpoint",
@@ -63,7 +64,20 @@ std::vector<std::string> cloud_set_args(const std::string& endpoint, const std::
           "-",
           "--create-bucket",
           "--stall-timeout",
-          "2"};
+          std::to_string(stall_seconds)};
+}
+
+void connect_mounted(MountedLibrary& m, const std::string& token, const std::string& bucket,
+                     const std::string& endpoint, int stall_seconds) {
+  RunResult s =
+      m.recallfs({"signin", "--server", PostgresServer::get().client_url(), "--token", token});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  std::vector<std::string> args = {recallfs_binary()};
+  for (const auto& a : cloud_set_args(endpoint, bucket, stall_seconds)) args.push_back(a);
+  args.push_back("--data");
+  args.push_back(m.data().string());
+  RunResult c = run(args, {}, "testing\n");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
 }
 
 CloudDevice::CloudDevice() : data(dir / "data") { cli({"init"}); }

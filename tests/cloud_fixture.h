@@ -14,6 +14,7 @@
 #include "cas/blob_store.h"
 #include "sync/peer_server.h"
 #include "sync/s3_client.h"
+#include "tests/mount_fixture.h"
 #include "tests/test_util.h"
 
 namespace recall::test {
@@ -37,7 +38,13 @@ std::string random_file(const std::filesystem::path& p, size_t size, uint64_t se
 
 // The arguments of `recallfs cloud set` for `bucket` at `endpoint` (the
 // secret key on standard input: "testing\n").
-std::vector<std::string> cloud_set_args(const std::string& endpoint, const std::string& bucket);
+std::vector<std::string> cloud_set_args(const std::string& endpoint, const std::string& bucket,
+                                        int stall_seconds = 2);
+
+// Signs a mounted device in to the account of `token` and sets its cloud
+// (`bucket` through `endpoint`; a stall is retried after `stall_seconds`).
+void connect_mounted(MountedLibrary& m, const std::string& token, const std::string& bucket,
+                     const std::string& endpoint, int stall_seconds = 2);
 
 // A device driven by the command (no mount), signed in with the cloud set.
 struct CloudDevice {

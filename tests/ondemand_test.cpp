@@ -40,19 +40,7 @@ using test::PostgresServer;
 using test::RunResult;
 using test::TempDir;
 
-// Signs a mounted device in and sets its cloud (through `endpoint`).
-void connect(test::MountedLibrary& m, const std::string& token, const std::string& bucket,
-             const std::string& endpoint) {
-  RunResult s =
-      m.recallfs({"signin", "--server", PostgresServer::get().client_url(), "--token", token});
-  ASSERT_EQ(s.exit_code, 0) << s.err;
-  std::vector<std::string> args = {test::recallfs_binary()};
-  for (const auto& a : test::cloud_set_args(endpoint, bucket)) args.push_back(a);
-  args.push_back("--data");
-  args.push_back(m.data().string());
-  RunResult c = test::run(args, {}, "testing\n");
-  ASSERT_EQ(c.exit_code, 0) << c.err;
-}
+using test::connect_mounted;
 
 std::string xattr(test::MountedLibrary& m, const std::string& rel, const std::string& name) {
   return m.shell("getfattr --only-values -n user.recall." + name + " '" + rel + "'").out;
@@ -101,7 +89,7 @@ TEST(OnDemand, UploadsAndReadsGetThroughFaultsBetweenTheDeviceAndS3) {
   // Another device reads through the same faults, byte for byte.
   size_t gets_before = proxy.count("GET ");
   test::MountedLibrary b;
-  connect(b, token, "faulty-bucket", proxy.endpoint());
+  connect_mounted(b, token, "faulty-bucket", proxy.endpoint());
   ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/big.bin"); }));
   EXPECT_TRUE(test::read_file(b / "inbox/big.bin") == big);
   EXPECT_EQ(test::read_file(b / "inbox/small.txt"), small);
@@ -118,7 +106,7 @@ TEST(OnDemand, KillingTheDaemonInTheMiddleOfAnUploadResumesIt) {
   FaultProxy proxy(*test::swift_endpoint(), 600);  // a stall that outlasts the daemon
   proxy.set_mode("stall-parts-from=2");
   test::MountedLibrary a;
-  connect(a, token, "killed-bucket", proxy.endpoint());
+  connect_mounted(a, token, "killed-bucket", proxy.endpoint());
   std::string data = test::random_file(a.tmp() / "big.bin", 20 << 20, 13);
   ASSERT_EQ(a.shell("cp \"$TMP/big.bin\" inbox/").exit_code, 0);
   // Part 1 is in; part 2 hangs: kill the daemon now.
@@ -169,7 +157,7 @@ TEST(OnDemand, TheCacheStaysWithinItsBudgetAndKeepsPinnedOpenAndUnuploadedBytes)
   constexpr uint64_t kBudget = 3 << 20;  // three of the eight files
   FaultProxy proxy(*test::swift_endpoint());
   test::MountedLibrary b;
-  connect(b, token, "cache-bucket", proxy.endpoint());
+  connect_mounted(b, token, "cache-bucket", proxy.endpoint());
   b.unmount();
   b.mount({"--cache-size", "3M"});
   ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/f7.bin"); }));
@@ -303,9 +291,9 @@ TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
   test::MountedLibrary a, b;
   a.unmount();
   ASSERT_EQ(a.recallfs({"peer", "set", "--listen", "127.0.0.1:0"}).exit_code, 0);
-  connect(a, token, "holders-bucket", *test::swift_endpoint());
+  connect_mounted(a, token, "holders-bucket", *test::swift_endpoint());
   a.mount();
-  connect(b, token, "holders-bucket", cloud_seen_by_b.endpoint());
+  connect_mounted(b, token, "holders-bucket", cloud_seen_by_b.endpoint());
   std::mt19937_64 rng(15);
   std::string paper = test::random_bytes(rng, 9 << 20);
   std::string notes = test::random_bytes(rng, 5 << 20);
@@ -389,7 +377,7 @@ TEST(OnDemand, ReadsAskForWhatTheyTouchOnceAndSequentialReadsAhead) {
   auto [token, content] = account_with_file(a, "fetches", "book.pdf", kSize, 17);
   FaultProxy cloud(*test::swift_endpoint());
   test::MountedLibrary b;
-  connect(b, token, "fetches-bucket", cloud.endpoint());
+  connect_mounted(b, token, "fetches-bucket", cloud.endpoint());
   ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/book.pdf"); }));
   // One descriptor for the whole test: fetched chunks stay with the open file.
   UniqueFd fd(::open((b / "inbox/book.pdf").c_str(), O_RDONLY));
@@ -470,7 +458,7 @@ TEST(OnDemand, WhenNoHolderAnswersAReadFailsInSecondsAndTheFolderKeepsWorking) {
   std::string peer_id = test::register_holder("silent", test::sha256_of(content), "hanging",
                                               hanging_peer.endpoint().substr(7));
   test::MountedLibrary b;
-  connect(b, token, "silent-bucket", cloud.endpoint());
+  connect_mounted(b, token, "silent-bucket", cloud.endpoint());
   ASSERT_TRUE(test::eventually(
       [&] {
         auto dev = b.catalog()->get_device(peer_id);

@@ -18,7 +18,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -233,18 +232,9 @@ TEST(Stopping, UnmountingWhileTheCloudHangsOnAnUploadEndsAtOnceAndTheUploadResum
   FaultProxy proxy(*test::swift_endpoint(), 600);
   proxy.set_mode("stall-parts-from=2");
   test::MountedLibrary a;
-  RunResult s = a.recallfs({"signin", "--server", pg.client_url(), "--token", token});
-  ASSERT_EQ(s.exit_code, 0) << s.err;
-  std::vector<std::string> args = {test::recallfs_binary()};
-  for (const auto& arg : test::cloud_set_args(proxy.endpoint(), "hung-bucket")) args.push_back(arg);
   // A stall may last five minutes: only the unmount can end it.
-  auto stall = std::find(args.begin(), args.end(), "--stall-timeout");
-  ASSERT_NE(stall, args.end());
-  *(stall + 1) = "300";
-  args.push_back("--data");
-  args.push_back(a.data().string());
-  RunResult c = test::run(args, {}, "testing\n");
-  ASSERT_EQ(c.exit_code, 0) << c.err;
+  ASSERT_NO_FATAL_FAILURE(
+      test::connect_mounted(a, token, "hung-bucket", proxy.endpoint(), /*stall_seconds=*/300));
   std::string data = test::random_file(a.tmp() / "big.bin", 20 << 20, 17);
   ASSERT_EQ(a.shell("cp \"$TMP/big.bin\" inbox/").exit_code, 0);
   ASSERT_TRUE(
