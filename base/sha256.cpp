@@ -60,6 +60,17 @@ bool is_sha256_hex(std::string_view s) {
   return true;
 }
 
+std::optional<Digest> digest_of_hex(std::string_view s) {
+  if (!is_sha256_hex(s)) return std::nullopt;
+  auto nibble = [](char c) {
+    return static_cast<unsigned char>(c <= '9' ? c - '0' : c - 'a' + 10);
+  };
+  Digest d;
+  for (size_t i = 0; i < d.size(); ++i)
+    d[i] = static_cast<unsigned char>(nibble(s[2 * i]) << 4 | nibble(s[2 * i + 1]));
+  return d;
+}
+
 std::string sha256_hex(std::string_view data) {
   Sha256 h;
   h.update(data);

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,6 +46,8 @@ std::string to_hex(const Digest& d);
 std::string to_hex(std::span<const unsigned char> bytes);
 // True when `s` is 64 lower-case hex digits, the only form of a blob name.
 bool is_sha256_hex(std::string_view s);
+// The digest `s` names when is_sha256_hex(s), else nullopt.
+std::optional<Digest> digest_of_hex(std::string_view s);
 // SHA-256 of a string, as hex.
 std::string sha256_hex(std::string_view data);
 

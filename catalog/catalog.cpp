@@ -22,7 +22,7 @@ Catalog::WriteScope::WriteScope(Catalog& c) : c_(c), lock_(c.writer_mu_) {
 void Catalog::WriteScope::commit() {
   c_.writer_.exec(c_.write_depth_ == 1 ? "COMMIT" : "RELEASE nested");
   done_ = true;
-  --c_.write_depth_;
+  if (--c_.write_depth_ == 0) c_.generation_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 Catalog::WriteScope::~WriteScope() {
@@ -429,7 +429,12 @@ int64_t Catalog::data_version() {
   std::lock_guard lock(writer_mu_);
   Stmt s = writer_.cached("PRAGMA data_version");
   s.step();
-  return s.int64(0);
+  int64_t v = s.int64(0);
+  if (v != seen_data_version_) {
+    if (seen_data_version_ >= 0) generation_.fetch_add(1, std::memory_order_acq_rel);
+    seen_data_version_ = v;
+  }
+  return v;
 }
 
 uint64_t Catalog::outbox_count() {

@@ -23,6 +23,7 @@
 // EUCLEAN (corrupt or too-new database), EBUSY (database locked too long).
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -322,6 +323,12 @@ class Catalog {
   // writes through), so a mount can tell that `recallfs sync`, `add` or
   // `pin` in another process changed what it shows.
   int64_t data_version();
+  // Moves after every write this process commits and whenever
+  // data_version() sees another process's commit: what was read from the
+  // catalog at generation g is current while generation() is still g.
+  // Read it before reading the rows it is to vouch for (a commit in
+  // between then only makes them look older than they are).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   // Every asset, streamed in id order.
   void for_each_asset(const std::function<bool(const Asset&)>& fn);
   // Moves every link of asset `from` to asset `to` and deletes `from`:
@@ -341,9 +348,11 @@ class Catalog {
   Options options_;
   std::string device_id_;
 
-  std::recursive_mutex writer_mu_;  // guards writer_ and write_depth_
+  std::recursive_mutex writer_mu_;  // guards writer_, write_depth_, seen_data_version_
   Db writer_;
   int write_depth_ = 0;
+  int64_t seen_data_version_ = -1;
+  std::atomic<uint64_t> generation_{0};
 
   std::mutex readers_mu_;  // guards readers_
   std::vector<Db> readers_;

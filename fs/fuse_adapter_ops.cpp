@@ -48,9 +48,15 @@ void guarded(fuse_req_t req, const char* op, F&& f) noexcept {
   fuse_reply_err(req, err);
 }
 
+// A node's path. A node without one lost its name after the kernel looked
+// it up: a rename over it (an editor's save), or a removal. ESTALE, not
+// ENOENT: the kernel then looks the name up again and retries the call
+// (open, stat, chmod, xattrs, link), so a reader never sees a name that a
+// rename replaced go missing for a moment, as a local disk never lets it;
+// a name really gone gets ENOENT from that lookup.
 std::string path_of(Mount& m, fuse_ino_t ino) {
   std::optional<std::string> p = m.nodes.path(ino);
-  if (!p) throw Error(ENOENT, "no such file (it was removed)");
+  if (!p) throw Error(ESTALE, "this name was replaced or removed meanwhile");
   return *p;
 }
 std::string child_path_of(Mount& m, fuse_ino_t parent, const char* name) {
@@ -87,7 +93,7 @@ struct stat attr_of(Mount& m, fuse_ino_t ino, const fuse_file_info* fi) {
     }
   }
   if (std::optional<struct stat> kept = m.nodes.kept_attributes(ino)) return *kept;
-  throw Error(ENOENT, "no such file (it was removed)");
+  throw Error(ESTALE, "this name was replaced or removed meanwhile");  // see path_of
 }
 
 std::optional<int64_t> mtime_of(const struct stat* attr, int to_set) {
@@ -146,7 +152,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                    m.nodes.open_handle(ino, (to_set & FUSE_SET_ATTR_SIZE) != 0))
         fh = *h;
       else
-        throw Error(ENOENT, "no such file (it was removed)");
+        throw Error(ESTALE, "this name was replaced or removed meanwhile");  // see path_of
     }
     bool by_handle = path.empty();
     struct stat st;
@@ -200,13 +206,18 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
     // Files' attributes go only to a thread that stats files; only then
     // must the listing look up each file's st_blocks in the store.
     bool want_file_attrs = plus && m.stat_interest.wants_file_attrs(fuse_req_ctx(req)->pid);
+    // getdents(2) is not retried: a folder gone while open is ENOENT here.
+    auto folder_path = [&] {
+      std::optional<std::string> p = m.nodes.path(ino);
+      if (!p) throw Error(ENOENT, "no such folder (it was removed)");
+      return *p;
+    };
     // The kept listing serves the next page while nothing was removed
     // since it was taken; a new one from the start, or when it may be old.
     auto fresh = [&] {
       Listings::Kept k;
       k.version = m.listings.version();  // before listing: a change meanwhile makes it old
-      k.listing =
-          std::make_shared<HashedListing>(m.vfs->list_dir(path_of(m, ino), want_file_attrs));
+      k.listing = std::make_shared<HashedListing>(m.vfs->list_dir(folder_path(), want_file_attrs));
       m.listings.keep(ino, k);
       return k;
     };
@@ -424,8 +435,9 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   guarded(req, "write", [&] {
     if (off < 0) throw Error(EINVAL, "negative offset");
     Mount& m = mount_of(req);
-    size_t n = m.vfs->write(fi->fh, std::as_bytes(std::span(buf, size)), static_cast<uint64_t>(off),
-                            [&] { return m.nodes.path(ino).value_or(""); });
+    size_t n = m.vfs->write(
+        fi->fh, std::as_bytes(std::span(buf, size)), static_cast<uint64_t>(off),
+        [&] { return m.nodes.path(ino).value_or(""); }, (fi->flags & O_APPEND) != 0);
     fuse_reply_write(req, n);
   });
 }
@@ -478,10 +490,10 @@ void reply_xattr(fuse_req_t req, const std::string& v, size_t size) {
     fuse_reply_buf(req, v.data(), v.size());
 }
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
-                 int) {
+                 int flags) {
   guarded(req, "setxattr", [&] {
     Mount& m = mount_of(req);
-    m.vfs->setxattr(path_of(m, ino), name, std::string_view(value, size));
+    m.vfs->setxattr(path_of(m, ino), name, std::string_view(value, size), flags);
     fuse_reply_err(req, 0);
   });
 }

@@ -145,24 +145,11 @@ struct stat Vfs::node_attr(const Node& n, bool file_blocks) {
     case Node::Kind::WorksDir:
       st.st_ino = kWorksIno;
       st.st_mode = S_IFDIR | 0755;
+      if (auto t = names_changed_at("works")) set_times(st, *t, *t);
       return st;
     case Node::Kind::BlobsDir:
       st.st_ino = kBlobsIno;
       st.st_mode = S_IFDIR | 0555;
-      return st;
-    case Node::Kind::Dir:
-      st.st_mode = S_IFDIR | 0755;
-      if (n.work) {
-        st.st_ino = ino_of(n.work->id);
-        st.st_mode = S_IFDIR | (n.work->mode & 07777);
-        set_times(st, n.work->mtime_ns, n.work->updated_ms * 1000000);
-      } else if (n.folder) {
-        st.st_ino = ino_of(n.folder->id);
-        st.st_mode = S_IFDIR | (n.folder->mode & 07777);
-        set_times(st, n.folder->mtime_ns, n.folder->mtime_ns);
-      } else {
-        st.st_ino = kInboxIno;
-      }
       return st;
     case Node::Kind::Blob: {
       st.st_ino = ino_of(n.sha256);
@@ -174,19 +161,107 @@ struct stat Vfs::node_attr(const Node& n, bool file_blocks) {
       }
       return st;
     }
+    case Node::Kind::Dir:
     case Node::Kind::File:
       break;
   }
-  const Asset& a = *n.entry->asset;
-  st.st_ino = ino_of(a.id);
-  st.st_mode = S_IFREG | (a.mode & 07777);
-  st.st_nlink = 1 + n.entry->extra_links;
-  st.st_size = static_cast<off_t>(a.bytes);
-  if (file_blocks && lib_.blobs().has(a.sha256))
-    st.st_blocks = static_cast<blkcnt_t>((a.bytes + 511) / 512);
-  set_times(st, a.mtime_ns, a.updated_ms * 1000000);
+  return facts_attr(facts_of(n), file_blocks);
+}
+
+EntryFacts Vfs::facts_of(const Node& n) {
+  EntryFacts f;
+  if (n.kind == Node::Kind::File) {
+    const Asset& a = *n.entry->asset;
+    f.kind = EntryFacts::Kind::File;
+    f.mode = a.mode;
+    f.extra_links = n.entry->extra_links;
+    f.bytes = a.bytes;
+    f.mtime_ns = a.mtime_ns;
+    f.ctime_ns = a.updated_ms * 1000000;
+    f.id = a.id;
+    f.sha256 = digest_of_hex(a.sha256);
+  } else if (n.work) {
+    f.kind = EntryFacts::Kind::Work;
+    f.mode = n.work->mode;
+    f.mtime_ns = n.work->mtime_ns;
+    f.ctime_ns = n.work->updated_ms * 1000000;
+    f.id = n.work->id;
+  } else if (n.folder) {
+    f.kind = EntryFacts::Kind::Folder;
+    f.mode = n.folder->mode;
+    f.mtime_ns = f.ctime_ns = n.folder->mtime_ns;
+    f.id = n.folder->id;
+  } else {
+    f.kind = EntryFacts::Kind::Inbox;
+  }
+  return f;
+}
+
+std::string Vfs::dir_key(const Node& dir) {
+  if (dir.kind == Node::Kind::WorksDir) return "works";
+  if (dir.work) return dir.work->id;
+  if (dir.folder) return dir.folder->id;
+  return dir.is_inbox() ? "inbox" : "";
+}
+
+std::string Vfs::place_key(const Place& place) {
+  if (place.folder.empty()) return place.work_id ? *place.work_id : "inbox";
+  std::optional<Folder> f = lib_.catalog().get_folder(place);
+  return f ? f->id : "";
+}
+
+void Vfs::names_changed(const std::string& key) {
+  if (key.empty()) return;
+  std::lock_guard lock(dir_times_mu_);
+  names_changed_ns_[key] = now_ns();
+}
+
+void Vfs::parent_names_changed(const Node& dir) {
+  if (dir.work) return names_changed("works");
+  size_t slash = dir.place.folder.rfind('/');
+  names_changed(Place{dir.place.work_id,
+                      slash == std::string::npos ? "" : dir.place.folder.substr(0, slash)});
+}
+
+std::optional<int64_t> Vfs::names_changed_at(const std::string& key) {
+  std::lock_guard lock(dir_times_mu_);
+  auto it = names_changed_ns_.find(key);
+  if (it == names_changed_ns_.end()) return std::nullopt;
+  return it->second;
+}
+
+struct stat Vfs::facts_attr(const EntryFacts& f, bool file_blocks) {
+  struct stat st {};
+  st.st_uid = options_.uid;
+  st.st_gid = options_.gid;
+  st.st_blksize = kBlockSize;
+  st.st_nlink = 1;  // directories: 1 means "not counted" to find(1)
+  switch (f.kind) {
+    case EntryFacts::Kind::Inbox:
+      st.st_ino = kInboxIno;
+      st.st_mode = S_IFDIR | 0755;
+      set_times(st, started_ns_, started_ns_);
+      if (auto t = names_changed_at("inbox")) set_times(st, *t, *t);
+      return st;
+    case EntryFacts::Kind::Work:
+    case EntryFacts::Kind::Folder:
+      st.st_ino = ino_of(f.id);
+      st.st_mode = S_IFDIR | (f.mode & 07777);
+      set_times(st, f.mtime_ns, f.ctime_ns);
+      if (auto t = names_changed_at(f.id)) set_times(st, *t, *t);
+      return st;
+    case EntryFacts::Kind::File:
+      break;
+  }
+  st.st_ino = ino_of(f.id);
+  st.st_mode = S_IFREG | (f.mode & 07777);
+  st.st_nlink = 1 + f.extra_links;
+  st.st_size = static_cast<off_t>(f.bytes);
+  if (file_blocks && f.sha256 && lib_.blobs().has(to_hex(*f.sha256)))
+    st.st_blocks = static_cast<blkcnt_t>((f.bytes + 511) / 512);
+  set_times(st, f.mtime_ns, f.ctime_ns);
   // A file being written shows its staged size and time.
-  if (std::shared_ptr<OpenFile> of = find_open(a.id)) {
+  if (std::shared_ptr<OpenFile> of = find_open(f.id)) {
     std::lock_guard lock(of->mu);
     st.st_size = static_cast<off_t>(of->size);
     st.st_blocks = static_cast<blkcnt_t>((of->size + 511) / 512);
@@ -216,6 +291,16 @@ struct stat Vfs::getattr(std::string_view path) {
   return r.pending ? open_file_attr(*r.pending) : node_attr(r.node);
 }
 
+// The folders the catalog lists (works/, the inbox, a work, a sub-folder)
+// are kept in listings_ under this key; the others (the root, blobs/) are
+// listed afresh.
+static std::optional<std::string> listing_key(const Node& n) {
+  if (n.kind == Node::Kind::WorksDir) return "w";
+  if (n.kind != Node::Kind::Dir) return std::nullopt;
+  // Work ids have no '/', so the key is unambiguous.
+  return (n.place.work_id ? "d1" + *n.place.work_id : std::string("d0")) + "/" + n.place.folder;
+}
+
 void Vfs::list_node(const Resolved& r,
                     const std::function<bool(const std::string&, const struct stat&)>& fn,
                     bool file_blocks) {
@@ -230,11 +315,31 @@ void Vfs::list_node(const Resolved& r,
   }
   bool more = true;
   std::unordered_set<std::string> listed;
-  tree_.list(r.node, [&](const std::string& name, const Node& child) {
+  auto give = [&](const std::string& name, const struct stat& st) {
     if (!pending.empty()) listed.insert(name);
-    more = fn(name, node_attr(child, file_blocks));
+    more = fn(name, st);
     return more;
-  });
+  };
+  if (std::optional<std::string> key = listing_key(r.node)) {
+    uint64_t generation = lib_.catalog().generation();  // before reading: see ListingCache
+    std::shared_ptr<const ListingCache::Listing> kept = listings_.find(*key, generation);
+    if (!kept) {
+      auto fresh = std::make_shared<ListingCache::Listing>();
+      tree_.list(r.node, [&](const std::string& name, const Node& child) {
+        fresh->push_back({name, facts_of(child)});
+        return true;
+      });
+      fresh->shrink_to_fit();
+      listings_.keep(*key, generation, fresh);
+      kept = std::move(fresh);
+    }
+    for (const ListingCache::Entry& e : *kept)
+      if (!give(e.shown, facts_attr(e.facts, file_blocks))) break;
+  } else {
+    tree_.list(r.node, [&](const std::string& name, const Node& child) {
+      return give(name, node_attr(child, file_blocks));
+    });
+  }
   for (const auto& of : pending) {
     if (!more) return;
     std::string name;
@@ -311,12 +416,17 @@ void Vfs::utimens(std::string_view path, std::optional<int64_t> mtime_ns) {
       throw Error(EROFS, "blobs/ is read-only");
     case Node::Kind::File:
       return set_file_attrs(r.node.entry->asset->id, std::nullopt, mtime_ns);
-    case Node::Kind::Dir:
+    case Node::Kind::Dir: {
+      {
+        std::lock_guard lock(dir_times_mu_);
+        names_changed_ns_.erase(dir_key(r.node));
+      }
       if (r.node.work)
         return lib_.catalog().set_work_attrs(r.node.work->id, std::nullopt, *mtime_ns);
       if (r.node.folder)
         return lib_.catalog().set_folder_attrs(r.node.folder->id, std::nullopt, *mtime_ns);
       return;  // the inbox's time is not kept
+    }
     default:
       return;
   }

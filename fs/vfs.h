@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "fs/library.h"
+#include "fs/listing_cache.h"
 #include "fs/pending_files.h"
 #include "fs/tree.h"
 
@@ -85,7 +86,7 @@ class Vfs {
   void mkdir(std::string_view path, mode_t mode);
   void rmdir(std::string_view path);
   void unlink(std::string_view path);
-  // flags: 0 or RENAME_NOREPLACE (RENAME_EXCHANGE: EINVAL).
+  // flags: 0 or RENAME_NOREPLACE (RENAME_EXCHANGE, RENAME_WHITEOUT: EINVAL).
   void rename(std::string_view from, std::string_view to, unsigned flags);
   void link(std::string_view from, std::string_view to);
   void chmod(std::string_view path, mode_t mode);
@@ -105,7 +106,11 @@ class Vfs {
   }
   std::string getxattr(std::string_view path, std::string_view name);
   std::vector<std::string> listxattr(std::string_view path);
-  void setxattr(std::string_view path, std::string_view name, std::string_view value);
+  // `flags`: XATTR_CREATE (EEXIST: the settable ones always exist) or
+  // XATTR_REPLACE. A new file being written is stored first (cp
+  // --preserve=xattr sets the role before it closes the copy).
+  void setxattr(std::string_view path, std::string_view name, std::string_view value,
+                int flags = 0);
   void removexattr(std::string_view path, std::string_view name);
 
   // ---- file handles
@@ -131,9 +136,15 @@ class Vfs {
   struct stat fgetattr(uint64_t handle);
   // `through`: the name the kernel sent it through, asked only for a
   // hard-linked file (its other names are told; that one's pages are right).
+  // `append` (O_APPEND): the bytes go at the file's end, wherever `offset`
+  // says. The kernel takes the end from the size it caches for the name
+  // written through, and each name of a hard-linked file is an inode of its
+  // own: after an append through one name, another name's size is old, and
+  // its appends would land over the first one's. When the end is not at
+  // `offset`, every name, that one too, drops what the kernel caches.
   using NameOf = std::function<std::string()>;
   size_t write(uint64_t handle, std::span<const std::byte> data, uint64_t offset,
-               const NameOf& through = {});
+               const NameOf& through = {}, bool append = false);
   void truncate(std::string_view path, uint64_t size);
   void ftruncate(uint64_t handle, uint64_t size, const NameOf& through = {});
   // fallocate(2) on a file open for writing: reserving space (mode 0, with
@@ -234,6 +245,11 @@ class Vfs {
                  bool file_blocks = true);
   Resolved resolve_parent(std::string_view path, std::string& leaf);
   struct stat node_attr(const Node& n, bool file_blocks = true);
+  // A folder's or file's attributes in two steps, so that a kept listing
+  // (ListingCache) needs only the facts: those of its catalog row, then
+  // the attributes they and the live state (bytes here, open files) give.
+  static EntryFacts facts_of(const Node& dir_or_file);
+  struct stat facts_attr(const EntryFacts& f, bool file_blocks = true);
   struct stat open_file_attr(OpenFile& of);
   std::shared_ptr<OpenFile> find_open(const std::string& asset_id);
   // chmod/utimens of a file: its row, and its open state when it is open.
@@ -245,8 +261,10 @@ class Vfs {
   static std::string asset_of(const Handle& hd);
   static bool set_detached_attrs(const Handle& hd, std::optional<uint32_t> mode,
                                  std::optional<int64_t> mtime_ns);
-  // The bytes of an open file, changed under its lock.
-  size_t stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t offset);
+  // The bytes of an open file, changed under its lock; at its end when
+  // `offset` is nullopt. Returns where they went.
+  uint64_t stage_write(OpenFile& of, std::span<const std::byte> data,
+                       std::optional<uint64_t> offset);
   void stage_truncate(OpenFile& of, uint64_t size);
   // After a write or truncation: the file's other names drop what the kernel
   // caches for them (it updated the name it was asked through).
@@ -310,9 +328,29 @@ class Vfs {
 
   Library& lib_;
   Tree tree_;
+  ListingCache listings_;
   Options options_;
   std::filesystem::path staging_dir_;
   int64_t started_ns_;  // times shown for the fixed folders
+  // When names last came into or left a folder here (keyed by dir_key):
+  // from then on its mtime and ctime show that time, as on a local disk,
+  // where programs watch them (Python's import cache rescans a folder only
+  // when its mtime moved; make, file managers, backup tools). Kept in memory
+  // for the mount, not in the folder's row: that row syncs, and writing it
+  // for every file added would push it each time (and a work's row carries
+  // its title). utimens() on the folder drops its entry, its own time then
+  // being the last word, as on a local disk.
+  std::mutex dir_times_mu_;
+  std::unordered_map<std::string, int64_t> names_changed_ns_;
+  // "works", "inbox", or the id of a work or sub-folder.
+  static std::string dir_key(const Node& dir);
+  // dir_key of the folder a place is ("" when it is gone).
+  std::string place_key(const Place& place);
+  void names_changed(const std::string& dir_key);
+  void names_changed(const Place& place) { names_changed(place_key(place)); }
+  // names_changed() for the folder that holds work or sub-folder `dir`.
+  void parent_names_changed(const Node& dir);
+  std::optional<int64_t> names_changed_at(const std::string& dir_key);
   // Sends one path to the invalidator, if there is one.
   void invalidate(const std::string& path, Stale what);
   // Written bytes were not stored (a full disk): the kernel's pages and

@@ -232,6 +232,9 @@ std::optional<Vfs::OpenResult> Vfs::open_once(std::string_view path, int flags) 
     }
   }
   if (on_open_state_found_) on_open_state_found_();
+  // O_RDONLY|O_TRUNC truncates on Linux: this handle writes (the kernel's
+  // file stays read-only).
+  if ((flags & O_TRUNC) && (flags & O_ACCMODE) == O_RDONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
   std::optional<uint64_t> added = add_handle(of, flags);
   if (!added) return std::nullopt;
   const uint64_t id = *added;
@@ -280,6 +283,7 @@ Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
     ensure_staging(*of, false);
     of->dirty = true;  // an empty new file is still a file
   }
+  names_changed(dir_key(parent.node));
   std::lock_guard lock(files_mu_);
   files_[of->asset_id] = of;
   pending_.add(of->place, raw, of->asset_id);
@@ -309,12 +313,24 @@ Vfs::SpliceSource Vfs::splice_source(uint64_t h, size_t size, uint64_t offset) {
 }
 
 size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset,
-                  const NameOf& through) {
+                  const NameOf& through, bool append) {
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
-  size_t n = stage_write(*hd->of, data, offset);
-  tell_other_names(*hd->of, through);
-  return n;
+  uint64_t at = stage_write(*hd->of, data, append ? std::nullopt : std::optional(offset));
+  if (at == offset) {
+    tell_other_names(*hd->of, through);
+  } else {
+    // The kernel's size of the name written through was old (see write()):
+    // its pages hold these bytes at `offset`, and its size is wrong.
+    std::string id;
+    {
+      std::lock_guard lock(hd->of->mu);
+      if (hd->of->unlinked) return data.size();
+      id = hd->of->asset_id;
+    }
+    content_changed(id, Stale::Content);
+  }
+  return data.size();
 }
 
 void Vfs::tell_other_names(OpenFile& of, const NameOf& through) {

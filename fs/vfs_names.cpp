@@ -52,6 +52,7 @@ void Vfs::mkdir(std::string_view path, mode_t mode) {
     lib_.catalog().create_work(raw, false, mode);
   else
     lib_.catalog().create_folder(parent.node.place, raw, is_scratch_name(raw), mode);
+  names_changed(dir_key(parent.node));
 }
 
 std::vector<std::shared_ptr<OpenFile>> Vfs::pending_under(const Place& place) {
@@ -86,6 +87,7 @@ void Vfs::rmdir(std::string_view path) {
   if (r.node.kind != Node::Kind::Dir || r.node.is_inbox())
     throw Error(EPERM, "works/, inbox/ and blobs/ cannot be removed");
   remove_dir_node(r.node);
+  parent_names_changed(r.node);
 }
 
 // ---- unlink, link, rename ------------------------------------------------
@@ -102,11 +104,13 @@ void Vfs::unlink(std::string_view path) {
     r.pending->unlinked = true;
     r.pending->drop_truncation_note();
     pending_.erase(r.pending->place, r.pending->name);
+    names_changed(r.pending->place);
     return;
   }
   const Asset& a = *r.node.entry->asset;
   size_t group = lib_.catalog().lookup(r.node.place, r.node.entry->name).size();
   lib_.catalog().remove_name(*r.node.entry);
+  names_changed(r.node.place);
   group_left(r.node.place, r.node.entry->name, group);
   // Its other names (kernel inodes of their own) count one link fewer.
   if (r.node.entry->extra_links > 0) content_changed(a.id, Stale::Attributes);
@@ -167,11 +171,13 @@ void Vfs::link(std::string_view from, std::string_view to) {
     n.mode = 0444;
     n.local_only = is_scratch_name(raw);
     lib_.catalog().add_asset(n);
+    names_changed(dir_key(parent.node));
     return;
   }
   if (src.pending) commit_now(src.pending);
   std::string asset_id = src.pending ? src.pending->asset_id : src.node.entry->asset->id;
   lib_.catalog().link_asset(asset_id, parent.node.place, raw);
+  names_changed(dir_key(parent.node));
   if (std::shared_ptr<OpenFile> of = find_open(asset_id)) {
     std::lock_guard lock(of->mu);
     of->linked = true;
@@ -180,7 +186,9 @@ void Vfs::link(std::string_view from, std::string_view to) {
 }
 
 void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
-  if (flags & RENAME_EXCHANGE) throw Error(EINVAL, "RENAME_EXCHANGE is not supported");
+  // (RENAME_WHITEOUT makes a device node: a library holds files.)
+  if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE))
+    throw Error(EINVAL, "only RENAME_NOREPLACE is supported (not RENAME_EXCHANGE or WHITEOUT)");
   std::lock_guard ns(ns_mu_);
   forget_cached(from);  // the kernel moves a name's inode, and its cache, with it
   forget_cached(to);
@@ -209,10 +217,20 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   // too); a name that comes into being must be UTF-8.
   if (!target || target->node.is_dir()) require_utf8(raw, "a name");
 
+  // Both folders' names change (unless it is one name renamed to itself,
+  // which changes nothing on a local disk either; then nothing below fails).
+  const std::string from_key = src.pending         ? place_key(src.pending->place)
+                               : src.node.is_dir() ? std::string()
+                                                   : place_key(src.node.place);
+  const std::string to_key = dir_key(parent.node);
   if (src.node.is_dir()) {
     if (target && !target->node.is_dir()) throw Error(ENOTDIR, "not a directory: " + quote(to));
     rename_dir(src.node, parent.node, raw,
                target ? std::optional<Node>(target->node) : std::nullopt);
+    if (!target || target->node.place != src.node.place) {
+      parent_names_changed(src.node);
+      names_changed(to_key);
+    }
     return;
   }
   if (target && target->node.is_dir()) throw Error(EISDIR, "is a directory: " + quote(to));
@@ -235,6 +253,11 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     if (te.asset->id == se.asset->id)
       return;  // two names of one file: POSIX
                // leaves both as they are
+  }
+  names_changed(from_key);
+  names_changed(to_key);
+  if (target) {
+    const FolderEntry& te = *target->node.entry;
     // An atomic save: the target keeps its asset id and takes the content.
     BlobMeta meta;
     if (auto b = lib_.catalog().get_blob(se.asset->sha256)) meta = *b;

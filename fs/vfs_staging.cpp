@@ -90,9 +90,11 @@ void discard_staging(OpenFile& of, BlobStore& blobs) {
 
 // ---- writes and truncations -----------------------------------------------
 
-size_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t offset) {
+uint64_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data,
+                          std::optional<uint64_t> at) {
   std::lock_guard lock(of.mu);
   if (of.failed) throw *of.failed;
+  const uint64_t offset = at.value_or(of.size);
   try {
     ensure_staging(of, true);
     size_t done = 0;
@@ -128,7 +130,7 @@ size_t Vfs::stage_write(OpenFile& of, std::span<const std::byte> data, uint64_t 
                       static_cast<off_t>(end - of.written_back), SYNC_FILE_RANGE_WRITE);
     of.written_back = end;
   }
-  return data.size();
+  return offset;
 }
 
 void Vfs::ftruncate(uint64_t h, uint64_t size, const NameOf& through) {

@@ -1,5 +1,7 @@
 // Vfs: the user.recall.* extended attributes (sha256, asset_id, work_id,
 // role, local, pinned, holders).
+#include <sys/xattr.h>
+
 #include "base/error.h"
 #include "fs/fetcher.h"
 #include "fs/names.h"
@@ -68,7 +70,8 @@ std::string Vfs::getxattr(std::string_view path, std::string_view name) {
   throw Error(ENODATA, "no such attribute");
 }
 
-void Vfs::setxattr(std::string_view path, std::string_view name, std::string_view value) {
+void Vfs::setxattr(std::string_view path, std::string_view name, std::string_view value,
+                   int flags) {
   if (!name.starts_with(kPrefix))
     throw Error(ENOTSUP, "only user.recall.role and user.recall.pinned can be set");
   std::string_view key = name.substr(kPrefix.size());
@@ -78,6 +81,12 @@ void Vfs::setxattr(std::string_view path, std::string_view name, std::string_vie
   Resolved r = resolve(path);
   if (key != "role" && key != "pinned")
     throw Error(EPERM, "user.recall." + std::string(key) + " is read-only");
+  if (flags & XATTR_CREATE)
+    throw Error(EEXIST, "user.recall." + std::string(key) + " exists (every file has it)");
+  if (r.pending) {
+    commit_now(r.pending);
+    r = resolve(path);
+  }
   if (key == "pinned") {
     std::string sha = r.node.kind == Node::Kind::Blob                 ? r.node.sha256
                       : r.node.kind == Node::Kind::File && !r.pending ? r.node.entry->asset->sha256

@@ -59,6 +59,37 @@ TEST_F(CatalogTest, OpeningItAgainWritesNothingAMountWouldNotice) {
   EXPECT_NE(cat->data_version(), before) << "a real change must be noticed";
 }
 
+TEST_F(CatalogTest, TheGenerationMovesWithEveryCommitHereOrElsewhereAndNothingElse) {
+  // What a mount keeps of the catalog (ListingCache) is good while the
+  // generation stays.
+  uint64_t g = cat->generation();
+  cat->list_works([](const WorkEntry&) { return true; });
+  EXPECT_EQ(cat->generation(), g) << "a read moved it";
+  Work w = cat->create_work("A");
+  EXPECT_GT(cat->generation(), g) << "a commit here";
+  g = cat->generation();
+  cat->batch([&] {
+    cat->create_work("B");
+    cat->create_work("C");
+    EXPECT_EQ(cat->generation(), g) << "moved before the transaction committed";
+  });
+  EXPECT_GT(cat->generation(), g) << "a batch committed";
+  g = cat->generation();
+  EXPECT_THROW(cat->batch([&] {
+    cat->create_work("D");
+    throw Error(EIO, "rolled back");
+  }),
+               Error);
+  EXPECT_EQ(cat->generation(), g) << "a rollback changed nothing";
+  (void)cat->data_version();
+  EXPECT_EQ(cat->generation(), g);
+  auto other = Catalog::open(dir / "catalog.db", {});
+  other->create_work("From another process");
+  EXPECT_EQ(cat->generation(), g) << "not noticed before data_version() looks";
+  (void)cat->data_version();
+  EXPECT_GT(cat->generation(), g) << "another process's commit, once noticed";
+}
+
 TEST_F(CatalogTest, MigratesAnEmptyFileToTheCurrentSchema) {
   EXPECT_EQ(cat->schema_version(), kCatalogSchemaVersion);
   Db db = Db::open(dir / "catalog.db", {});

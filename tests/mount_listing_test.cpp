@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -380,6 +381,90 @@ TEST(MountListing, BytesWrittenThroughOneNameReachTheOtherNamesOpenFile) {
   EXPECT_EQ(::close(writer), 0);
   EXPECT_EQ(::close(reader), 0);
   EXPECT_EQ(test::read_file(m / "works/B/paper.txt"), "VERSION");
+}
+
+TEST(MountListing, AppendsThroughTwoNamesOfOneFileAllLandAtItsEnd) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  ASSERT_EQ(::mkdir((m / "works/A").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((m / "works/B").c_str(), 0755), 0);
+  test::write_file(m / "works/A/log.txt", "start\n");
+  ASSERT_EQ(::link((m / "works/A/log.txt").c_str(), (m / "works/B/log.txt").c_str()), 0);
+  // Each name is an inode of its own to the kernel, which takes an O_APPEND
+  // write's offset from the size it caches for that name: tried here, two
+  // appenders (a logger and `echo >>`) writing in turn through the two
+  // names, each write right after the other's.
+  int a = ::open((m / "works/A/log.txt").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(a, 0) << std::strerror(errno);
+  int b = ::open((m / "works/B/log.txt").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(b, 0) << std::strerror(errno);
+  std::string expected = "start\n";
+  for (int i = 0; i < 20; ++i) {
+    for (auto [fd, who] : {std::pair{a, "a"}, std::pair{b, "b"}}) {
+      std::string line = who + std::to_string(i) + "\n";
+      ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+      expected += line;
+    }
+  }
+  struct stat sa {
+  }, sb{};
+  ASSERT_EQ(::fstat(a, &sa), 0);
+  ASSERT_EQ(::fstat(b, &sb), 0);
+  EXPECT_EQ(sa.st_size, static_cast<off_t>(expected.size()));
+  EXPECT_EQ(sb.st_size, static_cast<off_t>(expected.size()));
+  EXPECT_EQ(::close(a), 0);
+  EXPECT_EQ(::close(b), 0);
+  EXPECT_EQ(test::read_file(m / "works/A/log.txt"), expected);
+  EXPECT_EQ(test::read_file(m / "works/B/log.txt"), expected);
+  m.unmount();
+  m.mount();
+  EXPECT_EQ(test::read_file(m / "works/B/log.txt"), expected);
+}
+
+TEST(MountListing, ANameSavedOverByRenameNeverGoesMissingForAReader) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  ASSERT_EQ(::mkdir((m / "works/A").c_str(), 0755), 0);
+  const fs::path doc = m / "works/A/doc.txt";
+  auto version = [](int i) { return std::string(16384, static_cast<char>('a' + i % 26)); };
+  test::write_file(doc, version(0));
+  // Tried: an editor saving 100 times (a temporary file renamed over the
+  // name) while a viewer stats, opens and reads the name in a loop. The
+  // viewer's kernel may hold the name's old node when the rename lands; a
+  // local disk's rename is atomic, so every call must succeed and every read
+  // must see one whole version.
+  std::atomic<bool> done{false};
+  std::thread editor([&] {
+    for (int i = 1; i <= 100; ++i) {
+      fs::path tmp = m / ("works/A/.doc.txt.tmp" + std::to_string(i));
+      test::write_file(tmp, version(i));
+      if (::rename(tmp.c_str(), doc.c_str()) != 0) ADD_FAILURE() << std::strerror(errno);
+    }
+    done = true;
+  });
+  int calls = 0;
+  std::map<std::string, int> failed;
+  while (!done) {
+    struct stat st {};
+    ++calls;
+    if (::stat(doc.c_str(), &st) != 0) ++failed[std::string("stat: ") + std::strerror(errno)];
+    int fd = ::open(doc.c_str(), O_RDONLY);
+    if (fd < 0) {
+      ++failed[std::string("open: ") + std::strerror(errno)];
+      continue;
+    }
+    std::string got(20000, '\0');
+    ssize_t n = 0, r;
+    while ((r = ::read(fd, got.data() + n, got.size() - static_cast<size_t>(n))) > 0) n += r;
+    ::close(fd);
+    got.resize(static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    if (got.size() != 16384 || got.find_first_not_of(got[0]) != std::string::npos)
+      ++failed["a read that is not one whole version"];
+  }
+  editor.join();
+  EXPECT_GT(calls, 10);
+  for (const auto& [what, count] : failed) ADD_FAILURE() << what << ": " << count << " times";
+  EXPECT_EQ(test::read_file(doc), version(100));
 }
 
 }  // namespace

@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
+#include <functional>
 #include <set>
 
 #include "base/sqlite.h"
@@ -167,6 +170,49 @@ TEST(MountNames, ErrorsAShellUserUnderstands) {
   EXPECT_EQ(errno_of(::rmdir((m / "works/W").c_str())), ENOTEMPTY);
   EXPECT_EQ(errno_of(::rename((m / "works/W").c_str(), (m / "works/W/a/b").c_str())), ENOTDIR);
   EXPECT_EQ(errno_of(::link((m / "works/W").c_str(), (m / "inbox/w").c_str())), EPERM);
+  // Linux truncates on O_RDONLY|O_TRUNC (it was EBADF here).
+  int fd = ::open((m / "works/W/a").c_str(), O_RDONLY | O_TRUNC);
+  EXPECT_GE(fd, 0) << std::strerror(errno);
+  if (fd >= 0) {
+    EXPECT_EQ(::close(fd), 0);
+  }
+  EXPECT_EQ(test::read_file(m / "works/W/a"), "");
+  // A whiteout is a device node (overlayfs): refused, and nothing moves.
+  test::write_file(m / "works/W/b", "b");
+  EXPECT_EQ(
+      errno_of(static_cast<int>(::syscall(SYS_renameat2, AT_FDCWD, (m / "works/W/b").c_str(),
+                                          AT_FDCWD, (m / "works/W/c").c_str(), RENAME_WHITEOUT))),
+      EINVAL);
+  EXPECT_EQ(test::read_file(m / "works/W/b"), "b");
+  // The settable attributes always exist: XATTR_CREATE is EEXIST, as for
+  // any attribute a file has.
+  const std::string b = (m / "works/W/b").string();
+  EXPECT_EQ(errno_of(::setxattr(b.c_str(), "user.recall.role", "notes", 5, XATTR_CREATE)), EEXIST);
+  EXPECT_EQ(errno_of(::setxattr(b.c_str(), "user.recall.role", "notes", 5, XATTR_REPLACE)), 0);
+  EXPECT_EQ(m.shell("getfattr --only-values -n user.recall.role works/W/b").out, "notes");
+}
+
+// cp --preserve=xattr (and cp -a) sets the role on the copy before closing
+// it: a new file being written takes its role (it was EPERM until closed).
+TEST(MountNames, ANewFileTakesItsRoleBeforeItIsClosed) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  int fd = ::open((m / "inbox/notes.txt").c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::write(fd, "first ", 6), 6);
+  EXPECT_EQ(::fsetxattr(fd, "user.recall.role", "notes", 5, 0), 0) << std::strerror(errno);
+  ASSERT_EQ(::write(fd, "second", 6), 6);
+  EXPECT_EQ(::close(fd), 0);
+  EXPECT_EQ(test::read_file(m / "inbox/notes.txt"), "first second");
+  EXPECT_EQ(m.shell("getfattr --only-values -n user.recall.role inbox/notes.txt").out, "notes");
+  // And the shell tool that does it, onto a new copy.
+  test::write_file(m.tmp() / "src.txt", "a copy");
+  ASSERT_EQ(::setxattr((m.tmp() / "src.txt").c_str(), "user.recall.role", "slides", 6, 0), 0)
+      << "the test's own disk keeps user attributes";
+  auto cp = m.shell("cp --preserve=xattr '" + (m.tmp() / "src.txt").string() + "' inbox/copy.txt");
+  EXPECT_EQ(cp.exit_code, 0) << cp.err;
+  EXPECT_EQ(m.shell("getfattr --only-values -n user.recall.role inbox/copy.txt").out, "slides");
+  EXPECT_EQ(test::read_file(m / "inbox/copy.txt"), "a copy");
 }
 
 // Names are UTF-8 (the server and the app share them): a name that is not
@@ -288,6 +334,80 @@ TEST(MountNames, StatShowsSizeTimesAndLocalBlocks) {
   EXPECT_EQ(st.st_mtim.tv_nsec, 123456789);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   EXPECT_EQ(st.st_nlink, 1u);
+}
+
+// Programs watch a folder's mtime for names that came or went: Python's
+// import cache rescans a folder only when it moved (a module written after
+// the first import is otherwise not found), and so do make, file managers and
+// backup tools. Tried: every way a name comes or goes, in a work, a
+// sub-folder (each first set to 2005), works/ and the inbox.
+TEST(MountNames, AFoldersTimesMoveWhenNamesComeOrGoInIt) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  ASSERT_EQ(::mkdir((m / "works/W").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((m / "works/W/sub").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((m / "works/V").c_str(), 0755), 0);
+  const time_t old = 1115251200;  // 2005-05-05
+  auto set_old = [&](const std::string& rel) {
+    struct timespec t[2] = {{old, 0}, {old, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (m / rel).c_str(), t, 0), 0) << rel;
+  };
+  auto times = [&](const std::string& rel) {
+    struct stat st {};
+    EXPECT_EQ(::stat((m / rel).c_str(), &st), 0) << rel;
+    return std::pair{st.st_mtim.tv_sec, st.st_ctim.tv_sec};
+  };
+  const time_t now = ::time(nullptr);
+  auto moved = [&](const std::string& rel) {
+    auto [mtime, ctime] = times(rel);
+    return mtime >= now && ctime >= now;
+  };
+  auto check = [&](const std::string& what, const std::vector<std::string>& folders,
+                   const std::function<int()>& step) {
+    for (const auto& f : folders) set_old(f);
+    for (const auto& f : folders) ASSERT_EQ(times(f).first, old) << f;
+    ASSERT_EQ(step(), 0) << what << ": " << std::strerror(errno);
+    for (const auto& f : folders) EXPECT_TRUE(moved(f)) << what << ": " << f << " kept its time";
+  };
+  const std::string sub = "works/W/sub";
+  check("create", {sub}, [&] {
+    int fd = ::open((m / sub / "mod_x.py").c_str(), O_CREAT | O_WRONLY, 0644);
+    return fd < 0 ? -1 : ::close(fd);
+  });
+  check("unlink", {sub}, [&] { return ::unlink((m / sub / "mod_x.py").c_str()); });
+  test::write_file(m / "works/W/a.txt", "a");
+  check("rename across works", {"works/W", "works/V"},
+        [&] { return ::rename((m / "works/W/a.txt").c_str(), (m / "works/V/a.txt").c_str()); });
+  test::write_file(m / "works/W/b.txt", "b");
+  check("rename over a file", {"works/W", "works/V"},
+        [&] { return ::rename((m / "works/W/b.txt").c_str(), (m / "works/V/a.txt").c_str()); });
+  check("link", {"works/W"},
+        [&] { return ::link((m / "works/V/a.txt").c_str(), (m / "works/W/c.txt").c_str()); });
+  check("mkdir", {"works/W"}, [&] { return ::mkdir((m / "works/W/d").c_str(), 0755); });
+  check("rename a folder", {"works/W", sub},
+        [&] { return ::rename((m / "works/W/d").c_str(), (m / sub / "d").c_str()); });
+  check("rmdir", {sub}, [&] { return ::rmdir((m / sub / "d").c_str()); });
+  // works/ and the inbox keep no time of their own (utimens is ignored):
+  // theirs must move on from what it was.
+  auto ns = [&](const std::string& rel) {
+    struct stat st {};
+    EXPECT_EQ(::stat((m / rel).c_str(), &st), 0) << rel;
+    return st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  };
+  int64_t before = ns("works");
+  ASSERT_EQ(::mkdir((m / "works/New").c_str(), 0755), 0);
+  EXPECT_GT(ns("works"), before) << "a new work";
+  before = ns("inbox");
+  test::write_file(m / "inbox/i.txt", "i");
+  EXPECT_GT(ns("inbox"), before) << "a file in the inbox";
+  // Nothing came or went: a folder's own time stays what it was set to
+  // (tar and rsync set folders' times after filling them).
+  set_old(sub);
+  test::write_file(m / sub / "mod_y.py", "x");
+  set_old(sub);
+  EXPECT_EQ(times(sub).first, old) << "a time set after the last change must stay";
+  ASSERT_EQ(::chmod((m / "works/V/a.txt").c_str(), 0600), 0);  // not a name change
+  EXPECT_EQ(times(sub).first, old);
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 // NodeTable: node ids for paths, as the kernel looks names up, renames,
-// unlinks and forgets them; and the listing state the adapter keeps.
+// unlinks and forgets them; the listing state the adapter keeps; and the
+// listings the Vfs keeps (ListingCache).
 #include "fs/node_table.h"
 
 #include <gtest/gtest.h>
 
 #include <set>
 
+#include "fs/listing_cache.h"
 #include "fs/listing_state.h"
 
 namespace recall {
@@ -172,6 +174,53 @@ TEST(HashedListing, AnOffsetResumesAfterTheSameNameInAnyListingOfTheFolder) {
   EXPECT_EQ(rest, (std::vector<std::string>{"aa", "b", "d", "e"}));
   EXPECT_EQ(second.resume_after("."), 1u);
   EXPECT_EQ(second.resume_after(".."), 2u);
+}
+
+std::shared_ptr<const ListingCache::Listing> listing_of(size_t n, const std::string& tag = "f") {
+  auto l = std::make_shared<ListingCache::Listing>();
+  for (size_t i = 0; i < n; ++i) l->push_back({tag + std::to_string(i), EntryFacts{}});
+  return l;
+}
+
+TEST(ListingCache, ServesAListingOnlyAtTheGenerationItWasReadAt) {
+  ListingCache c;
+  c.keep("d0/", 7, listing_of(3));
+  ASSERT_NE(c.find("d0/", 7), nullptr);
+  EXPECT_EQ(c.find("d0/", 7)->size(), 3u);
+  EXPECT_EQ(c.find("d1w/", 7), nullptr) << "another folder";
+  EXPECT_EQ(c.find("d0/", 8), nullptr) << "the catalog changed since";
+  EXPECT_EQ(c.find("d0/", 7), nullptr) << "a listing found old is dropped";
+  EXPECT_EQ(c.entries(), 0u);
+}
+
+TEST(ListingCache, AListingReadEarlierDoesNotReplaceANewerOne) {
+  ListingCache c;
+  c.keep("w", 5, listing_of(2, "new"));
+  c.keep("w", 4, listing_of(1, "old"));  // a slow reader, finishing late
+  auto kept = c.find("w", 5);
+  ASSERT_NE(kept, nullptr);
+  EXPECT_EQ((*kept)[0].shown, "new0");
+  c.keep("w", 6, listing_of(1, "newer"));
+  ASSERT_NE(c.find("w", 6), nullptr);
+  EXPECT_EQ((*c.find("w", 6))[0].shown, "newer0");
+  EXPECT_EQ(c.entries(), 2u) << "one listing of one entry, counted with its folder";
+}
+
+TEST(ListingCache, KeepsAtMostItsBoundTheFoldersListedLeastRecentlyGoingFirst) {
+  ListingCache c;
+  const size_t per = 9999;  // 10000 with its folder
+  const size_t fit = ListingCache::kMaxEntries / (per + 1);
+  for (size_t i = 0; i < fit; ++i) c.keep("d" + std::to_string(i), 1, listing_of(per));
+  EXPECT_EQ(c.entries(), fit * (per + 1));
+  ASSERT_NE(c.find("d0", 1), nullptr);  // now the most recently listed
+  c.keep("extra", 1, listing_of(per));
+  EXPECT_LE(c.entries(), ListingCache::kMaxEntries);
+  EXPECT_NE(c.find("d0", 1), nullptr) << "listed last, so kept";
+  EXPECT_EQ(c.find("d1", 1), nullptr) << "listed least recently, so gone";
+  EXPECT_NE(c.find("extra", 1), nullptr);
+  c.keep("huge", 1, listing_of(ListingCache::kMaxEntries));
+  EXPECT_EQ(c.find("huge", 1), nullptr) << "a listing past the bound is not kept";
+  EXPECT_NE(c.find("extra", 1), nullptr) << "and drops nothing";
 }
 
 TEST(StatInterest, AThreadThatStatsFilesGetsTheirAttributesForAWhile) {
