@@ -144,7 +144,8 @@ class Catalog {
   // save of a file whose bytes are on other devices only must not say so:
   // the server takes a row naming bytes only while some device holds them.
   // Returns the content it had (a pull may have changed it since the caller
-  // looked: those bytes are the ones freed).
+  // looked: those bytes are the ones freed). A pin of the old content moves
+  // to the new one.
   std::string set_asset_content(const std::string& id, const BlobMeta& blob,
                                 std::optional<int64_t> mtime_ns = std::nullopt,
                                 bool bytes_here = true);

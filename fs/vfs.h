@@ -35,6 +35,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -351,6 +352,32 @@ class Vfs {
   // names_changed() for the folder that holds work or sub-folder `dir`.
   void parent_names_changed(const Node& dir);
   std::optional<int64_t> names_changed_at(const std::string& dir_key);
+
+  // A save that moves the file away first (vim's default: rename a to a~,
+  // write a new a, remove a~) makes the new content a new asset, while the
+  // old one, which has the id, role, pins and links, is removed. So a file
+  // renamed to another name is remembered for kSaveWindowMs; when it is
+  // removed while a file made since has the name it left, it takes that
+  // file's content and its name back, and the new file goes instead: the
+  // save keeps the asset, as a save by temp file and rename does. (Not for
+  // a file with links: vim copies those, and on a local disk their other
+  // names would keep the old content.)
+  static constexpr int64_t kSaveWindowMs = 60000;
+  struct MovedAway {
+    std::string asset_id;
+    Place from;
+    std::string from_name;
+    int64_t at_ms;
+  };
+  std::mutex moved_mu_;
+  std::deque<MovedAway> moved_away_;  // newest last, kMovedKept at most
+  static constexpr size_t kMovedKept = 64;
+  void moved_away(const std::string& asset_id, const Place& from, const std::string& from_name);
+  // With ns_mu_ held, for a file about to be removed: true when it took its
+  // old name back (then nothing is left to remove).
+  bool take_back_name(const Node& leaving);
+  // What a blob row says of an asset's content, for giving it to another.
+  BlobMeta blob_meta_of(const Asset& a);
   // Sends one path to the invalidator, if there is one.
   void invalidate(const std::string& path, Stale what);
   // Written bytes were not stored (a full disk): the kernel's pages and

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/ids.h"
 #include "base/utf8.h"
 #include "fs/names.h"
 #include "fs/open_file.h"
@@ -107,6 +108,7 @@ void Vfs::unlink(std::string_view path) {
     names_changed(r.pending->place);
     return;
   }
+  if (take_back_name(r.node)) return;
   const Asset& a = *r.node.entry->asset;
   size_t group = lib_.catalog().lookup(r.node.place, r.node.entry->name).size();
   lib_.catalog().remove_name(*r.node.entry);
@@ -259,12 +261,7 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   if (target) {
     const FolderEntry& te = *target->node.entry;
     // An atomic save: the target keeps its asset id and takes the content.
-    BlobMeta meta;
-    if (auto b = lib_.catalog().get_blob(se.asset->sha256)) meta = *b;
-    meta.sha256 = se.asset->sha256;
-    meta.size = se.asset->bytes;
-    meta.mime = se.asset->mime;
-    meta.page_count = se.asset->page_count;
+    BlobMeta meta = blob_meta_of(*se.asset);
     std::string old_sha;  // (the row's now: a pull may have changed it since the lookup)
     std::string source_id = se.asset->id, target_id = te.asset->id;
     const bool target_linked = te.extra_links > 0;
@@ -288,11 +285,73 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
   }
   bool local_only = is_scratch_name(raw);
   size_t group = lib_.catalog().lookup(src.node.place, se.name).size();
-  if (se.kind == FolderEntry::Kind::Link)
+  if (se.kind == FolderEntry::Kind::Link) {
     lib_.catalog().move_link(se.edge->id, parent.node.place, raw);
-  else
+  } else {
     lib_.catalog().move_asset(se.asset->id, parent.node.place, raw, local_only);
+    moved_away(se.asset->id, src.node.place, se.name);
+  }
   group_left(src.node.place, se.name, group);
+}
+
+BlobMeta Vfs::blob_meta_of(const Asset& a) {
+  BlobMeta meta;
+  if (auto b = lib_.catalog().get_blob(a.sha256)) meta = *b;
+  meta.sha256 = a.sha256;
+  meta.size = a.bytes;
+  meta.mime = a.mime;
+  meta.page_count = a.page_count;
+  return meta;
+}
+
+void Vfs::moved_away(const std::string& asset_id, const Place& from, const std::string& from_name) {
+  std::lock_guard lock(moved_mu_);
+  moved_away_.push_back({asset_id, from, from_name, now_ms()});
+  if (moved_away_.size() > kMovedKept) moved_away_.pop_front();
+}
+
+bool Vfs::take_back_name(const Node& leaving) {
+  // Only a file with no other name: vim copies a linked one instead, and
+  // on a local disk the other names of a file saved this way keep the old
+  // content.
+  const FolderEntry& le = *leaving.entry;
+  if (le.kind != FolderEntry::Kind::Asset || le.extra_links > 0) return false;
+  const Asset& a = *le.asset;
+  std::optional<MovedAway> moved;
+  {
+    std::lock_guard lock(moved_mu_);
+    for (auto it = moved_away_.rbegin(); it != moved_away_.rend(); ++it)
+      if (it->asset_id == a.id) {
+        if (it->at_ms >= now_ms() - kSaveWindowMs) moved = *it;
+        moved_away_.erase(std::next(it).base());
+        break;
+      }
+  }
+  if (!moved) return false;
+  // The name it left holds one new file, made since, with no other name,
+  // and neither is open for writing.
+  std::vector<FolderEntry> there = lib_.catalog().lookup(moved->from, moved->from_name);
+  if (there.size() != 1 || there[0].kind != FolderEntry::Kind::Asset) return false;
+  const FolderEntry& ne = there[0];
+  const Asset& n = *ne.asset;
+  if (n.id == a.id || n.created_ms < moved->at_ms || ne.extra_links > 0) return false;
+  if (find_open(n.id) || find_open(a.id)) return false;
+  const bool bytes_here = lib_.blobs().has(n.sha256);
+  std::string old_sha;
+  lib_.catalog().batch([&] {
+    old_sha = lib_.catalog().set_asset_content(a.id, blob_meta_of(n), n.mtime_ns, bytes_here);
+    lib_.catalog().set_asset_attrs(a.id, n.mode, std::nullopt);
+    lib_.catalog().remove_name(ne);
+    lib_.catalog().move_asset(a.id, moved->from, moved->from_name,
+                              is_scratch_name(moved->from_name));
+  });
+  // The name shows another file (another inode) now.
+  for (const std::string& shown : tree_.shown_names(moved->from, moved->from_name))
+    invalidate_in(moved->from, shown, Stale::Name);
+  names_changed(leaving.place);
+  names_changed(moved->from);
+  collect_blob(old_sha);
+  return true;
 }
 
 void Vfs::group_left(const Place& place, const std::string& raw, size_t before) {

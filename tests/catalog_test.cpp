@@ -90,6 +90,27 @@ TEST_F(CatalogTest, TheGenerationMovesWithEveryCommitHereOrElsewhereAndNothingEl
   EXPECT_GT(cat->generation(), g) << "another process's commit, once noticed";
 }
 
+TEST_F(CatalogTest, APinFollowsTheFilesNewContent) {
+  Asset a = cat->add_asset(asset_in(Place{}, "a.txt", "one"));
+  Asset b = cat->add_asset(asset_in(Place{}, "b.txt", "shared"));
+  Asset c = cat->add_asset(asset_in(Place{}, "c.txt", "shared"));
+  cat->pin(a.sha256);
+  cat->pin(b.sha256);
+  cat->set_asset_content(a.id, blob("two"));
+  EXPECT_TRUE(cat->pinned(blob("two").sha256)) << "an edit of a pinned file must stay pinned";
+  EXPECT_FALSE(cat->pinned(a.sha256)) << "no file has the old content: its pin goes";
+  cat->set_asset_content(b.id, blob("b's own"));
+  EXPECT_TRUE(cat->pinned(blob("b's own").sha256));
+  EXPECT_TRUE(cat->pinned(c.sha256)) << "c still has the old content: its pin stays";
+  cat->set_asset_content(c.id, blob("c's own"));
+  EXPECT_TRUE(cat->pinned(blob("c's own").sha256));
+  cat->set_asset_content(c.id, blob("c's own"));  // the same content again
+  EXPECT_TRUE(cat->pinned(blob("c's own").sha256));
+  Asset d = cat->add_asset(asset_in(Place{}, "d.txt", "unpinned"));
+  cat->set_asset_content(d.id, blob("still unpinned"));
+  EXPECT_FALSE(cat->pinned(blob("still unpinned").sha256));
+}
+
 TEST_F(CatalogTest, MigratesAnEmptyFileToTheCurrentSchema) {
   EXPECT_EQ(cat->schema_version(), kCatalogSchemaVersion);
   Db db = Db::open(dir / "catalog.db", {});

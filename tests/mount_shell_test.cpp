@@ -175,5 +175,49 @@ TEST(MountShell, EditingInPlaceKeepsTheAssetAndMakesANewBlob) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
+// vim's default save renames the file away (notes.txt~), writes a new
+// notes.txt, and removes the backup: the asset it saved keeps its id, role,
+// and pin, as with a save by temp file and rename. Tried here with
+// the calls vim makes (strace of `vim -es ... -c wq`), then the cases that
+// must stay as they are: a rename with no new file, and a backup kept.
+TEST(MountShell, ASaveThatMovesTheFileAwayFirstKeepsTheAsset) {
+  RECALL_REQUIRE_FUSE();
+  MountedLibrary m;
+  auto r = m.shell(R"sh(set -e
+    mkdir works/W
+    printf 'alpha\nbeta\n' > works/W/notes.txt
+    setfattr -n user.recall.role -v notes works/W/notes.txt
+    setfattr -n user.recall.pinned -v 1 works/W/notes.txt
+    attrs() { for a in asset_id role pinned; do getfattr --only-values -n user.recall.$a "$1"; echo; done; }
+    before=$(attrs works/W/notes.txt)
+    mv works/W/notes.txt works/W/notes.txt~
+    printf 'alpha\nBETA\n' > works/W/notes.txt
+    rm works/W/notes.txt~
+    test "$(attrs works/W/notes.txt)" = "$before"
+    test "$(cat works/W/notes.txt)" = "$(printf 'alpha\nBETA')"
+    test "$(ls works/W)" = notes.txt
+    # A file moved away and removed with nothing new in its place: removed.
+    printf 'x\n' > works/W/other.txt
+    mv works/W/other.txt works/W/other.old
+    rm works/W/other.old
+    test "$(ls works/W)" = notes.txt
+    # A backup that stays (emacs keeps file~): two files, as on a local disk.
+    mv works/W/notes.txt works/W/notes.txt~
+    printf 'new\n' > works/W/notes.txt
+    test "$(cat works/W/notes.txt~)" = "$(printf 'alpha\nBETA')"
+    test "$(cat works/W/notes.txt)" = new
+    # A file with another name (a link) is not taken back: vim copies those,
+    # and on a local disk its other name keeps the old content.
+    mkdir works/V
+    printf 'old\n' > works/W/linked.txt
+    ln works/W/linked.txt works/V/linked.txt
+    mv works/W/linked.txt works/W/linked.txt~
+    printf 'new\n' > works/W/linked.txt
+    rm works/W/linked.txt~
+    test "$(cat works/V/linked.txt)" = old
+    test "$(cat works/W/linked.txt)" = new)sh");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
 }  // namespace
 }  // namespace recall
