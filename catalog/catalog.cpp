@@ -3,6 +3,10 @@
 // listing and lookup in catalog_list.cpp.
 #include "catalog/catalog.h"
 
+#include <sqlite3.h>
+
+#include <string_view>
+
 #include "base/error.h"
 #include "base/ids.h"
 #include "base/utf8.h"
@@ -22,15 +26,19 @@ Catalog::WriteScope::WriteScope(Catalog& c) : c_(c), lock_(c.writer_mu_) {
 void Catalog::WriteScope::commit() {
   c_.writer_.exec(c_.write_depth_ == 1 ? "COMMIT" : "RELEASE nested");
   done_ = true;
-  if (--c_.write_depth_ == 0) c_.generation_.fetch_add(1, std::memory_order_acq_rel);
+  if (--c_.write_depth_ == 0) {
+    if (c_.names_touched_) c_.generation_.fetch_add(1, std::memory_order_acq_rel);
+    c_.names_touched_ = false;
+  }
 }
 
 Catalog::WriteScope::~WriteScope() {
   if (done_) return;
   try {
-    if (c_.write_depth_ == 1)
+    if (c_.write_depth_ == 1) {
+      c_.names_touched_ = false;
       c_.writer_.exec("ROLLBACK");
-    else
+    } else
       c_.writer_.exec("ROLLBACK TO nested; RELEASE nested");
   } catch (...) {
     // The connection rolls back by itself when a statement fails badly.
@@ -64,7 +72,18 @@ void Catalog::batch(const std::function<void()>& fn) {
 // ---- opening ---------------------------------------------------------------
 
 Catalog::Catalog(std::filesystem::path path, Db writer, const Options& options)
-    : path_(std::move(path)), options_(options), writer_(std::move(writer)) {}
+    : path_(std::move(path)), options_(options), writer_(std::move(writer)) {
+  // Rows of the tables a folder's listing is made of: those move the
+  // generation (replication progress, the outbox, holders do not).
+  sqlite3_update_hook(
+      writer_.handle(),
+      [](void* self, int, const char*, const char* table, sqlite3_int64) {
+        std::string_view t(table);
+        if (t == "works" || t == "folders" || t == "assets" || t == "edges")
+          static_cast<Catalog*>(self)->names_touched_ = true;
+      },
+      this);
+}
 
 Catalog::~Catalog() = default;
 

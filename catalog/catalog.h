@@ -324,9 +324,10 @@ class Catalog {
   // writes through), so a mount can tell that `recallfs sync`, `add` or
   // `pin` in another process changed what it shows.
   int64_t data_version();
-  // Moves after every write this process commits and whenever
-  // data_version() sees another process's commit: what was read from the
-  // catalog at generation g is current while generation() is still g.
+  // Moves after every commit here that changed works, folders, assets or
+  // edges (the rows a folder's listing is made of), and whenever
+  // data_version() sees another process's commit: listings read from the
+  // catalog at generation g are current while generation() is still g.
   // Read it before reading the rows it is to vouch for (a commit in
   // between then only makes them look older than they are).
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
@@ -349,10 +350,12 @@ class Catalog {
   Options options_;
   std::string device_id_;
 
-  std::recursive_mutex writer_mu_;  // guards writer_, write_depth_, seen_data_version_
+  std::recursive_mutex writer_mu_;  // guards writer_, write_depth_, seen_data_version_,
+                                    // names_touched_
   Db writer_;
   int write_depth_ = 0;
   int64_t seen_data_version_ = -1;
+  bool names_touched_ = false;  // in the write transaction under way (update hook)
   std::atomic<uint64_t> generation_{0};
 
   std::mutex readers_mu_;  // guards readers_

@@ -49,14 +49,17 @@ void guarded(fuse_req_t req, const char* op, F&& f) noexcept {
 }
 
 // A node's path. A node without one lost its name after the kernel looked
-// it up: a rename over it (an editor's save), or a removal. ESTALE, not
-// ENOENT: the kernel then looks the name up again and retries the call
-// (open, stat, chmod, xattrs, link), so a reader never sees a name that a
-// rename replaced go missing for a moment, as a local disk never lets it;
-// a name really gone gets ENOENT from that lookup.
-std::string path_of(Mount& m, fuse_ino_t ino) {
+// it up: a rename over it (an editor's save), or a removal. For the calls
+// the kernel makes at the end of a path walk (open, stat, chmod, truncate,
+// link) that is ESTALE, not ENOENT: the kernel then looks the name up again
+// and retries, so a reader never sees a name that a rename replaced go
+// missing for a moment, as a local disk never lets it; a name really gone
+// gets ENOENT from that lookup. Calls also made through an open descriptor,
+// which the kernel does not retry (getdents, fgetxattr), keep ENOENT.
+constexpr const char* kNameGone = "this name was replaced or removed meanwhile";
+std::string path_of(Mount& m, fuse_ino_t ino, int gone = ESTALE) {
   std::optional<std::string> p = m.nodes.path(ino);
-  if (!p) throw Error(ESTALE, "this name was replaced or removed meanwhile");
+  if (!p) throw Error(gone, kNameGone);
   return *p;
 }
 std::string child_path_of(Mount& m, fuse_ino_t parent, const char* name) {
@@ -93,7 +96,7 @@ struct stat attr_of(Mount& m, fuse_ino_t ino, const fuse_file_info* fi) {
     }
   }
   if (std::optional<struct stat> kept = m.nodes.kept_attributes(ino)) return *kept;
-  throw Error(ESTALE, "this name was replaced or removed meanwhile");  // see path_of
+  throw Error(ESTALE, kNameGone);  // see path_of
 }
 
 std::optional<int64_t> mtime_of(const struct stat* attr, int to_set) {
@@ -152,7 +155,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                    m.nodes.open_handle(ino, (to_set & FUSE_SET_ATTR_SIZE) != 0))
         fh = *h;
       else
-        throw Error(ESTALE, "this name was replaced or removed meanwhile");  // see path_of
+        throw Error(m.nodes.kept_attributes(ino) ? ENOENT : ESTALE, kNameGone);  // see path_of
     }
     bool by_handle = path.empty();
     struct stat st;
@@ -206,18 +209,13 @@ void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) 
     // Files' attributes go only to a thread that stats files; only then
     // must the listing look up each file's st_blocks in the store.
     bool want_file_attrs = plus && m.stat_interest.wants_file_attrs(fuse_req_ctx(req)->pid);
-    // getdents(2) is not retried: a folder gone while open is ENOENT here.
-    auto folder_path = [&] {
-      std::optional<std::string> p = m.nodes.path(ino);
-      if (!p) throw Error(ENOENT, "no such folder (it was removed)");
-      return *p;
-    };
     // The kept listing serves the next page while nothing was removed
     // since it was taken; a new one from the start, or when it may be old.
     auto fresh = [&] {
       Listings::Kept k;
       k.version = m.listings.version();  // before listing: a change meanwhile makes it old
-      k.listing = std::make_shared<HashedListing>(m.vfs->list_dir(folder_path(), want_file_attrs));
+      k.listing = std::make_shared<HashedListing>(
+          m.vfs->list_dir(path_of(m, ino, ENOENT), want_file_attrs));
       m.listings.keep(ino, k);
       return k;
     };
@@ -493,7 +491,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
                  int flags) {
   guarded(req, "setxattr", [&] {
     Mount& m = mount_of(req);
-    m.vfs->setxattr(path_of(m, ino), name, std::string_view(value, size), flags);
+    m.vfs->setxattr(path_of(m, ino, ENOENT), name, std::string_view(value, size), flags);
     fuse_reply_err(req, 0);
   });
 }
@@ -505,21 +503,21 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
   }
   guarded(req, "getxattr", [&] {
     Mount& m = mount_of(req);
-    reply_xattr(req, m.vfs->getxattr(path_of(m, ino), name), size);
+    reply_xattr(req, m.vfs->getxattr(path_of(m, ino, ENOENT), name), size);
   });
 }
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   guarded(req, "listxattr", [&] {
     Mount& m = mount_of(req);
     std::string all;
-    for (const std::string& n : m.vfs->listxattr(path_of(m, ino))) all += n + '\0';
+    for (const std::string& n : m.vfs->listxattr(path_of(m, ino, ENOENT))) all += n + '\0';
     reply_xattr(req, all, size);
   });
 }
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   guarded(req, "removexattr", [&] {
     Mount& m = mount_of(req);
-    m.vfs->removexattr(path_of(m, ino), name);
+    m.vfs->removexattr(path_of(m, ino, ENOENT), name);
     fuse_reply_err(req, 0);
   });
 }

@@ -6,10 +6,12 @@
 // for every folder of a walk: one catalog query per folder, the largest
 // part of the daemon's time in a cold `find` over 100k files. A listing is
 // kept with the catalog generation it was read at (Catalog::generation())
-// and served only while the generation is unchanged, so any commit (here
-// or, once the CatalogWatcher noticed it, in another process) retires
-// every kept listing: nothing stale is ever served, and nothing needs to
-// know which folders a change touched.
+// and served only while the generation is unchanged, so a commit that
+// changes works, folders, files or links retires every kept listing, and
+// nothing needs to know which folders a change touched. A change made here
+// is never missed. One made by another process (`recallfs add`) shows once
+// the CatalogWatcher has noticed it, within a second, as the kernel's own
+// cached listings do.
 //
 // What is kept of an entry is its shown name and the facts its attributes
 // are made of (EntryFacts), not the catalog rows: the rows of a listing of

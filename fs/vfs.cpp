@@ -130,13 +130,20 @@ std::shared_ptr<OpenFile> Vfs::find_pending(const Place& place, const std::strin
 
 // ---- attributes ------------------------------------------------------------
 
-struct stat Vfs::node_attr(const Node& n, bool file_blocks) {
+// What every entry shows: the library's owner, the block size, one link
+// (for a folder: "not counted" to find(1)), the mount's start as its times.
+struct stat Vfs::base_attr() {
   struct stat st {};
   st.st_uid = options_.uid;
   st.st_gid = options_.gid;
   st.st_blksize = kBlockSize;
-  st.st_nlink = 1;  // directories: 1 means "not counted" to find(1)
+  st.st_nlink = 1;
   set_times(st, started_ns_, started_ns_);
+  return st;
+}
+
+struct stat Vfs::node_attr(const Node& n, bool file_blocks) {
+  struct stat st = base_attr();
   switch (n.kind) {
     case Node::Kind::Root:
       st.st_ino = kRootIno;
@@ -213,6 +220,9 @@ std::string Vfs::place_key(const Place& place) {
 void Vfs::names_changed(const std::string& key) {
   if (key.empty()) return;
   std::lock_guard lock(dir_times_mu_);
+  // Bounded: rmdir drops a folder's entry; past this many folders changed
+  // in one mount, they all show the time last set on them again.
+  if (names_changed_ns_.size() >= kNamesChangedKept) names_changed_ns_.clear();
   names_changed_ns_[key] = now_ns();
 }
 
@@ -231,16 +241,11 @@ std::optional<int64_t> Vfs::names_changed_at(const std::string& key) {
 }
 
 struct stat Vfs::facts_attr(const EntryFacts& f, bool file_blocks) {
-  struct stat st {};
-  st.st_uid = options_.uid;
-  st.st_gid = options_.gid;
-  st.st_blksize = kBlockSize;
-  st.st_nlink = 1;  // directories: 1 means "not counted" to find(1)
+  struct stat st = base_attr();
   switch (f.kind) {
     case EntryFacts::Kind::Inbox:
       st.st_ino = kInboxIno;
       st.st_mode = S_IFDIR | 0755;
-      set_times(st, started_ns_, started_ns_);
       if (auto t = names_changed_at("inbox")) set_times(st, *t, *t);
       return st;
     case EntryFacts::Kind::Work:
@@ -272,11 +277,8 @@ struct stat Vfs::facts_attr(const EntryFacts& f, bool file_blocks) {
 }
 
 struct stat Vfs::open_file_attr(OpenFile& of) {
-  struct stat st {};
+  struct stat st = base_attr();
   std::lock_guard lock(of.mu);
-  st.st_uid = options_.uid;
-  st.st_gid = options_.gid;
-  st.st_blksize = kBlockSize;
   st.st_nlink = of.unlinked ? 0 : 1;
   st.st_ino = ino_of(of.asset_id);
   st.st_mode = S_IFREG | (of.mode & 07777);
@@ -417,15 +419,15 @@ void Vfs::utimens(std::string_view path, std::optional<int64_t> mtime_ns) {
     case Node::Kind::File:
       return set_file_attrs(r.node.entry->asset->id, std::nullopt, mtime_ns);
     case Node::Kind::Dir: {
-      {
-        std::lock_guard lock(dir_times_mu_);
-        names_changed_ns_.erase(dir_key(r.node));
-      }
       if (r.node.work)
-        return lib_.catalog().set_work_attrs(r.node.work->id, std::nullopt, *mtime_ns);
-      if (r.node.folder)
-        return lib_.catalog().set_folder_attrs(r.node.folder->id, std::nullopt, *mtime_ns);
-      return;  // the inbox's time is not kept
+        lib_.catalog().set_work_attrs(r.node.work->id, std::nullopt, *mtime_ns);
+      else if (r.node.folder)
+        lib_.catalog().set_folder_attrs(r.node.folder->id, std::nullopt, *mtime_ns);
+      else
+        return;  // the inbox's time is not kept
+      std::lock_guard lock(dir_times_mu_);
+      names_changed_ns_.erase(dir_key(r.node));  // the time set is the last word
+      return;
     }
     default:
       return;

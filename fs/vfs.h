@@ -245,6 +245,7 @@ class Vfs {
                  const std::function<bool(const std::string&, const struct stat&)>& fn,
                  bool file_blocks = true);
   Resolved resolve_parent(std::string_view path, std::string& leaf);
+  struct stat base_attr();
   struct stat node_attr(const Node& n, bool file_blocks = true);
   // A folder's or file's attributes in two steps, so that a kept listing
   // (ListingCache) needs only the facts: those of its catalog row, then
@@ -268,8 +269,9 @@ class Vfs {
                        std::optional<uint64_t> offset);
   void stage_truncate(OpenFile& of, uint64_t size);
   // After a write or truncation: the file's other names drop what the kernel
-  // caches for them (it updated the name it was asked through).
-  void tell_other_names(OpenFile& of, const NameOf& through);
+  // caches for them (it updated the name it was asked through), and, with
+  // `that_one_too`, that name as well.
+  void tell_other_names(OpenFile& of, const NameOf& through, bool that_one_too = false);
   // A handle on `of`, or nullopt when `of` is no longer its file's open
   // state in files_. The _locked form is for a state just put there, with
   // files_mu_ held.
@@ -343,6 +345,7 @@ class Vfs {
   // being the last word, as on a local disk.
   std::mutex dir_times_mu_;
   std::unordered_map<std::string, int64_t> names_changed_ns_;
+  static constexpr size_t kNamesChangedKept = 100000;
   // "works", "inbox", or the id of a work or sub-folder.
   static std::string dir_key(const Node& dir);
   // dir_key of the folder a place is ("" when it is gone).
@@ -378,6 +381,11 @@ class Vfs {
   bool take_back_name(const Node& leaving);
   // What a blob row says of an asset's content, for giving it to another.
   BlobMeta blob_meta_of(const Asset& a);
+  // File `to_id` takes the content and mode of the file named by `from`, and
+  // that name goes (the file with it, when it has no other), in one
+  // transaction with `also`. Returns the content `to_id` had.
+  std::string take_content(const std::string& to_id, const FolderEntry& from,
+                           const std::function<void()>& also = {});
   // Sends one path to the invalidator, if there is one.
   void invalidate(const std::string& path, Stale what);
   // Written bytes were not stored (a full disk): the kernel's pages and

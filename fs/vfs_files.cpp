@@ -283,11 +283,15 @@ Vfs::OpenResult Vfs::create(std::string_view path, mode_t mode, int flags) {
     ensure_staging(*of, false);
     of->dirty = true;  // an empty new file is still a file
   }
-  names_changed(dir_key(parent.node));
-  std::lock_guard lock(files_mu_);
-  files_[of->asset_id] = of;
-  pending_.add(of->place, raw, of->asset_id);
-  return {add_handle_locked(of, flags | O_RDWR), false};
+  uint64_t handle;
+  {
+    std::lock_guard lock(files_mu_);
+    files_[of->asset_id] = of;
+    pending_.add(of->place, raw, of->asset_id);
+    handle = add_handle_locked(of, flags | O_RDWR);
+  }
+  names_changed(dir_key(parent.node));  // once the name is there to list
+  return {handle, false};
 }
 
 // ---- read and write --------------------------------------------------------
@@ -317,30 +321,21 @@ size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset,
   std::shared_ptr<Handle> hd = handle(h);
   if (!hd->writable) throw Error(EBADF, "not open for writing");
   uint64_t at = stage_write(*hd->of, data, append ? std::nullopt : std::optional(offset));
-  if (at == offset) {
-    tell_other_names(*hd->of, through);
-  } else {
-    // The kernel's size of the name written through was old (see write()):
-    // its pages hold these bytes at `offset`, and its size is wrong.
-    std::string id;
-    {
-      std::lock_guard lock(hd->of->mu);
-      if (hd->of->unlinked) return data.size();
-      id = hd->of->asset_id;
-    }
-    content_changed(id, Stale::Content);
-  }
+  // Appended elsewhere than the kernel said: the name written through had an
+  // old size (see write()), so its pages hold these bytes at `offset` and
+  // its size is wrong. It drops what it caches too.
+  tell_other_names(*hd->of, through, at != offset);
   return data.size();
 }
 
-void Vfs::tell_other_names(OpenFile& of, const NameOf& through) {
+void Vfs::tell_other_names(OpenFile& of, const NameOf& through, bool that_one_too) {
   std::string id;
   {
     std::lock_guard lock(of.mu);
-    if (!of.linked || of.unlinked) return;
+    if ((!of.linked && !that_one_too) || of.unlinked) return;
     id = of.asset_id;
   }
-  content_changed(id, Stale::Content, through ? through() : std::string());
+  content_changed(id, Stale::Content, !that_one_too && through ? through() : std::string());
 }
 
 struct stat Vfs::fgetattr(uint64_t h) {

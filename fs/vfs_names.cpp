@@ -3,6 +3,7 @@
 // do to open files and to what the kernel caches under the names.
 #include <linux/fs.h>
 
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -89,6 +90,8 @@ void Vfs::rmdir(std::string_view path) {
     throw Error(EPERM, "works/, inbox/ and blobs/ cannot be removed");
   remove_dir_node(r.node);
   parent_names_changed(r.node);
+  std::lock_guard lock(dir_times_mu_);
+  names_changed_ns_.erase(dir_key(r.node));
 }
 
 // ---- unlink, link, rename ------------------------------------------------
@@ -255,25 +258,13 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     if (te.asset->id == se.asset->id)
       return;  // two names of one file: POSIX
                // leaves both as they are
-  }
-  names_changed(from_key);
-  names_changed(to_key);
-  if (target) {
-    const FolderEntry& te = *target->node.entry;
     // An atomic save: the target keeps its asset id and takes the content.
-    BlobMeta meta = blob_meta_of(*se.asset);
-    std::string old_sha;  // (the row's now: a pull may have changed it since the lookup)
     std::string source_id = se.asset->id, target_id = te.asset->id;
     const bool target_linked = te.extra_links > 0;
-    // (Its bytes may be on other devices only: a synced version never read here.)
-    const bool bytes_here = lib_.blobs().has(meta.sha256);
     size_t group = lib_.catalog().lookup(src.node.place, se.name).size();
-    lib_.catalog().batch([&] {
-      old_sha =
-          lib_.catalog().set_asset_content(te.asset->id, meta, se.asset->mtime_ns, bytes_here);
-      lib_.catalog().set_asset_attrs(te.asset->id, se.asset->mode, std::nullopt);
-      lib_.catalog().remove_name(se);
-    });
+    std::string old_sha = take_content(target_id, se);
+    names_changed(from_key);
+    names_changed(to_key);
     group_left(src.node.place, se.name, group);
     hand_over_open_state(source_id, target_id, parent.node.place, te.name, target_linked);
     // The name renamed over shows what the kernel wrote through the source's
@@ -291,7 +282,25 @@ void Vfs::rename(std::string_view from, std::string_view to, unsigned flags) {
     lib_.catalog().move_asset(se.asset->id, parent.node.place, raw, local_only);
     moved_away(se.asset->id, src.node.place, se.name);
   }
+  names_changed(from_key);
+  names_changed(to_key);
   group_left(src.node.place, se.name, group);
+}
+
+std::string Vfs::take_content(const std::string& to_id, const FolderEntry& from,
+                              const std::function<void()>& also) {
+  const Asset& f = *from.asset;
+  BlobMeta meta = blob_meta_of(f);
+  // (Its bytes may be on other devices only: a synced version never read here.)
+  const bool bytes_here = lib_.blobs().has(meta.sha256);
+  std::string old_sha;  // (the row's now: a pull may have changed it since the lookup)
+  lib_.catalog().batch([&] {
+    old_sha = lib_.catalog().set_asset_content(to_id, meta, f.mtime_ns, bytes_here);
+    lib_.catalog().set_asset_attrs(to_id, f.mode, std::nullopt);
+    lib_.catalog().remove_name(from);
+    if (also) also();
+  });
+  return old_sha;
 }
 
 BlobMeta Vfs::blob_meta_of(const Asset& a) {
@@ -327,29 +336,43 @@ bool Vfs::take_back_name(const Node& leaving) {
         break;
       }
   }
-  if (!moved) return false;
-  // The name it left holds one new file, made since, with no other name,
-  // and neither is open for writing.
-  std::vector<FolderEntry> there = lib_.catalog().lookup(moved->from, moved->from_name);
-  if (there.size() != 1 || there[0].kind != FolderEntry::Kind::Asset) return false;
-  const FolderEntry& ne = there[0];
-  const Asset& n = *ne.asset;
-  if (n.id == a.id || n.created_ms < moved->at_ms || ne.extra_links > 0) return false;
-  if (find_open(n.id) || find_open(a.id)) return false;
-  const bool bytes_here = lib_.blobs().has(n.sha256);
-  std::string old_sha;
-  lib_.catalog().batch([&] {
-    old_sha = lib_.catalog().set_asset_content(a.id, blob_meta_of(n), n.mtime_ns, bytes_here);
-    lib_.catalog().set_asset_attrs(a.id, n.mode, std::nullopt);
-    lib_.catalog().remove_name(ne);
+  if (!moved || find_open(a.id)) return false;  // (being written: left as it is)
+  // The name it left holds one new file, made since, with no other name.
+  auto new_file = [&]() -> std::optional<FolderEntry> {
+    std::vector<FolderEntry> there = lib_.catalog().lookup(moved->from, moved->from_name);
+    if (there.size() != 1 || there[0].kind != FolderEntry::Kind::Asset) return std::nullopt;
+    const Asset& n = *there[0].asset;
+    if (n.id == a.id || n.created_ms < moved->at_ms || there[0].extra_links > 0)
+      return std::nullopt;
+    return there[0];
+  };
+  std::optional<FolderEntry> ne = new_file();
+  if (!ne) return false;
+  // It may still be open: the kernel's release comes after close() has
+  // returned, and a writer may go on. What it holds now is the content, and
+  // its open state goes to the file taking the name back, as in a rename
+  // over it.
+  if (std::shared_ptr<OpenFile> of = find_open(ne->asset->id)) {
+    commit_now(of);
+    if (!(ne = new_file())) return false;
+  }
+  const Asset& n = *ne->asset;
+  std::string old_sha = take_content(a.id, *ne, [&] {
+    // A role set on the new file (cp --preserve=xattr) is the last word.
+    if (n.role != "main" && n.role != a.role) lib_.catalog().set_asset_role(a.id, n.role);
     lib_.catalog().move_asset(a.id, moved->from, moved->from_name,
                               is_scratch_name(moved->from_name));
   });
-  // The name shows another file (another inode) now.
-  for (const std::string& shown : tree_.shown_names(moved->from, moved->from_name))
-    invalidate_in(moved->from, shown, Stale::Name);
+  hand_over_open_state(n.id, a.id, moved->from, moved->from_name, false);
   names_changed(leaving.place);
   names_changed(moved->from);
+  try {
+    // The name shows another file (another inode) now.
+    for (const std::string& shown : tree_.shown_names(moved->from, moved->from_name))
+      invalidate_in(moved->from, shown, Stale::Name);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recallfs: after a save: %s\n", e.what());
+  }
   collect_blob(old_sha);
   return true;
 }

@@ -3,6 +3,7 @@
 #include <sys/xattr.h>
 
 #include "base/error.h"
+#include "catalog/rows.h"
 #include "fs/fetcher.h"
 #include "fs/names.h"
 #include "fs/open_file.h"
@@ -81,26 +82,32 @@ void Vfs::setxattr(std::string_view path, std::string_view name, std::string_vie
   Resolved r = resolve(path);
   if (key != "role" && key != "pinned")
     throw Error(EPERM, "user.recall." + std::string(key) + " is read-only");
+  // Checked before anything changes: what may have it, and the value.
+  const bool file = r.pending || r.node.kind == Node::Kind::File;
+  if (key == "pinned") {
+    if (!file && r.node.kind != Node::Kind::Blob)
+      throw Error(EPERM, "only a stored file can be pinned");
+    if (text != "1" && text != "0") throw Error(EINVAL, "user.recall.pinned is 1 or 0");
+  } else {
+    if (!file) throw Error(EPERM, "only a file has a role");
+    if (!is_role(text)) throw Error(EINVAL, "unknown role " + quote(text));
+  }
   if (flags & XATTR_CREATE)
     throw Error(EEXIST, "user.recall." + std::string(key) + " exists (every file has it)");
   if (r.pending) {
     commit_now(r.pending);
     r = resolve(path);
+    if (r.pending || r.node.kind != Node::Kind::File)
+      throw Error(EIO, "the new file could not be stored");
   }
   if (key == "pinned") {
-    std::string sha = r.node.kind == Node::Kind::Blob                 ? r.node.sha256
-                      : r.node.kind == Node::Kind::File && !r.pending ? r.node.entry->asset->sha256
-                                                                      : "";
-    if (sha.empty()) throw Error(EPERM, "only a stored file can be pinned");
-    if (text != "1" && text != "0") throw Error(EINVAL, "user.recall.pinned is 1 or 0");
+    std::string sha = r.node.kind == Node::Kind::Blob ? r.node.sha256 : r.node.entry->asset->sha256;
     if (text == "0") return lib_.catalog().unpin(sha);
     lib_.catalog().pin(sha);
     // Its bytes come in the background; `recallfs pin` waits and shows progress.
     if (fetcher_ && !lib_.blobs().has(sha)) fetcher_->fetch_in_background(sha);
     return;
   }
-  if (r.node.kind != Node::Kind::File || r.pending)
-    throw Error(EPERM, "only a stored file has a role");
   lib_.catalog().set_asset_role(r.node.entry->asset->id, text);
 }
 
