@@ -78,6 +78,13 @@ void Vfs::remote_changed(const Catalog::ApplyReport& report) noexcept {
       std::lock_guard lock(invalidate_mu_);
       if (!invalidate_) return;
     }
+    // Folders where names came or went show it in their times, as for
+    // changes made here (before the kernel is told to look again). A
+    // content change counts too: the report does not tell them apart.
+    for (const auto& [place, name] : report.stale_names) names_changed(place);
+    for (const std::string& id : report.changed_assets)
+      if (std::optional<Asset> a = cat.get_asset(id)) names_changed(Place{a->work_id, a->folder});
+    if (!report.stale_titles.empty()) names_changed("works");
     for (const std::string& title : report.stale_titles)
       invalidate("/works/" + escape_name(title), Stale::Name);
     // The old names; where entries left a group of same-named ones, every

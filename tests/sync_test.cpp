@@ -373,9 +373,18 @@ TEST(Sync, MountedDevicesSeeEachOthersChanges) {
       << "a's listing of inbox/ is stale";
   EXPECT_EQ(test::read_file(a / "inbox/renamed-on-b.txt"), "written on a");
   ASSERT_EQ(::stat((b / "works/Shared/paper.pdf").c_str(), &st), 0);
+  // The folder's time moves on b too when a removes a name in it.
+  auto mtime_ns = [](const fs::path& p) {
+    struct stat s {};
+    ::stat(p.c_str(), &s);
+    return s.st_mtim.tv_sec * 1000000000LL + s.st_mtim.tv_nsec;
+  };
+  const int64_t shared_before = mtime_ns(b / "works/Shared");
   ASSERT_EQ(::unlink((a / "works/Shared/paper.pdf").c_str()), 0);
   EXPECT_TRUE(test::eventually([&] { return !fs::exists(b / "works/Shared/paper.pdf"); }, soon))
       << "b still shows a file a deleted";
+  EXPECT_TRUE(test::eventually([&] { return mtime_ns(b / "works/Shared") > shared_before; }, soon))
+      << "b's works/Shared kept its time after a name in it went";
   EXPECT_TRUE(test::eventually([&] { return names(b / "works/Shared").empty(); }, soon))
       << "b's listing still shows a file a deleted";
   ASSERT_EQ(::rename((a / "works/Shared").c_str(), (a / "works/Renamed").c_str()), 0);
