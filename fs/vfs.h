@@ -19,14 +19,21 @@
 //                            source's content (an editor's atomic save)
 //   link                     links the asset into a second place (edges)
 //   unlink / rmdir           delete the asset (or one of its links) / an
-//                            empty work or folder
+//                            empty work or folder; unlink of a file renamed
+//                            away a moment ago, while a new file has its old
+//                            name, is the end of vim's save: it takes the new
+//                            content and its name back (take_back_name)
 //   blobs/                   read-only (EROFS); the top level holds no files
 //                            (EPERM); symlinks and device nodes: EPERM
+// A folder's times move when names come or go in it (in memory: see
+// names_changed_ns_); its listing is kept while the catalog's generation
+// holds (ListingCache).
 //
 // Thread-safe. Namespace changes are serialised by one mutex (ns_mu_); reads,
 // writes and lookups run in parallel. Lock order: ns_mu_, then store_mu_
 // (shared by puts, tried exclusively by collect_blob), then files_mu_, then
-// an OpenFile's mu.
+// an OpenFile's mu. dir_times_mu_, moved_mu_ and the ListingCache's lock are
+// leaves: nothing is locked while they are held.
 #pragma once
 
 #include <sys/stat.h>
