@@ -49,13 +49,14 @@ void guarded(fuse_req_t req, const char* op, F&& f) noexcept {
 }
 
 // A node's path. A node without one lost its name after the kernel looked
-// it up: a rename over it (an editor's save), or a removal. For the calls
-// the kernel makes at the end of a path walk (open, stat, chmod, truncate,
-// link) that is ESTALE, not ENOENT: the kernel then looks the name up again
-// and retries, so a reader never sees a name that a rename replaced go
-// missing for a moment, as a local disk never lets it; a name really gone
-// gets ENOENT from that lookup. Calls also made through an open descriptor,
-// which the kernel does not retry (getdents, fgetxattr), keep ENOENT.
+// it up: a rename over it (an editor's save), or a removal. For a reader's
+// calls (open, stat) that is ESTALE, not ENOENT: the kernel then looks the
+// name up again and retries once, so a reader never sees a name that a
+// rename replaced go missing for a moment, as a local disk never lets it; a
+// name really gone gets ENOENT from that lookup. The others keep ENOENT:
+// calls through an open descriptor are not retried (getdents, fgetxattr),
+// and a name replaced twice within the retry would surface ESTALE, which no
+// local disk gives (link under four racing threads did).
 constexpr const char* kNameGone = "this name was replaced or removed meanwhile";
 std::string path_of(Mount& m, fuse_ino_t ino, int gone = ESTALE) {
   std::optional<std::string> p = m.nodes.path(ino);
@@ -155,7 +156,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                    m.nodes.open_handle(ino, (to_set & FUSE_SET_ATTR_SIZE) != 0))
         fh = *h;
       else
-        throw Error(m.nodes.kept_attributes(ino) ? ENOENT : ESTALE, kNameGone);  // see path_of
+        throw Error(ENOENT, kNameGone);  // see path_of
     }
     bool by_handle = path.empty();
     struct stat st;
@@ -355,7 +356,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
   guarded(req, "link", [&] {
     Mount& m = mount_of(req);
     std::string to = child_path_of(m, newparent, newname);
-    m.vfs->link(path_of(m, ino), to);
+    m.vfs->link(path_of(m, ino, ENOENT), to);
     reply_entry(req, m, newparent, newname, m.vfs->getattr(to));
   });
 }
