@@ -394,7 +394,8 @@ void Catalog::set_device_blob(const std::string& sha256, bool present, const std
           "mtime_ms = CASE WHEN present IS NOT excluded.present OR health IS NOT excluded.health "
           "THEN excluded.mtime_ms ELSE mtime_ms END, "
           "present = excluded.present, health = excluded.health")
-      .bind(new_row_id(), holder, sha256, present, health, local_path, now_ms())
+      .bind(holder == kCloudHolder ? cloud_holder_row_id(sha256) : new_row_id(), holder, sha256,
+            present, health, local_path, now_ms())
       .run();
   s.commit();
 }

@@ -156,6 +156,27 @@ std::string upsert_sql(const SyncedTable& t) {
          then + ")";
 }
 
+// One holder of a blob has one row here (UNIQUE(sha256, device_id)), but
+// the server may hold two under different ids: the cloud's row is written
+// by each device that uploads the blob, and before its id came from the
+// blob (cloud_holder_row_id) each gave it a random one. Such a pulled row
+// failed the whole pull, for good, on every device of the account. Now the
+// smaller id is kept, on every device alike: false when the pulled row is
+// the one to leave out (the row it would replace goes, without a push).
+bool keep_one_holder_row(Db& db, const std::string& id, const nlohmann::json& j) {
+  if (!j.contains("sha256") || !j["sha256"].is_string() || !j.contains("device_id") ||
+      !j["device_id"].is_string())
+    return true;
+  Stmt s = db.cached("SELECT id FROM device_blobs WHERE sha256 = ? AND device_id = ? AND id <> ?");
+  s.bind(j["sha256"].get<std::string>(), j["device_id"].get<std::string>(), id);
+  if (!s.step()) return true;
+  std::string other = s.text(0);
+  s = Stmt();
+  if (other < id) return false;
+  db.cached("DELETE FROM device_blobs WHERE id = ?").bind(other).run();
+  return true;
+}
+
 // Notes what a row showed before it changes: its name, in its folder.
 void note_names(Db& db, const std::string& table, const std::string& key,
                 Catalog::ApplyReport& report) {
@@ -328,6 +349,7 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
         continue;
       }
       nlohmann::json j = nlohmann::json::parse(r.payload);
+      if (r.table == "device_blobs" && !keep_one_holder_row(db, r.key, j)) continue;
       if (r.table == "folders" && !settle_folder_place(db, r.key, j, report)) {
         // Read back next time: the row that stays may be going (its own
         // device settled on a third one), and then this one is the folder.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/sha256.h"
 #include "catalog/catalog_internal.h"
 
 namespace recall {
@@ -98,6 +99,18 @@ std::string stamp_asset(const char* group, const std::string& now) {
   }
   return sql + "updated_ms = " + now;
 }
+
+}  // namespace catalog_detail
+
+std::string cloud_holder_row_id(const std::string& sha256) {
+  std::string h = sha256_hex("recallfs cloud holder " + sha256).substr(0, 32);
+  h[12] = '5';                                                  // version 5 (name-based)
+  h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];  // the RFC 4122 variant
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20, 12);
+}
+
+namespace catalog_detail {
 
 std::string last_component(const std::string& path) {
   size_t slash = path.rfind('/');

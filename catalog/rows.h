@@ -117,6 +117,11 @@ struct ReplicationJob {
 // The device id that stands for the cloud (S3) in device_blobs: a holder
 // like a device, so every device learns where bytes are from synced rows.
 inline constexpr const char* kCloudHolder = "00000000-0000-0000-0000-000000000000";
+// The id of the cloud's device_blobs row for a blob: the same on every
+// device (each one that uploads the blob writes that row), so the server
+// and every catalog hold one row for it. A UUID (version 5 layout) made
+// from a SHA-256 of the blob's hash.
+std::string cloud_holder_row_id(const std::string& sha256);
 
 // One row of the outbox: a change to a synced table, waiting to be pushed.
 struct OutboxRow {

@@ -18,10 +18,23 @@ SyncWorker::SyncWorker(Library& lib, Options options,
 
 SyncWorker::~SyncWorker() {
   stop_ = true;
+  {
+    std::unique_lock lock(done_mu_);
+    done_cv_.wait_for(lock, kLastPushWait, [&] { return done_; });
+  }
+  give_up_ = true;
   thread_.join();
 }
 
 void SyncWorker::run() {
+  struct Done {  // tells the destructor, however run() ends
+    SyncWorker& w;
+    ~Done() {
+      std::lock_guard lock(w.done_mu_);
+      w.done_ = true;
+      w.done_cv_.notify_all();
+    }
+  } done{*this};
   using clock = std::chrono::steady_clock;
   std::unique_ptr<SyncEngine> engine;
   std::string creds_stamp;  // what the engine was made from
@@ -45,7 +58,7 @@ void SyncWorker::run() {
       std::string stamp = creds->server + "\n" + creds->token;
       if (!engine || stamp != creds_stamp) {
         engine = std::make_unique<SyncEngine>(lib_, *creds);
-        engine->cancel_when(&stop_);  // an unmount does not wait for a server that hangs
+        engine->cancel_when(&give_up_);  // an unmount does not wait for a server that hangs
         creds_stamp = stamp;
         want_pull = true;
       }
@@ -91,6 +104,23 @@ void SyncWorker::run() {
       backoff = std::min(backoff * 2, options_.max_backoff);
       want_pull = true;
     }
+  }
+  // Stopping: one last push of what waits, while the server answers (the
+  // destructor gives up on it after kLastPushWait). A sign-in just made may
+  // not have connected yet.
+  try {
+    if (lib_.catalog().outbox_count() == 0) return;
+    std::optional<Credentials> creds = load_credentials(lib_.dir());
+    if (!creds) return;
+    if (!engine || creds->server + "\n" + creds->token != creds_stamp) {
+      engine = std::make_unique<SyncEngine>(lib_, *creds);
+      engine->cancel_when(&give_up_);
+    }
+    if (!engine->connected()) engine->connect();
+    if (!engine->upgraded()) engine->upgrade();
+    engine->push();
+  } catch (const std::exception& e) {
+    if (!give_up_) std::fprintf(stderr, "recallfs: sync: the last push: %s\n", e.what());
   }
 }
 

@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -35,14 +37,23 @@ class SyncWorker {
   // `changed` is told what a pull changed (to invalidate caches).
   SyncWorker(Library& lib, Options options,
              std::function<void(const Catalog::ApplyReport&)> changed);
-  ~SyncWorker();  // stops and joins
+  // Stops and joins. What waits in the outbox is pushed once more first (a
+  // file saved just before an unmount would otherwise wait for the next
+  // mount), for kLastPushWait at most: a server that does not answer by
+  // then is given up on, statement and connection, and the change waits.
+  ~SyncWorker();
+  static constexpr std::chrono::seconds kLastPushWait{3};
 
  private:
   void run();
   Library& lib_;
   Options options_;
   std::function<void(const Catalog::ApplyReport&)> changed_;
-  std::atomic<bool> stop_{false};
+  std::atomic<bool> stop_{false};     // the loop ends
+  std::atomic<bool> give_up_{false};  // what is under way ends (SyncEngine::cancel_when)
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  bool done_ = false;  // run() has returned (guarded by done_mu_)
   std::thread thread_;
 };
 

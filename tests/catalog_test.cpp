@@ -123,6 +123,56 @@ TEST_F(CatalogTest, APinFollowsTheFilesNewContent) {
   EXPECT_FALSE(cat->pinned(blob("still unpinned").sha256));
 }
 
+// Two devices that both upload a blob both write the cloud's holder row.
+// Before that row's id came from the blob, each gave it a random one; the
+// server kept both, and pulling the second one failed every pull after it,
+// on every device of the account (UNIQUE(sha256, device_id) here).
+TEST_F(CatalogTest, TwoRowsForOneHolderOfABlobNeverStopAPull) {
+  const std::string sha = test::sha256_of("paper");
+  EXPECT_EQ(cloud_holder_row_id(sha), cloud_holder_row_id(sha)) << "the same on every device";
+  EXPECT_NE(cloud_holder_row_id(sha), cloud_holder_row_id(test::sha256_of("other")));
+  EXPECT_EQ(cloud_holder_row_id(sha).size(), 36u);
+  cat->set_device_blob(sha, true, "healthy", kCloudHolder);
+  auto holder_ids = [&](Catalog& c) {
+    std::vector<std::string> ids;
+    for (const DeviceBlob& h : c.holders(sha))
+      if (h.device_id == kCloudHolder) ids.push_back(h.id);
+    return ids;
+  };
+  EXPECT_EQ(holder_ids(*cat), std::vector<std::string>{cloud_holder_row_id(sha)});
+  // Rows from the server as an older device wrote them: random ids, in
+  // either order, with a row this catalog has under its own id.
+  auto row = [&](const std::string& id) {
+    nlohmann::json j = {{"id", id},
+                        {"device_id", kCloudHolder},
+                        {"sha256", sha},
+                        {"present", 1},
+                        {"health", "healthy"},
+                        {"local_path", nullptr},
+                        {"mtime_ms", 1700000000000}};
+    return Catalog::RemoteRow{"device_blobs", id, false, j.dump()};
+  };
+  const std::string low = "00000001-0000-4000-8000-000000000000";
+  const std::string high = "ffffffff-0000-4000-8000-000000000000";
+  Catalog::ApplyReport report;
+  ASSERT_NO_THROW(report = cat->apply_remote({row(high), row(low)}));
+  EXPECT_EQ(holder_ids(*cat), std::vector<std::string>{low}) << "the smallest id is kept";
+  // Another catalog pulling them the other way round keeps the same one.
+  TempDir other_dir;
+  auto other = Catalog::open(other_dir / "catalog.db", {.create = true});
+  ASSERT_NO_THROW(other->apply_remote({row(low)}));
+  ASSERT_NO_THROW(other->apply_remote({row(high)}));
+  EXPECT_EQ(holder_ids(*other), std::vector<std::string>{low});
+  // And a pull goes on applying the rows after such a one.
+  Work pulled = other->create_work("Pulled");
+  std::string payload;
+  for (const OutboxRow& o : other->read_outbox(0, 1000))
+    if (o.table == "works" && o.row_id == pulled.id && o.payload) payload = *o.payload;
+  ASSERT_FALSE(payload.empty());
+  ASSERT_NO_THROW(cat->apply_remote({row(high), {"works", pulled.id, false, payload}}));
+  EXPECT_TRUE(cat->get_work(pulled.id).has_value());
+}
+
 TEST_F(CatalogTest, MigratesAnEmptyFileToTheCurrentSchema) {
   EXPECT_EQ(cat->schema_version(), kCatalogSchemaVersion);
   Db db = Db::open(dir / "catalog.db", {});

@@ -13,6 +13,7 @@
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
@@ -408,6 +409,31 @@ TEST(Sync, MountedDevicesSeeEachOthersChanges) {
     std::string log = test::read_file(m->data() / "recallfs.log");
     EXPECT_EQ(log.find(token), std::string::npos);
   }
+}
+
+// A file saved and the library unmounted at once (the laptop's lid shut):
+// the unmount pushes what waits instead of leaving it for the next mount.
+TEST(Sync, AnUnmountPushesTheChangesMadeJustBeforeIt) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("lid");
+  std::string token = pg.issue_token("lid");
+  test::MountedLibrary a, b;
+  for (auto* m : {&a, &b}) {
+    RunResult r = m->recallfs({"signin", "--server", pg.client_url(), "--token", token});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  test::write_file(a / "inbox/saved-at-the-last-moment.txt", "just in time");
+  a.unmount();
+  RunResult st = a.recallfs({"status", "--json"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_EQ(nlohmann::json::parse(st.out)["outbox_pending"], 0) << st.out;
+  EXPECT_TRUE(test::eventually([&] {
+    return fs::exists(b / "inbox/saved-at-the-last-moment.txt");
+  })) << "b never saw the file a saved just before its unmount";
+  // (Its bytes stayed on a, which is not serving now: the row is what moved.)
+  EXPECT_EQ(fs::file_size(b / "inbox/saved-at-the-last-moment.txt"), 12u);
 }
 
 TEST(Sync, AServerOutageLosesNothingAndTheMountKeepsWorking) {
