@@ -219,6 +219,9 @@ class Catalog {
   void pin(const std::string& sha256);
   void unpin(const std::string& sha256);
   bool pinned(const std::string& sha256);
+  // The pinned blobs that some file has (not the content of removed
+  // files), oldest pin first.
+  std::vector<std::string> pinned_file_blobs();
 
   // ---- replication jobs
   // A pending job for `sha256` to `to`, unless one is active; returns its id.

@@ -117,21 +117,7 @@ std::string Catalog::set_asset_content(const std::string& id, const BlobMeta& bl
       .bind(id, blob.sha256, blob.size, blob.mime, blob.page_count, mtime_ns ? *mtime_ns : now_ns(),
             now_ms())
       .run();
-  if (a.sha256 != blob.sha256) {
-    // A pin is the user's word for the file: it follows the file's content
-    // (an edit of a pinned file stays on this device), and the old content's
-    // goes when no file has it.
-    db.cached(
-          "INSERT INTO pins(sha256, pinned_ms) SELECT ?2, pinned_ms FROM pins WHERE sha256 = ?1 "
-          "ON CONFLICT DO NOTHING")
-        .bind(a.sha256, blob.sha256)
-        .run();
-    db.cached(
-          "DELETE FROM pins WHERE sha256 = ?1 AND NOT EXISTS "
-          "(SELECT 1 FROM assets WHERE sha256 = ?1)")
-        .bind(a.sha256)
-        .run();
-  }
+  if (a.sha256 != blob.sha256) catalog_detail::pin_follows_content(db, a.sha256, blob.sha256);
   s.commit();
   return a.sha256;
 }

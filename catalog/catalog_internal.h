@@ -42,6 +42,11 @@ inline constexpr const char* kStampAttrs = "attrs_ms";
 inline constexpr const char* kLastOutboxSeq =
     "(SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbox')";
 
+// A pin is the user's word for the file: when a file's content changes
+// from `from` to `to` (an edit here or one pulled), a pin on `from` moves
+// to `to` too, and `from` stays pinned only while a file still has it.
+void pin_follows_content(Db& db, const std::string& from, const std::string& to);
+
 // The same column list with every name prefixed by `alias.`.
 std::string prefixed(const char* cols, const char* alias);
 

@@ -357,8 +357,13 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
         continue;
       }
       note_names(db, r.table, r.key, report);
-      if (r.table == "assets" && j.contains("sha256") && j["sha256"].is_string())
+      std::optional<std::string> content_before;  // an asset's, when the row gives it other content
+      if (r.table == "assets" && j.contains("sha256") && j["sha256"].is_string()) {
         hold_bytes_of(db, r.key, j["sha256"].get<std::string>());
+        Stmt c = db.cached("SELECT sha256 FROM assets WHERE id = ?1 AND sha256 IS NOT ?2");
+        c.bind(r.key, j["sha256"].get<std::string>());
+        if (c.step()) content_before = c.text(0);
+      }
       if (r.table == "edges" && j.contains("to_id") && j["to_id"].is_string())
         report.changed_assets.push_back(j["to_id"].get<std::string>());  // one link more
       Stmt st = db.cached(sql);
@@ -379,6 +384,10 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
         // A new or renamed work or folder: listings of its parent are stale.
         if (r.table == "works" || r.table == "folders") note_names(db, r.table, r.key, report);
         if (r.table == "assets") report.changed_assets.push_back(r.key);
+        // An edit made elsewhere of a file pinned here stays on this device
+        // too (the mount fetches it: PinKeeper).
+        if (content_before)
+          catalog_detail::pin_follows_content(db, *content_before, j["sha256"].get<std::string>());
         if (std::optional<Spot> p = place_of(r.table, j)) placed.insert(*p);
       }
     }
@@ -484,6 +493,19 @@ void Catalog::for_each_asset(const std::function<bool(const Asset&)>& fn) {
     if (!fn(catalog_detail::asset_from(s))) return;
 }
 
+void catalog_detail::pin_follows_content(Db& db, const std::string& from, const std::string& to) {
+  db.cached(
+        "INSERT INTO pins(sha256, pinned_ms) SELECT ?2, pinned_ms FROM pins WHERE sha256 = ?1 "
+        "ON CONFLICT DO NOTHING")
+      .bind(from, to)
+      .run();
+  db.cached(
+        "DELETE FROM pins WHERE sha256 = ?1 AND NOT EXISTS "
+        "(SELECT 1 FROM assets WHERE sha256 = ?1)")
+      .bind(from)
+      .run();
+}
+
 void Catalog::pin(const std::string& sha256) {
   WriteScope s(*this);
   s.db()
@@ -502,6 +524,16 @@ void Catalog::unpin(const std::string& sha256) {
 bool Catalog::pinned(const std::string& sha256) {
   ReadLease r(*this);
   return r.db().cached("SELECT 1 FROM pins WHERE sha256 = ?").bind(sha256).step();
+}
+
+std::vector<std::string> Catalog::pinned_file_blobs() {
+  ReadLease r(*this);
+  Stmt s = r.db().cached(
+      "SELECT sha256 FROM pins p WHERE EXISTS (SELECT 1 FROM assets WHERE sha256 = p.sha256) "
+      "ORDER BY pinned_ms, sha256");
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
 }
 
 void Catalog::merge_asset(const std::string& from, const std::string& to) {

@@ -191,10 +191,11 @@ class Vfs {
     invalidate_ = std::move(fn);
   }
 
-  // Called when a commit has stored a blob (the cache may need room). Must
-  // not block.
-  void set_on_stored(std::function<void(const std::string& sha256)> fn) {
-    on_stored_ = std::move(fn);
+  // Called when what the cache budget weighs changed: a commit stored a
+  // blob (room may be needed), or a pin was taken off one (it may go now).
+  // Must not block.
+  void set_on_cache_changed(std::function<void(const std::string& sha256)> fn) {
+    on_cache_changed_ = std::move(fn);
   }
 
   // A signed-in library (`signed_in` says whether it is now): bytes freed
@@ -409,7 +410,7 @@ class Vfs {
   std::mutex invalidate_mu_;  // guards invalidate_: workers call it while unmounting
   Invalidator invalidate_;
   std::shared_ptr<Fetcher> fetcher_;
-  std::function<void(const std::string&)> on_stored_;
+  std::function<void(const std::string&)> on_cache_changed_;
   std::function<void()> on_open_state_found_;
   std::function<void()> on_open_row_read_;
   std::function<bool()> signed_in_;

@@ -76,7 +76,7 @@ void Vfs::commit(OpenFile& of, bool consume) {
       }
       of.dirty = false;
       of.written = false;
-      if (on_stored_) on_stored_(put.sha256);
+      if (on_cache_changed_) on_cache_changed_(put.sha256);
       UnrecordedCommit u;
       u.generation = ++of.stored;
       u.put = put;

@@ -102,7 +102,11 @@ void Vfs::setxattr(std::string_view path, std::string_view name, std::string_vie
   }
   if (key == "pinned") {
     std::string sha = r.node.kind == Node::Kind::Blob ? r.node.sha256 : r.node.entry->asset->sha256;
-    if (text == "0") return lib_.catalog().unpin(sha);
+    if (text == "0") {
+      lib_.catalog().unpin(sha);
+      if (on_cache_changed_) on_cache_changed_(sha);
+      return;
+    }
     lib_.catalog().pin(sha);
     // Its bytes come in the background; `recallfs pin` waits and shows progress.
     if (fetcher_ && !lib_.blobs().has(sha)) fetcher_->fetch_in_background(sha);

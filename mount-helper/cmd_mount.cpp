@@ -22,6 +22,7 @@
 #include "fs/catalog_watcher.h"
 #include "fs/fetcher.h"
 #include "fs/fuse_adapter.h"
+#include "fs/pin_keeper.h"
 #include "fs/truncation_note.h"
 #include "fs/vfs.h"
 #include "mount-helper/cli.h"
@@ -182,6 +183,7 @@ int do_mount(const MountRequest& req) {
     std::unique_ptr<Vfs> vfs;
     std::shared_ptr<Fetcher> fetcher;
     std::unique_ptr<CacheBudget> cache;
+    std::unique_ptr<PinKeeper> pins;
     std::unique_ptr<PeerServer> peers;
     std::unique_ptr<SyncWorker> sync;  // after the Vfs: stopped first
     std::unique_ptr<ReplicationWorker> replication;
@@ -209,16 +211,19 @@ int do_mount(const MountRequest& req) {
               [c](const std::string& sha, uint64_t size) { return c->make_room(sha, size); });
           c->start();
           uploaded = [c] { c->poke(); };
-          v->set_on_stored([c](const std::string&) { c->poke(); });
+          v->set_on_cache_changed([c](const std::string&) { c->poke(); });
         }
         s->replication = std::make_unique<ReplicationWorker>(*s->lib, uploaded);
         SyncWorker::Options so;
         // Bytes a change frees stay until the server has seen the change.
         v->set_signed_in([dir = s->lib->dir()] { return fs::exists(credentials_path(dir)); });
-        so.after_pull = [v](SyncEngine& engine) {
+        // Pulled edits of pinned files come here too.
+        s->pins = std::make_unique<PinKeeper>(*s->lib, *s->fetcher);
+        so.after_pull = [v, pins = s->pins.get()](SyncEngine& engine) {
           v->release_held_blobs([&engine](const std::vector<std::string>& shas) {
             return engine.confirm_drops(shas);
           });
+          pins->sweep();
         };
         if (auto pc = load_peer_config(data)) {
           Library* lib = s->lib.get();
@@ -233,9 +238,14 @@ int do_mount(const MountRequest& req) {
         }
         s->sync = std::make_unique<SyncWorker>(
             *s->lib, so, [v](const Catalog::ApplyReport& r) { v->remote_changed(r); });
-        // Commands run in another process meanwhile change what the mount shows.
-        s->watcher = std::make_unique<CatalogWatcher>(s->lib->catalog(), std::chrono::seconds(1),
-                                                      [v] { v->changed_elsewhere(); });
+        // Commands run in another process meanwhile change what the mount
+        // shows, and `recallfs unpin` what the cache budget may let go.
+        auto elsewhere = [v, cache = s->cache.get()] {
+          v->changed_elsewhere();
+          if (cache) cache->poke();
+        };
+        s->watcher =
+            std::make_unique<CatalogWatcher>(s->lib->catalog(), std::chrono::seconds(1), elsewhere);
         return std::shared_ptr<Vfs>(std::move(s), v);
       },
       [&] {

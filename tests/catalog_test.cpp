@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -121,6 +122,48 @@ TEST_F(CatalogTest, APinFollowsTheFilesNewContent) {
   Asset d = cat->add_asset(asset_in(Place{}, "d.txt", "unpinned"));
   cat->set_asset_content(d.id, blob("still unpinned"));
   EXPECT_FALSE(cat->pinned(blob("still unpinned").sha256));
+}
+
+// The same when the edit was made on another device and pulled: before, the
+// new content came unpinned, and a cache budget could let it go (or never
+// keep it) although the user had pinned the file here.
+TEST_F(CatalogTest, APinFollowsAnEditPulledFromAnotherDevice) {
+  TempDir other_dir;
+  auto other = Catalog::open(other_dir / "catalog.db", {.create = true});
+  int64_t shipped = 0;
+  auto pull_from_other = [&] {  // other's changes since the last call, as a pull here
+    std::vector<Catalog::RemoteRow> rows;
+    for (const OutboxRow& o : other->read_outbox(shipped, 1000000)) {
+      rows.push_back({o.table, o.row_id, o.op == "delete", o.payload.value_or("{}")});
+      shipped = o.seq;
+    }
+    cat->apply_remote(rows);
+  };
+  Asset paper = other->add_asset(asset_in(Place{}, "paper.pdf", "v1"));
+  Asset copy = other->add_asset(asset_in(Place{}, "copy.pdf", "v1"));
+  Asset notes = other->add_asset(asset_in(Place{}, "notes.txt", "n1"));
+  pull_from_other();
+  ASSERT_TRUE(cat->get_asset(paper.id));
+  cat->pin(paper.sha256);
+  other->set_asset_content(paper.id, blob("v2"));
+  other->set_asset_content(notes.id, blob("n2"));
+  pull_from_other();
+  ASSERT_EQ(cat->get_asset(paper.id)->sha256, blob("v2").sha256);
+  EXPECT_TRUE(cat->pinned(blob("v2").sha256)) << "a pulled edit of a pinned file must stay pinned";
+  EXPECT_TRUE(cat->pinned(blob("v1").sha256)) << "copy.pdf still has v1: its pin stays";
+  EXPECT_FALSE(cat->pinned(blob("n2").sha256)) << "an unpinned file's edit was pinned";
+  other->set_asset_content(copy.id, blob("v3"));
+  pull_from_other();
+  EXPECT_FALSE(cat->pinned(blob("v1").sha256)) << "no file has v1 any more: its pin goes";
+  EXPECT_TRUE(cat->pinned(blob("v3").sha256));
+  std::vector<std::string> kept = cat->pinned_file_blobs();
+  std::sort(kept.begin(), kept.end());
+  std::vector<std::string> want = {blob("v2").sha256, blob("v3").sha256};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(kept, want);
+  // The pins of content no file has are left out of what the mount keeps.
+  cat->pin(blob("nobody's").sha256);
+  EXPECT_EQ(cat->pinned_file_blobs().size(), 2u);
 }
 
 // Two devices that both upload a blob both write the cloud's holder row.

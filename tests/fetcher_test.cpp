@@ -1,7 +1,8 @@
 // The Fetcher in-process, with a holder injected at its seam
 // (fs/byte_source.h): what a mount cannot pin down by timing. Here, its
 // stop() at an unmount while a fetch is under way over a slow link, and
-// while its holder is silent; and a blob the cache had no room for.
+// while its holder is silent; a blob the cache had no room for; and when
+// the PinKeeper asks it for pinned bytes again, on a clock the test sets.
 #include "fs/fetcher.h"
 
 #include <gtest/gtest.h>
@@ -20,6 +21,7 @@
 #include "cas/blob_info.h"
 #include "fs/byte_source.h"
 #include "fs/library.h"
+#include "fs/pin_keeper.h"
 #include "tests/test_util.h"
 
 namespace recall {
@@ -197,6 +199,58 @@ TEST(FetcherCache, ANewReaderOfABlobTheCacheRefusedAsksAgain) {
   EXPECT_TRUE(test::eventually([&] { return lib->blobs().has(sha); }))
       << "a new reader did not ask the cache again (asked " << asked << " times)";
   fetcher.stop();
+}
+
+// A holder that refuses every request while `down` (a peer that went
+// away), and counts them.
+class DownHolder : public QuickHolder {
+ public:
+  using QuickHolder::QuickHolder;
+  std::string name() const override { return "down peer"; }
+  size_t read(const std::string& sha256, uint64_t offset, std::span<std::byte> buf) override {
+    asked++;
+    if (down) throw Error(ECONNREFUSED, "down peer: connection refused");
+    return QuickHolder::read(sha256, offset, buf);
+  }
+  std::atomic<bool> down{true};
+  std::atomic<int> asked{0};
+};
+
+// A pinned blob that is not here is fetched once somebody holds it; a try
+// that failed is made again later, each time twice as late, or at once
+// when another holder appears; and once here, it is left alone.
+TEST(PinKeeper, FetchesPinnedBytesOnceHeldAndTriesAgainLessOftenUnlessHoldersChange) {
+  test::TempDir dir;
+  std::unique_ptr<Library> lib = Library::open(dir / "lib", {.create = true});
+  std::mt19937_64 rng(9);
+  const std::string bytes = test::random_bytes(rng, 1 << 20);
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  auto holder = std::make_shared<DownHolder>(bytes);
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(holder));
+  PinKeeper keeper(*lib, fetcher);
+  const auto t0 = PinKeeper::Clock::now();
+  const auto s = [](int n) { return std::chrono::seconds(n); };
+
+  EXPECT_EQ(keeper.sweep(t0), 0u) << "not pinned: not fetched";
+  lib->catalog().pin(sha);
+  EXPECT_EQ(keeper.sweep(t0), 0u) << "nobody holds it yet: nobody to ask";
+  lib->catalog().set_device_blob(sha, true, "healthy", kCloudHolder);
+  EXPECT_EQ(keeper.sweep(t0), 1u);
+  ASSERT_TRUE(test::eventually([&] { return holder->asked >= 1; }));
+  EXPECT_EQ(keeper.sweep(t0 + s(1)), 0u) << "asked again at once";
+  EXPECT_EQ(keeper.sweep(t0 + s(30)), 1u);
+  ASSERT_TRUE(test::eventually([&] { return holder->asked >= 2; }));
+  EXPECT_EQ(keeper.sweep(t0 + s(89)), 0u) << "the second wait is 60 s";
+  EXPECT_EQ(keeper.sweep(t0 + s(90)), 1u);
+  ASSERT_TRUE(test::eventually([&] { return holder->asked >= 3; }));
+
+  // Another device holds it now: asked at once.
+  holder->down = false;
+  lib->catalog().set_device_blob(sha, true, "healthy", "a-second-device");
+  EXPECT_EQ(keeper.sweep(t0 + s(91)), 1u);
+  ASSERT_TRUE(test::eventually([&] { return lib->blobs().has(sha); }));
+  EXPECT_TRUE(test::read_file(lib->blobs().object_path(sha)) == bytes);
+  EXPECT_EQ(keeper.sweep(t0 + s(10000)), 0u) << "here: nothing to fetch";
 }
 
 }  // namespace

@@ -280,6 +280,55 @@ TEST(OnDemand, VerifyRepairsACorruptObjectFromTheCloud) {
   EXPECT_NE(again.out.find("0 modified, 0 missing"), std::string::npos) << again.out;
 }
 
+// A file pinned on b and edited on a: b keeps the new version too, fetched
+// without a read once the cloud holds it, whatever b's cache budget. Before,
+// the pin stayed on the old bytes and the new ones came only when read.
+// Then unpinned, the bytes over budget go within seconds, not at the next
+// timed trim (30 s).
+TEST(OnDemand, APinnedFileEditedOnAnotherDeviceIsKeptHereInItsNewVersion) {
+  RECALL_REQUIRE_SWIFT();
+  RECALL_REQUIRE_POSTGRES();
+  RECALL_REQUIRE_FUSE();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("pinfollows");
+  std::string token = pg.issue_token("pinfollows");
+  test::MountedLibrary a, b;
+  connect_mounted(a, token, "pinfollows-bucket", *test::swift_endpoint());
+  connect_mounted(b, token, "pinfollows-bucket", *test::swift_endpoint());
+  b.unmount();
+  b.mount({"--cache-size", "1M"});
+  std::mt19937_64 rng(23);
+  const std::string v1 = test::random_bytes(rng, 2 << 20), v2 = test::random_bytes(rng, 3 << 20);
+  test::write_file(a / "inbox/thesis.pdf", v1);
+  ASSERT_TRUE(test::eventually(
+      [&] { return xattr(b, "inbox/thesis.pdf", "sha256") == test::sha256_of(v1); },
+      std::chrono::seconds(30)));
+  RunResult pin = b.recallfs({"pin", (b / "inbox/thesis.pdf").string()});
+  ASSERT_EQ(pin.exit_code, 0) << pin.err;
+  ASSERT_EQ(xattr(b, "inbox/thesis.pdf", "local"), "1");
+
+  test::write_file(a / "inbox/thesis.pdf", v2);  // the edit, on a
+  EXPECT_TRUE(test::eventually(
+      [&] {
+        return xattr(b, "inbox/thesis.pdf", "sha256") == test::sha256_of(v2) &&
+               xattr(b, "inbox/thesis.pdf", "local") == "1";
+      },
+      std::chrono::seconds(60)))
+      << "the new version was not fetched: sha256 " << xattr(b, "inbox/thesis.pdf", "sha256")
+      << ", local " << xattr(b, "inbox/thesis.pdf", "local") << "\n"
+      << test::read_file(b.data() / "recallfs.log");
+  EXPECT_EQ(xattr(b, "inbox/thesis.pdf", "pinned"), "1");
+  EXPECT_GT(stored_bytes(b), uint64_t{1} << 20) << "pins win over the budget";
+  EXPECT_TRUE(test::read_file(b / "inbox/thesis.pdf") == v2);
+
+  RunResult unpin = b.recallfs({"unpin", (b / "inbox/thesis.pdf").string()});
+  ASSERT_EQ(unpin.exit_code, 0) << unpin.err;
+  EXPECT_TRUE(
+      test::eventually([&] { return stored_bytes(b) <= (1u << 20); }, std::chrono::seconds(5)))
+      << "unpinned bytes over budget stayed: " << stored_bytes(b);
+  EXPECT_TRUE(test::read_file(b / "inbox/thesis.pdf") == v2) << "read back from the cloud";
+}
+
 TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();

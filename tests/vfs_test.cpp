@@ -40,7 +40,7 @@ TEST(VfsCollect, BytesRemovedWhileAPutIsUnderWayGoWhenItEnds) {
   std::string a_sha = vfs.getxattr("/inbox/a.bin", "user.recall.sha256");
   ASSERT_TRUE(lib->blobs().has(a_sha));
   bool once = true;
-  vfs.set_on_stored([&](const std::string&) {  // b's bytes stored, not yet recorded
+  vfs.set_on_cache_changed([&](const std::string&) {  // b's bytes stored, not yet recorded
     if (!std::exchange(once, false)) return;
     std::thread([&] { vfs.unlink("/inbox/a.bin"); }).join();
     EXPECT_TRUE(lib->blobs().has(a_sha)) << "removed under a put";
@@ -60,7 +60,7 @@ TEST(VfsCollect, BytesAPutFoundStoredAreNotRemovedUnderIt) {
   add_file(vfs, "/inbox/a.bin", bytes);
   std::string sha = vfs.getxattr("/inbox/a.bin", "user.recall.sha256");
   bool once = true;
-  vfs.set_on_stored([&](const std::string&) {  // b's put found a's object
+  vfs.set_on_cache_changed([&](const std::string&) {  // b's put found a's object
     if (std::exchange(once, false)) std::thread([&] { vfs.unlink("/inbox/a.bin"); }).join();
   });
   add_file(vfs, "/inbox/b.bin", bytes);
