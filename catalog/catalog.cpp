@@ -154,9 +154,9 @@ Work Catalog::create_work(const std::string& title, bool local_only, uint32_t mo
   w.title = title;
   w.local_only = local_only;
   w.mode = mode & 07777;
-  w.created_ms = w.updated_ms = now_ms();
   w.mtime_ns = now_ns();
   WriteScope s(*this);
+  w.created_ms = w.updated_ms = stamp_ms(s.db());
   s.db()
       .cached(
           "INSERT INTO works(id, title, work_type, authors, mode, mtime_ns, local_only, "
@@ -173,7 +173,7 @@ void Catalog::rename_work(const std::string& id, const std::string& title) {
   WriteScope s(*this);
   Db& db = s.db();
   db.cached("UPDATE works SET title = ?2, updated_ms = ?3 WHERE id = ?1 AND title IS NOT ?2")
-      .bind(id, title, now_ms())
+      .bind(id, title, stamp_ms(db))
       .run();
   if (db.changes() == 0 && !db.cached("SELECT 1 FROM works WHERE id = ?").bind(id).step())
     throw Error(ENOENT, "no work with id " + id);
@@ -188,7 +188,7 @@ void Catalog::set_work_attrs(const std::string& id, std::optional<uint32_t> mode
         "UPDATE works SET mode = coalesce(?2, mode), mtime_ns = coalesce(?3, mtime_ns), "
         "updated_ms = ?4 WHERE id = ?1 AND (mode IS NOT coalesce(?2, mode) OR "
         "mtime_ns IS NOT coalesce(?3, mtime_ns))")
-      .bind(id, mode, mtime_ns, now_ms())
+      .bind(id, mode, mtime_ns, stamp_ms(db))
       .run();
   if (db.changes() == 0 && !db.cached("SELECT 1 FROM works WHERE id = ?").bind(id).step())
     throw Error(ENOENT, "no work with id " + id);
@@ -258,9 +258,9 @@ Folder Catalog::create_folder(const Place& parent, const std::string& name, bool
   f.path = join_path(parent.folder, name);
   f.local_only = local_only;
   f.mode = mode & 07777;
-  f.created_ms = now_ms();
   f.mtime_ns = now_ns();
   WriteScope s(*this);
+  f.created_ms = stamp_ms(s.db());
   require_place(s.db(), parent);
   s.db()
       .cached(
@@ -321,7 +321,7 @@ void Catalog::move_folder(const std::string& id, const Place& new_parent,
     for (size_t p; (p = c.find("%1")) != std::string::npos;) c.replace(p, 2, col);
     return c;
   };
-  int64_t now = now_ms();
+  int64_t now = stamp_ms(db);
   db.cached(
         "UPDATE folders SET work_id = ?3, path = ?4 || substr(path, length(?2) + 1), updated_ms = "
         "?5 "
@@ -363,7 +363,7 @@ void Catalog::move_contents(const Place& from, const Place& to) {
            "ltrim(substr(" + c + ", length(?2) + 1), '/') ELSE ?4 || substr(" + c +
            ", length(?2) + 1) END) END";
   };
-  int64_t now = now_ms();
+  int64_t now = stamp_ms(db);
   db.cached("UPDATE folders SET work_id = ?3, updated_ms = ?5, path = " + moved("path") +
             " WHERE work_id IS ?1 AND path <> ?2 AND " + cond("path"))
       .bind(from.work_id, from.folder, to.work_id, to.folder, now)
@@ -388,7 +388,7 @@ void Catalog::set_folder_attrs(const std::string& id, std::optional<uint32_t> mo
         "updated_ms = ?4 "
         "WHERE id = ?1 AND (mode IS NOT coalesce(?2, mode) OR "
         "mtime_ns IS NOT coalesce(?3, mtime_ns))")
-      .bind(id, mode, mtime_ns, now_ms())
+      .bind(id, mode, mtime_ns, stamp_ms(db))
       .run();
   if (db.changes() == 0 && !db.cached("SELECT 1 FROM folders WHERE id = ?").bind(id).step())
     throw Error(ENOENT, "no folder with id " + id);

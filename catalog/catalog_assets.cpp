@@ -37,7 +37,7 @@ void publish_blob(Db& db, const std::string& sha256) {
 }  // namespace
 
 void Catalog::upsert_blob(Db& db, const BlobMeta& b, bool local_only, bool bytes_here) {
-  int64_t now = now_ms();
+  int64_t now = stamp_ms(db);
   std::optional<std::span<const unsigned char>> manifest;
   if (!b.chunk_manifest.empty()) manifest = std::span<const unsigned char>(b.chunk_manifest);
   // Existing rows only gain what they lacked, so re-recording a known blob
@@ -87,9 +87,9 @@ Asset Catalog::add_asset(const NewAsset& n) {
   a.mode = n.mode;
   a.mtime_ns = n.mtime_ns ? *n.mtime_ns : now_ns();
   a.local_only = n.local_only;
-  a.created_ms = a.updated_ms = now_ms();
   WriteScope s(*this);
   Db& db = s.db();
+  a.created_ms = a.updated_ms = stamp_ms(db);
   require_place(db, n.place);
   upsert_blob(db, n.blob, n.local_only);
   db.cached(
@@ -115,7 +115,7 @@ std::string Catalog::set_asset_content(const std::string& id, const BlobMeta& bl
         stamp_asset(kStampContent, "?7") +
         " WHERE id = ?1 AND (sha256 IS NOT ?2 OR mtime_ns IS NOT ?6)")
       .bind(id, blob.sha256, blob.size, blob.mime, blob.page_count, mtime_ns ? *mtime_ns : now_ns(),
-            now_ms())
+            stamp_ms(db))
       .run();
   if (a.sha256 != blob.sha256) catalog_detail::pin_follows_content(db, a.sha256, blob.sha256);
   s.commit();
@@ -134,7 +134,7 @@ void Catalog::move_asset(const std::string& id, const Place& to, const std::stri
             stamp_asset(kStampPlace, "?6") +
             " WHERE id = ?1 AND (work_id IS NOT ?2 OR folder IS NOT ?3 OR "
             "filename IS NOT ?4 OR local_only IS NOT ?5)")
-      .bind(id, to.work_id, to.folder, filename, local, now_ms())
+      .bind(id, to.work_id, to.folder, filename, local, stamp_ms(db))
       .run();
   if (a.local_only && !local) {
     publish_blob(db, a.sha256);
@@ -150,7 +150,7 @@ void Catalog::set_asset_role(const std::string& id, const std::string& role) {
   require_asset(db, id);
   db.cached("UPDATE assets SET role = ?2, " + stamp_asset(kStampAttrs, "?3") +
             " WHERE id = ?1 AND role IS NOT ?2")
-      .bind(id, role, now_ms())
+      .bind(id, role, stamp_ms(db))
       .run();
   s.commit();
 }
@@ -170,7 +170,7 @@ void Catalog::set_asset_attrs(const std::string& id, std::optional<uint32_t> mod
         "place_ms = coalesce(place_ms, updated_ms), updated_ms = ?4 "
         "WHERE id = ?1 AND (mode IS NOT coalesce(?2, mode) OR "
         "mtime_ns IS NOT coalesce(?3, mtime_ns))")
-      .bind(id, mode, mtime_ns, now_ms())
+      .bind(id, mode, mtime_ns, stamp_ms(db))
       .run();
   s.commit();
 }
@@ -234,7 +234,7 @@ Edge Catalog::link_asset(const std::string& asset_id, const Place& place, const 
   e.to_id = asset_id;
   e.folder = place.folder;
   e.name = name;
-  e.created_ms = now_ms();
+  e.created_ms = stamp_ms(db);
   db.cached(
         "INSERT INTO edges(id, from_id, to_id, relation, folder, name, local_only, created_ms, "
         "updated_ms) VALUES(?,?,?,?,?,?,?,?,?)")
@@ -254,7 +254,7 @@ void Catalog::move_link(const std::string& edge_id, const Place& to, const std::
   db.cached(
         "UPDATE edges SET from_id = ?2, folder = ?3, name = ?4, updated_ms = ?5 WHERE id = ?1 AND "
         "(from_id IS NOT ?2 OR folder IS NOT ?3 OR name IS NOT ?4)")
-      .bind(edge_id, to.work_id, to.folder, name, now_ms())
+      .bind(edge_id, to.work_id, to.folder, name, stamp_ms(db))
       .run();
   s.commit();
 }
@@ -291,7 +291,7 @@ void Catalog::remove_name(const FolderEntry& entry) {
     db.cached("DELETE FROM edges WHERE id = ?").bind(e.id).run();
     db.cached("UPDATE assets SET work_id = ?2, folder = ?3, filename = ?4, " +
               stamp_asset(kStampPlace, "?5") + " WHERE id = ?1")
-        .bind(id, e.from_id, e.folder, e.name, now_ms())
+        .bind(id, e.from_id, e.folder, e.name, stamp_ms(db))
         .run();
   } else {
     oldest = Stmt();
@@ -381,7 +381,7 @@ void Catalog::set_device_blob(const std::string& sha256, bool present, const std
           "THEN excluded.mtime_ms ELSE mtime_ms END, "
           "present = excluded.present, health = excluded.health")
       .bind(holder == kCloudHolder ? cloud_holder_row_id(sha256) : new_row_id(), holder, sha256,
-            present, health, local_path, now_ms())
+            present, health, local_path, stamp_ms(s.db()))
       .run();
   s.commit();
 }

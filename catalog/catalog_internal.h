@@ -42,6 +42,15 @@ inline constexpr const char* kStampAttrs = "attrs_ms";
 inline constexpr const char* kLastOutboxSeq =
     "(SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbox')";
 
+// The stamp of a change to a synced row (updated_ms, an asset's group
+// stamps, device_blobs.mtime_ms), taken in the write transaction under way:
+// this device's clock, but never below a stamp this catalog has seen
+// (pulled or its own), so that a change made after seeing another device's
+// wins even when this device's clock is behind. See catalog/stamps.cpp.
+int64_t stamp_ms(Db& db);
+// Records that a pulled row carried `stamp`: later stamps are not below it.
+void raise_stamp_floor(Db& db, int64_t stamp);
+
 // A pin is the user's word for the file: when a file's content changes
 // from `from` to `to` (an edit here or one pulled), a pin on `from` moves
 // to `to` too, and `from` stays pinned only while a file still has it.

@@ -1,5 +1,6 @@
 // Catalog: what sync needs — named values, outbox consumption, applying
 // pulled rows without echoing them into the outbox, merging duplicates.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -177,6 +178,16 @@ bool keep_one_holder_row(Db& db, const std::string& id, const nlohmann::json& j)
   return true;
 }
 
+// The newest stamp of a pulled row (0 when it has none).
+int64_t newest_stamp_in(const nlohmann::json& row) {
+  int64_t newest = 0;
+  for (const char* k : {"updated_ms", "content_ms", "place_ms", "attrs_ms", "mtime_ms"}) {
+    auto it = row.find(k);
+    if (it != row.end() && it->is_number_integer()) newest = std::max(newest, it->get<int64_t>());
+  }
+  return newest;
+}
+
 // Notes what a row showed before it changes: its name, in its folder.
 void note_names(Db& db, const std::string& table, const std::string& key,
                 Catalog::ApplyReport& report) {
@@ -301,7 +312,7 @@ void make_missing_folders_in(Db& db, const std::set<Spot>& places, Catalog::Appl
       bool exists = f.step();
       f = Stmt();
       if (!exists) {
-        int64_t now = now_ms();
+        int64_t now = catalog_detail::stamp_ms(db);
         db.cached(
               "INSERT INTO folders(id, work_id, path, mode, mtime_ns, local_only, created_ms, "
               "updated_ms) VALUES(?,?,?,493,?,0,?,?)")
@@ -339,16 +350,18 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
         .step();
   };
   const auto& tables = synced_tables();
+  int64_t seen_stamp = 0;
   // Upserts from the outside in (works first), deletes from the inside out.
   for (const SyncedTable& t : tables) {
     std::string sql = upsert_sql(t);
     for (const RemoteRow& r : rows) {
       if (r.deleted || r.table != t.name) continue;
+      nlohmann::json j = nlohmann::json::parse(r.payload);
+      seen_stamp = std::max(seen_stamp, newest_stamp_in(j));  // applied or not: seen
       if (pending(r)) {
         report.pending++;
         continue;
       }
-      nlohmann::json j = nlohmann::json::parse(r.payload);
       if (r.table == "device_blobs" && !keep_one_holder_row(db, r.key, j)) continue;
       if (r.table == "folders" && !settle_folder_place(db, r.key, j, report)) {
         // Read back next time: the row that stays may be going (its own
@@ -392,11 +405,15 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       }
     }
   }
+  // Changes made here from now on are stamped at least as new as these.
+  catalog_detail::raise_stamp_floor(db, seen_stamp);
   // A row removed elsewhere that stays here: queued again (as this device's
   // change), so that the server brings it back too.
   auto keep = [&](const std::string& table, const std::string& key) {
     db.exec("UPDATE sync_apply SET active = 0");
-    db.cached("UPDATE " + table + " SET updated_ms = ? WHERE id = ?").bind(now_ms(), key).run();
+    db.cached("UPDATE " + table + " SET updated_ms = ? WHERE id = ?")
+        .bind(catalog_detail::stamp_ms(db), key)
+        .run();
     db.exec("UPDATE sync_apply SET active = 1");
     report.kept++;
   };
@@ -540,7 +557,7 @@ void Catalog::merge_asset(const std::string& from, const std::string& to) {
   WriteScope s(*this);
   Db& db = s.db();
   db.cached("UPDATE edges SET to_id = ?2, updated_ms = ?3 WHERE to_id = ?1")
-      .bind(from, to, now_ms())
+      .bind(from, to, catalog_detail::stamp_ms(db))
       .run();
   db.cached("DELETE FROM assets WHERE id = ?").bind(from).run();
   s.commit();

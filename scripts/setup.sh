@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential cmake ninja-build pkg-config git openssl
   libsqlite3-dev libssl-dev libmagic-dev libpoppler-cpp-dev libstb-dev
   libcli11-dev nlohmann-json3-dev uuid-dev zlib1g-dev libgtest-dev
-  libfuse3-dev fuse3 attr rsync python3 bc
+  libfuse3-dev fuse3 attr rsync python3 bc libfaketime
   libpq-dev postgresql postgresql-client strace util-linux
   libcurl4-openssl-dev libpugixml-dev curl libmicrohttpd-dev
   swift swift-proxy swift-account swift-container swift-object memcached"

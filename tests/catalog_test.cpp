@@ -166,6 +166,24 @@ TEST_F(CatalogTest, APinFollowsAnEditPulledFromAnotherDevice) {
   EXPECT_EQ(cat->pinned_file_blobs().size(), 2u);
 }
 
+// A change is stamped no older than a row this catalog has pulled, from a
+// device whose clock is ahead (here a day).
+TEST_F(CatalogTest, StampsNeverGoBelowAStampSeen) {
+  const int64_t ahead = now_ms() + 24 * 3600 * 1000;
+  Work pulled = cat->create_work("Pulled");
+  std::string payload;
+  for (const OutboxRow& o : new_outbox())
+    if (o.table == "works" && o.row_id == pulled.id) payload = *o.payload;
+  nlohmann::json row = nlohmann::json::parse(payload);
+  row["updated_ms"] = ahead;
+  row["title"] = "Renamed elsewhere";
+  cat->apply_remote({{"works", pulled.id, false, row.dump()}});
+  Work mine = cat->create_work("Made here after");
+  EXPECT_GE(mine.updated_ms, ahead) << "a change made after the pull is stamped older than it";
+  cat->rename_work(pulled.id, "Renamed here");
+  EXPECT_GE(cat->get_work(pulled.id)->updated_ms, ahead);
+}
+
 // Two devices that both upload a blob both write the cloud's holder row.
 // Before that row's id came from the blob, each gave it a random one; the
 // server kept both, and pulling the second one failed every pull after it,

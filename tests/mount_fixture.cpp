@@ -40,10 +40,11 @@ MountedLibrary::~MountedLibrary() {
   }
 }
 
-void MountedLibrary::mount(const std::vector<std::string>& extra) {
+void MountedLibrary::mount(const std::vector<std::string>& extra,
+                           const std::vector<std::string>& env) {
   std::vector<std::string> args = {"mount", mnt_.string()};
   args.insert(args.end(), extra.begin(), extra.end());
-  RunResult r = recallfs(args);
+  RunResult r = recallfs(args, env);
   if (r.exit_code != 0) throw std::runtime_error("recallfs mount failed: " + r.err);
   mounted_ = true;
 }
@@ -124,11 +125,12 @@ RunResult MountedLibrary::shell(const std::string& script) {
               "RECALLFS=" + recallfs_binary(), "LC_ALL=C.UTF-8"});
 }
 
-RunResult MountedLibrary::recallfs(std::vector<std::string> args) {
+RunResult MountedLibrary::recallfs(std::vector<std::string> args,
+                                   const std::vector<std::string>& env) {
   args.insert(args.begin(), recallfs_binary());
   args.push_back("--data");
   args.push_back(data_.string());
-  return run(args);
+  return run(args, env);
 }
 
 std::unique_ptr<Catalog> MountedLibrary::catalog() {

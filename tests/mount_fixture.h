@@ -23,8 +23,9 @@ class MountedLibrary {
   explicit MountedLibrary(const std::filesystem::path& data_dir);
   ~MountedLibrary();
 
-  // `recallfs mount` with `extra` arguments (e.g. --cache-size 3M).
-  void mount(const std::vector<std::string>& extra = {});
+  // `recallfs mount` with `extra` arguments (e.g. --cache-size 3M), and
+  // `env` added to its environment ("NAME=value").
+  void mount(const std::vector<std::string>& extra = {}, const std::vector<std::string>& env = {});
   void unmount();
   // SIGKILLs the daemon and clears the dead mount, as after a crash.
   void kill_daemon();
@@ -38,8 +39,8 @@ class MountedLibrary {
   std::filesystem::path operator/(const std::string& rel) const { return mnt_ / rel; }
   // Runs a shell script with $MNT, $DATA and $TMP set, in the mount point.
   RunResult shell(const std::string& script);
-  // Runs `recallfs ARGS --data DATA`.
-  RunResult recallfs(std::vector<std::string> args);
+  // Runs `recallfs ARGS --data DATA` (with `env` added).
+  RunResult recallfs(std::vector<std::string> args, const std::vector<std::string>& env = {});
   // The catalog, opened alongside the daemon (as another process would).
   std::unique_ptr<Catalog> catalog();
   pid_t daemon_pid();

@@ -519,5 +519,53 @@ TEST(Sync, AnEditAndARenameMadeOnTwoDevicesBothLand) {
   }
 }
 
+// Device b's clock is an hour slow. Every change b makes after pulling a's
+// is stamped by b's clock, an hour before a's change: before, the server
+// kept a's older change under last writer wins, and b pulled it back,
+// undoing b's rename, chmod and title on b too (seen with a laptop whose
+// clock was off). Stamps now never go below what a device has seen.
+TEST(Sync, AChangeMadeAfterSeeingAnotherWinsOnADeviceWhoseClockIsAnHourSlow) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  std::optional<std::vector<std::string>> slow = clock_off_by("-1h");
+  if (!slow) GTEST_SKIP() << "libfaketime is not installed (apt install faketime)";
+  std::string token = new_account("slow-clock");
+  MountedLibrary a, b;
+  ASSERT_EQ(sign_in(a, token).exit_code, 0);
+  ASSERT_EQ(sign_in(b, token).exit_code, 0);
+  b.unmount();
+  b.mount({}, *slow);
+  // b's daemon runs an hour behind (what it stamps before it has seen any
+  // other device's change).
+  ASSERT_EQ(::mkdir((b / "works/Made on b").c_str(), 0755), 0);
+  std::vector<Work> made = b.catalog()->works_titled("Made on b");
+  ASSERT_EQ(made.size(), 1u);
+  ASSERT_LT(made[0].created_ms, now_ms() - 50 * 60 * 1000) << "b's clock is not slow";
+
+  ASSERT_EQ(::mkdir((a / "works/W").c_str(), 0755), 0);
+  test::write_file(a / "works/W/g.txt", "from a");
+  ASSERT_TRUE(eventually([&] { return fs::exists(b / "works/W/g.txt"); }));
+  // b, after seeing a's file: a rename, a chmod, a new title.
+  ASSERT_EQ(::rename((b / "works/W/g.txt").c_str(), (b / "works/W/h.txt").c_str()), 0);
+  ASSERT_EQ(::chmod((b / "works/W/h.txt").c_str(), 0600), 0);
+  ASSERT_EQ(::rename((b / "works/W").c_str(), (b / "works/W2").c_str()), 0);
+  auto mode_of = [](const fs::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : -1;
+  };
+  EXPECT_TRUE(eventually([&] { return mode_of(a / "works/W2/h.txt") == 0600; }))
+      << "a lacks b's later changes: " << a.shell("ls -lR works").out;
+  EXPECT_TRUE(pushed_all(b));
+  // And b keeps them once it has read back what the server kept.
+  ASSERT_EQ(b.recallfs({"sync"}).exit_code, 0);
+  EXPECT_EQ(mode_of(b / "works/W2/h.txt"), 0600) << b.shell("ls -lR works").out;
+  EXPECT_FALSE(fs::exists(b / "works/W")) << "a's older title came back on b";
+
+  // a, whose clock is right, after seeing b's: its change wins too.
+  ASSERT_EQ(::rename((a / "works/W2/h.txt").c_str(), (a / "works/W2/i.txt").c_str()), 0);
+  EXPECT_TRUE(eventually([&] { return fs::exists(b / "works/W2/i.txt"); }));
+  EXPECT_TRUE(eventually([&] { return !fs::exists(b / "works/W2/h.txt"); }));
+}
+
 }  // namespace
 }  // namespace recall
