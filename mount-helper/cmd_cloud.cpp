@@ -105,8 +105,12 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
     });
     line.done();
     size_t failed = 0;
-    for (const auto& j : lib->catalog().list_jobs(100000))
-      if (j.status == "failed") ++failed;
+    for (const auto& j : lib->catalog().list_jobs(100000)) {
+      if (j.status != "failed") continue;
+      // Why, for the first few (`recallfs jobs` lists them all).
+      if (++failed <= 5 && j.error)
+        std::cerr << "recallfs: replicate: " << j.sha256.substr(0, 12) << ": " << *j.error << "\n";
+    }
     std::cout << "uploaded " << done << " of " << queued << " blobs"
               << (failed ? ", " + std::to_string(failed) + " failed (retried later)" : "") << "\n";
     if (failed) throw CLI::RuntimeError(1);

@@ -23,10 +23,12 @@ struct PeerServer::Impl {
 
 namespace {
 
-MHD_Result reply(MHD_Connection* c, unsigned status, const std::string& text) {
+MHD_Result reply(MHD_Connection* c, unsigned status, const std::string& text,
+                 const std::vector<std::pair<std::string, std::string>>& headers = {}) {
   MHD_Response* r = MHD_create_response_from_buffer(text.size(), const_cast<char*>(text.data()),
                                                     MHD_RESPMEM_MUST_COPY);
   MHD_add_response_header(r, "Content-Type", "text/plain");
+  for (const auto& [name, value] : headers) MHD_add_response_header(r, name.c_str(), value.c_str());
   MHD_Result ok = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
   return ok;
@@ -81,7 +83,10 @@ MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* met
     return reply(c, MHD_HTTP_BAD_REQUEST, "bad date\n");
   int64_t when = std::stoll(ds), now = now_ms() / 1000;
   if (when < now - kPeerSkew.count() || when > now + kPeerSkew.count())
-    return reply(c, MHD_HTTP_UNAUTHORIZED, "stale request\n");
+    // With this server's time: a client whose clock is off dates its next
+    // request by it (the signature still binds the date).
+    return reply(c, MHD_HTTP_UNAUTHORIZED, "stale request\n",
+                 {{"X-Recall-Now", std::to_string(now)}});
   std::optional<std::vector<unsigned char>> key = impl->key();
   if (!key || !peer_signature_ok(*key, m, path, range ? range : "", when, sig))
     return reply(c, MHD_HTTP_FORBIDDEN, "bad signature\n");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -13,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "base/ids.h"
 #include "base/sha256.h"
 #include "sync/curl_stop.h"
 
@@ -142,6 +144,21 @@ void S3Client::fail(const Response& r, const std::string& what) const {
   std::string code = xml_text(r.body, "Code");
   std::string msg = what + ": HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code);
   if (r.status == 404) throw Error(ENOENT, msg);
+  // S3 takes no request dated 15 minutes away from its clock, and libcurl
+  // dates the signature by this device's. A HEAD's refusal has no body to
+  // say so: a large gap to the answer's Date says it.
+  std::optional<int64_t> ahead;  // the server's clock minus this one's, in s
+  if (r.server_time) ahead = *r.server_time - now_ms() / 1000;
+  const bool skewed = code == "RequestTimeTooSkewed" ||
+                      (r.status == 403 && ahead && std::abs(*ahead) >= kSkewedClock);
+  if (skewed) {
+    std::string by;
+    if (ahead)
+      by = " by " + std::to_string(std::abs(*ahead) / 60) + " min (" +
+           (*ahead < 0 ? "ahead of" : "behind") + " the server's)";
+    throw Error(EACCES,
+                msg + ": this device's clock is off" + by + "; set it (timedatectl set-ntp true)");
+  }
   if (r.status == 403) throw Error(EACCES, msg + " (check the access key, secret and region)");
   if (r.status >= 500) throw Error(EIO, msg);
   throw Error(EINVAL, msg);
@@ -293,6 +310,9 @@ S3Client::Response S3Client::perform(Request& req) {
             r->response->etag = v;
           } else if (lower.starts_with("content-length:")) {
             r->response->content_length = std::stoull(line.substr(15));
+          } else if (lower.starts_with("date:")) {
+            time_t t = curl_getdate(line.substr(5).c_str(), nullptr);
+            if (t != -1) r->response->server_time = static_cast<int64_t>(t);
           }
           return sz * n;
         });

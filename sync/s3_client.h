@@ -47,6 +47,10 @@ struct S3Part {
 
 class S3Client {
  public:
+  // A 403 answered by a server whose clock is this far from this device's
+  // is put down to the clock (S3 allows 15 minutes).
+  static constexpr int64_t kSkewedClock = 10 * 60;
+
   explicit S3Client(S3Config config);
   ~S3Client();
   S3Client(const S3Client&) = delete;
@@ -95,6 +99,7 @@ class S3Client {
     std::string body;
     std::string etag;
     std::optional<uint64_t> content_length;
+    std::optional<int64_t> server_time;  // its Date header, in Unix seconds
   };
   Response perform(Request& r);
   std::string url(const std::string& key,

@@ -1,6 +1,8 @@
 #include "sync/sources.h"
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -18,6 +20,21 @@ namespace recall {
 
 namespace {
 constexpr long kReceiveBuffer = 512 * 1024;  // libcurl's default is 16 KiB
+
+// The value of header `name` (lower case) in one header line, as an
+// integer; nullopt when the line is another header or not a number.
+std::optional<int64_t> integer_header(std::string_view line, std::string_view name) {
+  size_t colon = line.find(':');
+  if (colon != name.size()) return std::nullopt;
+  for (size_t i = 0; i < colon; ++i)
+    if (std::tolower(static_cast<unsigned char>(line[i])) != name[i]) return std::nullopt;
+  std::string_view v = line.substr(colon + 1);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  int64_t out = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end == v.data()) return std::nullopt;
+  return out;
+}
 }  // namespace
 
 CloudSource::CloudSource(S3Config config, std::string owner_id)
@@ -95,9 +112,27 @@ size_t PeerSource::read(const std::string& sha256, uint64_t offset, std::span<st
 void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t length,
                         const Sink& sink) {
   if (length == 0) return;
+  // A peer refuses a request dated more than kPeerSkew away from its clock
+  // and tells its time: asked again once, dated by the peer's clock (a
+  // device whose clock is off still reads from its peers).
+  if (std::optional<int64_t> peer_now = request(sha256, offset, length, sink)) {
+    int64_t off = *peer_now - now_ms() / 1000;
+    if (clock_offset_.exchange(off) != off)
+      std::fprintf(stderr,
+                   "recallfs: peer %s's clock is %lld s %s this device's; requests to it are "
+                   "dated by its clock\n",
+                   name_.c_str(), static_cast<long long>(off < 0 ? -off : off),
+                   off < 0 ? "behind" : "ahead of");
+    if (request(sha256, offset, length, sink))
+      throw Error(EACCES, "peer " + name_ + " refused the request as stale twice");
+  }
+}
+
+std::optional<int64_t> PeerSource::request(const std::string& sha256, uint64_t offset,
+                                           uint64_t length, const Sink& sink) {
   std::string path = "/v1/blobs/" + sha256;
   std::string range = "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
-  int64_t date = now_ms() / 1000;
+  int64_t date = now_ms() / 1000 + clock_offset_.load();
   std::string sig = peer_signature(key_, "GET", path, range, date);
   struct State {
     const Sink* sink;
@@ -106,8 +141,9 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
     bool too_much = false;
     long status = 0;
     CURL* c;
-    std::exception_ptr error;  // what the sink threw (not through libcurl)
-  } st{&sink, length, false, false, 0, nullptr, nullptr};
+    std::exception_ptr error;         // what the sink threw (not through libcurl)
+    std::optional<int64_t> peer_now;  // X-Recall-Now of a stale answer
+  } st{&sink, length, false, false, 0, nullptr, nullptr, std::nullopt};
   // A connection kept from the last request, if any: a sequential read is
   // many requests to one peer.
   std::unique_ptr<CURL, void (*)(CURL*)> c(nullptr, curl_easy_cleanup);
@@ -136,6 +172,13 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
   // Large receives: a fetched chunk is hashed and written in a few big
   // pieces instead of hundreds of 16 KiB ones.
   curl_easy_setopt(c.get(), CURLOPT_BUFFERSIZE, kReceiveBuffer);
+  curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &st);
+  curl_write_callback on_header = [](char* d, size_t sz, size_t n, void* ud) -> size_t {
+    if (auto v = integer_header(std::string_view(d, sz * n), "x-recall-now"))
+      static_cast<State*>(ud)->peer_now = v;
+    return sz * n;
+  };
+  curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &st);
   curl_write_callback write = [](char* d, size_t sz, size_t n, void* ud) -> size_t {
     auto* s = static_cast<State*>(ud);
@@ -170,11 +213,12 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
   CURLcode rc = curl_easy_perform(c.get());
   curl_slist_free_all(headers);
   if (st.error) std::rethrow_exception(st.error);
-  if (st.stopped) return;
+  if (st.stopped) return std::nullopt;
   if (st.too_much) throw Error(EIO, "peer " + name_ + " sent more bytes than asked for");
   long status = 0;
   curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
   if (status == 404) throw Error(ENOENT, "peer " + name_ + " does not have it");
+  if (status == 401 && st.peer_now) return st.peer_now;  // stale: its clock differs
   if (rc != CURLE_OK && status / 100 == 2)
     throw Error(ENOTCONN, "peer " + name_ + ": " + curl_easy_strerror(rc));
   if (rc != CURLE_OK && status == 0)
@@ -184,6 +228,7 @@ void PeerSource::stream(const std::string& sha256, uint64_t offset, uint64_t len
   if (st.left != 0) throw Error(EIO, "peer " + name_ + " sent fewer bytes than asked for");
   std::lock_guard lock(mu_);
   if (idle_.size() < 8) idle_.emplace_back(c.release(), curl_easy_cleanup);
+  return std::nullopt;
 }
 
 std::vector<std::shared_ptr<ByteSource>> HolderProvider::sources_for(const std::string& sha256) {

@@ -5,10 +5,12 @@
 // holders and opens no connection.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "fs/byte_source.h"
@@ -51,9 +53,15 @@ class PeerSource : public ByteSource {
   std::string key_hex() const;
 
  private:
+  // One signed GET; the peer's time when it refused the request as stale
+  // (nothing was delivered then), nullopt otherwise.
+  std::optional<int64_t> request(const std::string& sha256, uint64_t offset, uint64_t length,
+                                 const Sink& sink);
+
   std::string device_id_, name_, address_;
   std::vector<unsigned char> key_;
-  std::mutex mu_;                                             // guards idle_
+  std::atomic<int64_t> clock_offset_{0};  // the peer's clock minus this one's, in s
+  std::mutex mu_;                         // guards idle_
   std::vector<std::unique_ptr<CURL, void (*)(CURL*)>> idle_;  // kept connections
 };
 

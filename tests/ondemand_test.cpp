@@ -251,6 +251,34 @@ TEST(OnDemand, TheCacheStaysWithinItsBudgetAndKeepsPinnedOpenAndUnuploadedBytes)
       << outside.err;
 }
 
+// A device whose clock is an hour slow: S3 refuses every request (SigV4
+// dates them by this clock). The error says so, by how much, and what to
+// do; before, it said to check the keys and region.
+TEST(OnDemand, ACloudThatRefusesThisDevicesClockIsToldApart) {
+  RECALL_REQUIRE_SWIFT();
+  RECALL_REQUIRE_POSTGRES();
+  std::optional<std::vector<std::string>> slow = test::clock_off_by("-1h");
+  if (!slow) GTEST_SKIP() << "libfaketime is not installed (apt install faketime)";
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("skewed");
+  std::string token = pg.issue_token("skewed");
+  CloudDevice a;
+  a.connect(token, "skewed-bucket");
+  test::random_file(a.dir / "paper.pdf", 1 << 20, 31);
+  ASSERT_EQ(a.cli({"add", (a.dir / "paper.pdf").string()}).exit_code, 0);
+  RunResult r = test::run({test::recallfs_binary(), "replicate", "--data", a.data.string()}, *slow);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE((r.out + r.err)
+                .find("this device's clock is off by 60 min (behind the server's); "
+                      "set it"),
+            std::string::npos)
+      << r.out << r.err;
+  EXPECT_EQ((r.out + r.err).find("check the access key"), std::string::npos) << r.out << r.err;
+  // With the clock right, it uploads.
+  RunResult ok = a.cli({"replicate"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+}
+
 TEST(OnDemand, VerifyRepairsACorruptObjectFromTheCloud) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();

@@ -531,9 +531,12 @@ TEST(Sync, AChangeMadeAfterSeeingAnotherWinsOnADeviceWhoseClockIsAnHourSlow) {
   if (!slow) GTEST_SKIP() << "libfaketime is not installed (apt install faketime)";
   std::string token = new_account("slow-clock");
   MountedLibrary a, b;
-  ASSERT_EQ(sign_in(a, token).exit_code, 0);
-  ASSERT_EQ(sign_in(b, token).exit_code, 0);
-  b.unmount();
+  for (MountedLibrary* m : {&a, &b}) {
+    ASSERT_EQ(sign_in(*m, token).exit_code, 0);
+    m->unmount();
+    ASSERT_EQ(m->recallfs({"peer", "set", "--listen", "127.0.0.1:0"}).exit_code, 0);
+  }
+  a.mount();
   b.mount({}, *slow);
   // b's daemon runs an hour behind (what it stamps before it has seen any
   // other device's change).
@@ -565,6 +568,20 @@ TEST(Sync, AChangeMadeAfterSeeingAnotherWinsOnADeviceWhoseClockIsAnHourSlow) {
   ASSERT_EQ(::rename((a / "works/W2/h.txt").c_str(), (a / "works/W2/i.txt").c_str()), 0);
   EXPECT_TRUE(eventually([&] { return fs::exists(b / "works/W2/i.txt"); }));
   EXPECT_TRUE(eventually([&] { return !fs::exists(b / "works/W2/h.txt"); }));
+
+  // Bytes move between them as peers, whose requests each refuses as
+  // stale at first (dated an hour away from its clock): both date them by
+  // the other's clock then. Before, every read failed with EIO.
+  EXPECT_EQ(test::read_file(b / "works/W2/i.txt"), "from a") << "b could not read from a";
+  test::write_file(b / "works/W2/from-b.txt", "written on b");
+  ASSERT_TRUE(eventually([&] { return fs::exists(a / "works/W2/from-b.txt"); }));
+  EXPECT_EQ(test::read_file(a / "works/W2/from-b.txt"), "written on b")
+      << "a could not read from b";
+  EXPECT_NE(test::read_file(b.data() / "recallfs.log").find("s ahead of this device's"),
+            std::string::npos)
+      << "b did not say that a's clock differs";
+  EXPECT_NE(test::read_file(a.data() / "recallfs.log").find("s behind this device's"),
+            std::string::npos);
 }
 
 }  // namespace

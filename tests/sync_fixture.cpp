@@ -1,7 +1,5 @@
 #include "tests/sync_fixture.h"
 
-#include <cstdlib>
-
 namespace recall::test {
 
 void converge(std::vector<Device*> devices) {
@@ -40,19 +38,6 @@ std::string count_rows(const std::string& table, const std::string& owner) {
                                              " WHERE owner_id = '" + owner + "' AND NOT deleted");
   while (!n.empty() && n.back() == '\n') n.pop_back();
   return n;
-}
-
-std::optional<std::vector<std::string>> clock_off_by(const std::string& offset) {
-  const std::filesystem::path lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-  if (!std::filesystem::exists(lib)) return std::nullopt;
-  // (Under ASan the preloaded library comes before its runtime, which it
-  // allows when told.)
-  const char* asan = std::getenv("ASAN_OPTIONS");
-  return std::vector<std::string>{
-      "LD_PRELOAD=" + lib.string(), "FAKETIME=" + offset,
-      "FAKETIME_DONT_FAKE_MONOTONIC=1",  // timeouts and polls keep their length
-      std::string("ASAN_OPTIONS=") + (asan ? std::string(asan) + ":" : "") +
-          "verify_asan_link_order=0"};
 }
 
 }  // namespace recall::test

@@ -84,9 +84,4 @@ bool pushed_all(MountedLibrary& m);
 // How many live rows of `table` account `owner` has on the server.
 std::string count_rows(const std::string& table, const std::string& owner);
 
-// The environment that runs a program with its clock `offset` off ("-1h"),
-// through libfaketime (Debian's faketime package: a device whose clock is
-// wrong, injected at the process's clock); nullopt when it is not installed.
-std::optional<std::vector<std::string>> clock_off_by(const std::string& offset);
-
 }  // namespace recall::test

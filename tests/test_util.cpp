@@ -249,4 +249,17 @@ size_t open_fd_count() {
   return n;
 }
 
+std::optional<std::vector<std::string>> clock_off_by(const std::string& offset) {
+  const std::filesystem::path lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+  if (!std::filesystem::exists(lib)) return std::nullopt;
+  // (Under ASan the preloaded library comes before its runtime, which it
+  // allows when told.)
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  return std::vector<std::string>{
+      "LD_PRELOAD=" + lib.string(), "FAKETIME=" + offset,
+      "FAKETIME_DONT_FAKE_MONOTONIC=1",  // timeouts and polls keep their length
+      std::string("ASAN_OPTIONS=") + (asan ? std::string(asan) + ":" : "") +
+          "verify_asan_link_order=0"};
+}
+
 }  // namespace recall::test

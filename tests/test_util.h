@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -54,6 +55,12 @@ RunResult sh(const std::string& command);
 
 // The recallfs binary under test.
 std::string recallfs_binary();
+
+// The environment that runs a program with its clock `offset` off ("-1h"),
+// through libfaketime (Debian's faketime package: a device whose clock is
+// wrong, injected at the process's clock); nullopt when it is not installed.
+std::optional<std::vector<std::string>> clock_off_by(const std::string& offset);
+
 // The number in environment variable `name` (a seed, a count), or `fallback`.
 uint64_t env_or(const char* name, uint64_t fallback);
 
