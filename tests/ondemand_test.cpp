@@ -328,8 +328,12 @@ TEST(OnDemand, APinnedFileEditedOnAnotherDeviceIsKeptHereInItsNewVersion) {
   std::mt19937_64 rng(23);
   const std::string v1 = test::random_bytes(rng, 2 << 20), v2 = test::random_bytes(rng, 3 << 20);
   test::write_file(a / "inbox/thesis.pdf", v1);
+  // b knows the file, and that the cloud has its bytes (a's upload is done).
   ASSERT_TRUE(test::eventually(
-      [&] { return xattr(b, "inbox/thesis.pdf", "sha256") == test::sha256_of(v1); },
+      [&] {
+        return xattr(b, "inbox/thesis.pdf", "sha256") == test::sha256_of(v1) &&
+               xattr(b, "inbox/thesis.pdf", "holders").find("cloud present") != std::string::npos;
+      },
       std::chrono::seconds(30)));
   RunResult pin = b.recallfs({"pin", (b / "inbox/thesis.pdf").string()});
   ASSERT_EQ(pin.exit_code, 0) << pin.err;
