@@ -1,6 +1,7 @@
 // Catalog: what sync needs — named values, outbox consumption, applying
 // pulled rows without echoing them into the outbox, merging duplicates.
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -418,8 +419,26 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
     report.kept++;
   };
   for (auto t = tables.rbegin(); t != tables.rend(); ++t) {
-    for (const RemoteRow& r : rows) {
-      if (!r.deleted || r.table != t->name) continue;
+    std::vector<const RemoteRow*> deletes;
+    for (const RemoteRow& r : rows)
+      if (r.deleted && r.table == t->name) deletes.push_back(&r);
+    // A folder removed with its sub-folders (rm -r) goes after them: its
+    // sub-folder would otherwise count as content that keeps it.
+    if (std::string(t->name) == "folders") {
+      std::map<std::string, size_t> depth;
+      for (const RemoteRow* r : deletes) {
+        Stmt f = db.cached("SELECT path FROM folders WHERE id = ?");
+        f.bind(r->key);
+        depth[r->key] =
+            f.step() ? static_cast<size_t>(std::count(f.text(0).begin(), f.text(0).end(), '/')) + 1
+                     : 0;
+      }
+      std::stable_sort(deletes.begin(), deletes.end(), [&](const RemoteRow* x, const RemoteRow* y) {
+        return depth[x->key] > depth[y->key];
+      });
+    }
+    for (const RemoteRow* row : deletes) {
+      const RemoteRow& r = *row;
       if (pending(r)) {
         report.pending++;
         continue;

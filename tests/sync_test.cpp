@@ -410,6 +410,32 @@ TEST(Sync, MountedDevicesSeeEachOthersChanges) {
   }
 }
 
+// rm -r of a folder that holds a folder: before, the other device applied
+// the parent's removal first, found the sub-folder still in it, kept the
+// parent and pushed it back, so an empty folder came back on both.
+TEST(Sync, AFolderTreeRemovedOnOneDeviceStaysRemovedOnBoth) {
+  RECALL_REQUIRE_FUSE();
+  RECALL_REQUIRE_POSTGRES();
+  std::string token = test::new_account("rm-r");
+  test::MountedLibrary a, b;
+  ASSERT_EQ(sign_in(a, token).exit_code, 0);
+  ASSERT_EQ(sign_in(b, token).exit_code, 0);
+  ASSERT_EQ(a.shell("mkdir -p works/W/sub/deeper/deepest && echo x > works/W/sub/deeper/f.txt && "
+                    "echo y > works/W/keep.txt")
+                .exit_code,
+            0);
+  ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "works/W/sub/deeper/deepest"); }));
+  ASSERT_EQ(a.shell("rm -r works/W/sub").exit_code, 0);
+  EXPECT_TRUE(test::eventually([&] { return !fs::exists(b / "works/W/sub"); }))
+      << b.shell("find works").out;
+  EXPECT_TRUE(test::eventually([&] { return pushed_all(b); }));
+  ASSERT_EQ(a.recallfs({"sync"}).exit_code, 0);
+  ASSERT_EQ(b.recallfs({"sync"}).exit_code, 0);
+  EXPECT_FALSE(fs::exists(a / "works/W/sub")) << "the folder came back on a";
+  EXPECT_FALSE(fs::exists(b / "works/W/sub")) << "the folder came back on b";
+  EXPECT_TRUE(fs::exists(b / "works/W/keep.txt"));
+}
+
 // A file saved and the library unmounted at once (the laptop's lid shut):
 // the unmount pushes what waits instead of leaving it for the next mount.
 TEST(Sync, AnUnmountPushesTheChangesMadeJustBeforeIt) {
