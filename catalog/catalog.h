@@ -336,6 +336,11 @@ class Catalog {
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   // Every asset, streamed in id order.
   void for_each_asset(const std::function<bool(const Asset&)>& fn);
+  // Readies the library to join another account than the one it synced
+  // with: the holders that account's other devices and cloud were, and
+  // those devices, are forgotten (not as changes to push), and every row is
+  // queued to be pushed again.
+  void prepare_for_another_account();
   // Moves every link of asset `from` to asset `to` and deletes `from`:
   // merging a duplicate found at sign-in.
   void merge_asset(const std::string& from, const std::string& to);

@@ -11,6 +11,7 @@
 #include "base/ids.h"
 #include "catalog/catalog.h"
 #include "catalog/catalog_internal.h"
+#include "catalog/schema.h"
 #include "catalog/synced_tables.h"
 
 namespace recall {
@@ -429,9 +430,8 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       for (const RemoteRow* r : deletes) {
         Stmt f = db.cached("SELECT path FROM folders WHERE id = ?");
         f.bind(r->key);
-        depth[r->key] =
-            f.step() ? static_cast<size_t>(std::count(f.text(0).begin(), f.text(0).end(), '/')) + 1
-                     : 0;
+        std::string path = f.step() ? f.text(0) : std::string();
+        depth[r->key] = path.empty() ? 0 : static_cast<size_t>(std::ranges::count(path, '/')) + 1;
       }
       std::stable_sort(deletes.begin(), deletes.end(), [&](const RemoteRow* x, const RemoteRow* y) {
         return depth[x->key] > depth[y->key];
@@ -570,6 +570,17 @@ std::vector<std::string> Catalog::pinned_file_blobs() {
   std::vector<std::string> out;
   while (s.step()) out.push_back(s.text(0));
   return out;
+}
+
+void Catalog::prepare_for_another_account() {
+  WriteScope s(*this);
+  Db& db = s.db();
+  db.exec("UPDATE sync_apply SET active = 1");  // not this device's changes: not queued
+  db.cached("DELETE FROM device_blobs WHERE device_id <> ?").bind(device_id_).run();
+  db.cached("DELETE FROM devices WHERE id <> ?").bind(device_id_).run();
+  db.exec("UPDATE sync_apply SET active = 0");
+  db.exec(queue_every_row_sql());
+  s.commit();
 }
 
 void Catalog::merge_asset(const std::string& from, const std::string& to) {

@@ -318,4 +318,15 @@ void migrate_catalog(Db& db) {
   tx.commit();
 }
 
+std::string queue_every_row_sql() {
+  std::string sql;
+  for (const SyncedTable& t : synced_tables()) {
+    std::string n = t.name;
+    sql += "INSERT INTO outbox(tbl, row_id, op, payload, created_ms) SELECT '" + n + "', " + t.key +
+           ", 'upsert', " + payload_of(t, t.name) + ", " + kNowMs + " FROM " + n +
+           " WHERE local_only = 0;\n";
+  }
+  return sql;
+}
+
 }  // namespace recall

@@ -14,4 +14,8 @@ inline constexpr int kCatalogSchemaVersion = 4;
 // this program.
 void migrate_catalog(Db& db);
 
+// SQL that queues every synced row (not local_only) in the outbox, as an
+// upsert of the row as it is now: the whole library, pushed again.
+std::string queue_every_row_sql();
+
 }  // namespace recall

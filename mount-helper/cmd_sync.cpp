@@ -65,12 +65,13 @@ void add_sync_verbs(CLI::App& app, Common& common) {
     c.account_name = a.name;
     c.peer_key = check.peer_key();
     c.signed_in_ms = now_ms();
-    if (auto old = load_credentials(lib->dir());
-        old && old->account_id != a.id && !old->account_id.empty())
+    std::optional<Credentials> old = load_credentials(lib->dir());
+    if (old && old->account_id != a.id && !old->account_id.empty())
       throw Error(EINVAL, "this library is signed in to another account (" + old->account_name +
                               "); sign out first");
-    save_credentials(lib->dir(), c);
     SyncEngine engine(*lib, c);
+    engine.prepare_sign_in(old);
+    save_credentials(lib->dir(), c);
     ProgressLine line;
     engine.upgrade([&](const SyncProgress& p) { print_progress(line, p); });
     engine.pull();

@@ -295,6 +295,22 @@ std::set<std::string> SyncEngine::confirm_drops(const std::vector<std::string>& 
 
 bool SyncEngine::upgraded() { return lib_.catalog().meta(kMetaUpgraded).has_value(); }
 
+void SyncEngine::prepare_sign_in(const std::optional<Credentials>& previous) {
+  Catalog& cat = lib_.catalog();
+  std::optional<std::string> synced_with = cat.meta(kMetaAccount);
+  // (A library of an older recallfs kept no kMetaAccount: its credentials say.)
+  if (!synced_with && previous) synced_with = previous->account_id;
+  const bool synced_before = cat.meta(kMetaPullRev) || cat.meta(kMetaUpgraded);
+  if (synced_before && synced_with != creds_.account_id) {
+    for (const char* k :
+         {kMetaPullTxid, kMetaPullRev, kMetaLastPush, kMetaLastPull, kMetaLastError})
+      cat.erase_meta(k);
+    cat.prepare_for_another_account();
+  }
+  cat.erase_meta(kMetaUpgraded);
+  cat.set_meta(kMetaAccount, creds_.account_id);
+}
+
 void SyncEngine::upgrade(const std::function<void(const SyncProgress&)>& progress) {
   if (upgraded()) return;
   register_device();

@@ -85,6 +85,15 @@ class SyncEngine {
   // or it is not taken (and read back); the bytes are never named by a row
   // while no holder has them.
   std::set<std::string> confirm_drops(const std::vector<std::string>& shas);
+  // Readies a sign-in to the account of this engine's credentials, before
+  // upgrade(): it merges again what was made while signed out (works by
+  // title), and when the library last synced with another account (or one
+  // not known; `previous`: the credentials it had, if any), sync starts over
+  // for this one: the whole library is pushed to it, the account's rows
+  // are all pulled, and the old account's holders are forgotten. Before,
+  // a library signed out and in to another account pushed only what
+  // changed since and pulled nothing of the account's older rows.
+  void prepare_sign_in(const std::optional<Credentials>& previous);
   // The first sign-in; a no-op once done.
   void upgrade(const std::function<void(const SyncProgress&)>& progress = {});
   bool upgraded();
@@ -114,5 +123,6 @@ inline constexpr const char* kMetaUpgraded = "sync.upgraded_ms";
 inline constexpr const char* kMetaLastPush = "sync.last_push_ms";
 inline constexpr const char* kMetaLastPull = "sync.last_pull_ms";
 inline constexpr const char* kMetaLastError = "sync.last_error";
+inline constexpr const char* kMetaAccount = "sync.account_id";  // whose rows were pulled
 
 }  // namespace recall

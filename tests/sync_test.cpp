@@ -601,5 +601,48 @@ TEST(Sync, SignOutKeepsTheLibraryAndStopsSyncing) {
   EXPECT_NE(sync.err.find("guest library"), std::string::npos) << sync.err;
 }
 
+// Signed out, then in to another account: the whole library joins that
+// account and the account's own rows come here. Before, only what changed
+// since the sign-out was pushed (a file whose work the account never got)
+// and nothing the account had before was pulled: "in sync", both ways
+// wrong. Signing in again to the same account merges what was made
+// meanwhile, as a first sign-in does (works by title).
+TEST(Sync, SigningInToAnotherAccountBringsTheWholeLibraryBothWays) {
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  std::string x_owner = pg.add_user("first-account");
+  std::string y_owner = pg.add_user("second-account");
+  std::string y_token = pg.issue_token("second-account");
+  Device b("b"), y("y");
+  ASSERT_EQ(b.cli({"add", b.file("p.pdf", "a paper").string(), "--work", "W"}).exit_code, 0);
+  ASSERT_EQ(b.signin(pg.issue_token("first-account")).exit_code, 0);
+  ASSERT_EQ(y.cli({"add", y.file("q.pdf", "y's paper").string(), "--work", "FromY"}).exit_code, 0);
+  ASSERT_EQ(y.signin(y_token).exit_code, 0);
+
+  ASSERT_EQ(b.cli({"signout"}).exit_code, 0);
+  ASSERT_EQ(b.cli({"add", b.file("r.pdf", "after sign-out").string(), "--work", "W"}).exit_code, 0);
+  RunResult in = b.signin(y_token);
+  ASSERT_EQ(in.exit_code, 0) << in.err;
+  converge({&b, &y});
+  EXPECT_EQ(count_rows("works", y_owner), "2");
+  EXPECT_EQ(count_rows("assets", y_owner), "3") << "b's library did not all join the account";
+  EXPECT_EQ(b.tree(), y.tree());
+  EXPECT_TRUE(b.tree().contains("works/FromY/")) << "b did not get the account's older rows";
+  EXPECT_EQ(count_rows("assets", x_owner), "1") << "the first account changed";
+  // The first account's holders are not the second's.
+  EXPECT_EQ(count_rows("device_blobs", y_owner), "3");
+
+  // Out and in again to the same account, a work of the same title made on
+  // each meanwhile: one work.
+  ASSERT_EQ(b.cli({"signout"}).exit_code, 0);
+  ASSERT_EQ(b.cli({"add", b.file("s.pdf", "b's share").string(), "--work", "Shared"}).exit_code, 0);
+  ASSERT_EQ(y.cli({"add", y.file("t.pdf", "y's share").string(), "--work", "Shared"}).exit_code, 0);
+  ASSERT_EQ(y.cli({"sync"}).exit_code, 0);
+  ASSERT_EQ(b.signin(y_token).exit_code, 0);
+  converge({&b, &y});
+  EXPECT_EQ(Library::open(b.data, {})->catalog().works_titled("Shared").size(), 1u);
+  EXPECT_EQ(b.tree(), y.tree());
+}
+
 }  // namespace
 }  // namespace recall
