@@ -232,6 +232,9 @@ class Catalog {
   void update_job(const ReplicationJob& job);
   // Jobs left in_progress by a process that stopped become pending again.
   void reset_interrupted_jobs();
+  // Failed jobs to `to` may be taken now, their backoff cut short (the
+  // user asked for it: `recallfs replicate`).
+  void make_failed_jobs_due(const std::string& to);
   std::vector<ReplicationJob> list_jobs(size_t limit);
   std::optional<DeviceBlob> get_device_blob(const std::string& device_id,
                                             const std::string& sha256);

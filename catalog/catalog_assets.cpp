@@ -520,6 +520,17 @@ void Catalog::update_job(const ReplicationJob& j) {
   s.commit();
 }
 
+void Catalog::make_failed_jobs_due(const std::string& to) {
+  WriteScope s(*this);
+  s.db()
+      .cached(
+          "UPDATE replication_jobs SET next_attempt_ms = 0 WHERE status = 'failed' AND "
+          "to_destination = ?")
+      .bind(to)
+      .run();
+  s.commit();
+}
+
 void Catalog::reset_interrupted_jobs() {
   WriteScope s(*this);
   s.db()

@@ -96,6 +96,8 @@ void add_cloud_verbs(CLI::App& app, Common& common) {
     if (!creds) throw Error(EINVAL, "this is a guest library: sign in first");
     if (!cfg) throw Error(EINVAL, "no cloud set: recallfs cloud set ...");
     Replicator rep(*lib, *cfg, creds->account_id);
+    // Now, also what failed a moment ago and waits out its backoff.
+    lib->catalog().make_failed_jobs_due("cloud");
     size_t queued = rep.enqueue_missing();
     ProgressLine line;
     std::atomic<bool> stop{false};

@@ -279,6 +279,33 @@ TEST(OnDemand, ACloudThatRefusesThisDevicesClockIsToldApart) {
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
 }
 
+// `recallfs replicate` is "upload now": right after an outage it tries the
+// uploads that failed in it at once. Before, they waited out their backoff
+// (up to 5 minutes): the command sent nothing, showed the outage's error
+// and exited 1.
+TEST(OnDemand, ReplicateRightAfterAnOutageUploadsAtOnce) {
+  RECALL_REQUIRE_SWIFT();
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("outage-over");
+  std::string token = pg.issue_token("outage-over");
+  FaultProxy proxy(*test::swift_endpoint());
+  CloudDevice a;
+  a.connect(token, "outage-over-bucket", proxy.endpoint());
+  test::random_file(a.dir / "paper.pdf", 1 << 20, 32);
+  ASSERT_EQ(a.cli({"add", (a.dir / "paper.pdf").string()}).exit_code, 0);
+  proxy.set_mode("no-uploads");
+  RunResult failed = a.cli({"replicate"});
+  EXPECT_NE(failed.exit_code, 0);
+  EXPECT_NE(failed.err.find("503"), std::string::npos) << failed.err;
+  proxy.set_mode("pass");
+  const size_t puts_before = proxy.count("PUT ");
+  RunResult ok = a.cli({"replicate"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("uploaded 1 of 1"), std::string::npos) << ok.out;
+  EXPECT_GT(proxy.count("PUT "), puts_before) << "nothing was sent";
+}
+
 TEST(OnDemand, VerifyRepairsACorruptObjectFromTheCloud) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();
