@@ -401,9 +401,10 @@ void Fetcher::maybe_promote(Remote& r) {
   if (lib_.blobs().has(r.sha256)) return;  // fetched by someone else meanwhile
   if (admit_ && !admit_(r.sha256, r.size)) {
     std::fprintf(stderr,
-                 "recallfs: cache: no room to keep %s (everything kept is pinned, open or not "
-                 "yet uploaded); it is read from its holders\n",
-                 r.sha256.c_str());
+                 "recallfs: cache: no room to keep %s (%llu bytes: larger than the budget, or "
+                 "what the cache holds is pinned, open or not yet uploaded); it is read from its "
+                 "holders\n",
+                 r.sha256.c_str(), static_cast<unsigned long long>(r.size));
     std::lock_guard lock(r.mu);
     r.promoting = false;
     r.refused = true;
@@ -474,6 +475,35 @@ bool Fetcher::will_not_be_kept(Remote& r) {
 void Fetcher::fetch_all(const std::string& sha256,
                         const std::function<void(uint64_t, uint64_t)>& progress) {
   if (lib_.blobs().has(sha256)) return;
+  std::shared_ptr<Remote> r = fetch_whole(sha256, progress);
+  if (lib_.blobs().has(sha256)) return;
+  std::lock_guard lock(r->mu);
+  if (r->not_kept) throw *r->not_kept;
+  if (r->refused)
+    throw Error(ENOSPC, "no room in the cache for " + sha256 +
+                            ": what it holds is pinned, open or not yet uploaded");
+  throw Error(EIO, "blob " + sha256 + " could not be kept");
+}
+
+UniqueFd Fetcher::whole(const std::string& sha256) {
+  if (!lib_.blobs().has(sha256)) {
+    std::shared_ptr<Remote> r = fetch_whole(sha256, {});
+    if (!lib_.blobs().has(sha256)) {
+      std::lock_guard lock(r->mu);
+      if (r->not_kept) throw *r->not_kept;
+      if (r->refused) {
+        int fd = ::fcntl(r->fd.get(), F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) throw_last_errno("dup the fetched bytes of " + sha256);
+        return UniqueFd(fd);
+      }
+      throw Error(EIO, "blob " + sha256 + " could not be kept");
+    }
+  }
+  return lib_.blobs().open_object(sha256);
+}
+
+std::shared_ptr<Fetcher::Remote> Fetcher::fetch_whole(
+    const std::string& sha256, const std::function<void(uint64_t, uint64_t)>& progress) {
   std::shared_ptr<Remote> r = open(sha256);
   uint64_t done = 0;
   for (size_t i = 0; i < r->chunks(); ++i) {
@@ -486,13 +516,7 @@ void Fetcher::fetch_all(const std::string& sha256,
   // A worker may still be moving it into the store: wait for that.
   for (int i = 0; i < 600 && !lib_.blobs().has(sha256) && !will_not_be_kept(*r); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll, bounded
-  if (lib_.blobs().has(sha256)) return;
-  std::lock_guard lock(r->mu);
-  if (r->not_kept) throw *r->not_kept;
-  if (r->refused)
-    throw Error(ENOSPC, "no room in the cache for " + sha256 +
-                            ": what it holds is pinned, open or not yet uploaded");
-  throw Error(EIO, "blob " + sha256 + " could not be kept");
+  return r;
 }
 
 }  // namespace recall

@@ -59,9 +59,15 @@ class Fetcher {
   // The partial file's fd: verified ranges of it may be spliced. Valid while
   // `r` lives, also after the blob moved into the store.
   static int fd(Remote& r);
-  // Fetches the whole blob into the store (pin, a write to the file).
+  // Fetches the whole blob into the store (pin). ENOSPC when the cache has
+  // no room to keep it.
   void fetch_all(const std::string& sha256,
                  const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+  // Fetches the whole blob and returns a descriptor to read it from: its
+  // object in the store, or, when the cache has no room to keep it, its
+  // verified partial file (which goes when the descriptor is closed). An
+  // edit of a file larger than the cache copies from it.
+  UniqueFd whole(const std::string& sha256);
   // fetch_all on a worker thread; failures are logged.
   void fetch_in_background(const std::string& sha256);
   // Called when a blob has become local (the Vfs switches its readers).
@@ -84,6 +90,10 @@ class Fetcher {
   std::shared_ptr<Remote> find_remote(const std::string& sha256);
   void prefetch(const std::shared_ptr<Remote>& r, size_t from);
   void maybe_promote(Remote& r);
+  // Every chunk fetched and verified, and moved into the store unless the
+  // cache refused it or keeping it failed.
+  std::shared_ptr<Remote> fetch_whole(const std::string& sha256,
+                                      const std::function<void(uint64_t, uint64_t)>& progress);
   // The cache had no room for it, or moving it into the store failed.
   static bool will_not_be_kept(Remote& r);
 

@@ -126,11 +126,15 @@ void Vfs::bring_bytes_here(OpenFile& of) {
     if (of.fd || !of.staging.empty() || of.size == 0 || of.sha256.empty()) return;
     sha = of.sha256;
   }
-  if (!lib_.blobs().has(sha)) {
+  std::shared_ptr<UniqueFd> fd;
+  if (lib_.blobs().has(sha)) {
+    fd = std::make_shared<UniqueFd>(lib_.blobs().open_object(sha));
+  } else {
     if (!fetcher_) throw Error(EIO, "the bytes of this file are not on this device");
-    fetcher_->fetch_all(sha);
+    // (From the fetched bytes also when the cache has no room to keep them:
+    // an edit works whatever the budget.)
+    fd = std::make_shared<UniqueFd>(fetcher_->whole(sha));
   }
-  auto fd = std::make_shared<UniqueFd>(lib_.blobs().open_object(sha));
   std::lock_guard lock(of.mu);
   if (!of.fd && of.staging.empty() && of.sha256 == sha) of.fd = std::move(fd);
 }

@@ -386,6 +386,14 @@ TEST(OnDemand, APinnedFileEditedOnAnotherDeviceIsKeptHereInItsNewVersion) {
       test::eventually([&] { return stored_bytes(b) <= (1u << 20); }, std::chrono::seconds(5)))
       << "unpinned bytes over budget stayed: " << stored_bytes(b);
   EXPECT_TRUE(test::read_file(b / "inbox/thesis.pdf") == v2) << "read back from the cloud";
+  // Larger than the budget, it can still be edited (from the bytes fetched
+  // for the edit, which the cache does not keep). Before: ENOSPC.
+  RunResult append = b.shell("echo tail >> inbox/thesis.pdf");
+  EXPECT_EQ(append.exit_code, 0) << append.err;
+  EXPECT_TRUE(test::read_file(b / "inbox/thesis.pdf") == v2 + "tail\n");
+  EXPECT_TRUE(test::eventually([&] {
+    return test::read_file(a / "inbox/thesis.pdf") == v2 + "tail\n";
+  })) << "a did not get b's edit";
 }
 
 TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
