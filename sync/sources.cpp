@@ -279,7 +279,15 @@ void HolderProvider::failed(const std::string&, const ByteSource& source, int er
   Clock::time_point now = Clock::now();
   {
     std::lock_guard lock(mu_);
-    if (auto w = worked_at_.find(key); w != worked_at_.end() && w->second > asked_at) return;
+    // Not when it has served a request since this one was asked, and lately
+    // (within a stall): this one met a hiccup. A request that waited out
+    // its stalls while the holder served nothing else rests it, also when
+    // it was asked before the holder last worked (a read-ahead run asked
+    // before the first chunk came, when the holder went silent after).
+    const Clock::time_point lately = now - std::chrono::seconds(kStallSeconds);
+    if (auto w = worked_at_.find(key);
+        w != worked_at_.end() && w->second > asked_at && w->second > lately)
+      return;
     bool was_resting = rest_until_.contains(key) && now < rest_until_[key];
     rest_until_[key] = now + kRest;
     if (was_resting) return;

@@ -74,8 +74,8 @@ class PeerSource : public ByteSource {
 // rests for kRest after the read that met it gave up, so that the reads that
 // follow — the kernel's retry of the same page, the read-ahead of the other
 // chunks, the next file — fail over or fail at once instead of each waiting
-// out the same timeouts. A failure of a request made before the holder last
-// worked does not rest it.
+// out the same timeouts. A failure does not rest a holder that served a
+// request asked after the failed one, within the last kStallSeconds.
 class HolderProvider : public SourceProvider {
  public:
   static constexpr std::chrono::seconds kRest{10};
