@@ -143,7 +143,13 @@ RunResult run(const std::vector<std::string>& argv, const std::vector<std::strin
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) envs.emplace_back(*e);
+  auto name_of = [](std::string_view e) { return e.substr(0, e.find('=')); };
+  for (char** e = environ; *e; ++e) {
+    // A variable in `env` replaces the one of that name (getenv finds the first).
+    bool replaced = false;
+    for (const std::string& mine : env) replaced = replaced || name_of(mine) == name_of(*e);
+    if (!replaced) envs.emplace_back(*e);
+  }
   for (const std::string& e : env) envs.push_back(e);
   std::vector<char*> cargv, cenv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));

@@ -47,7 +47,7 @@ struct RunResult {
   std::string out, err;
 };
 // Runs argv[0] with the arguments (no shell), with extra environment
-// variables ("NAME=value"), and waits for it.
+// variables ("NAME=value", replacing any of the same name), and waits for it.
 RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
               const std::string& stdin_data = "");
 // Runs a shell command line with /bin/sh -c.
