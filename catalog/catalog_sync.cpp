@@ -230,12 +230,19 @@ void note_names(Db& db, const std::string& table, const std::string& key,
 // The bytes of an asset that a pulled row gives other content (`now`) or
 // deletes (nullopt): held, so that the mount frees them after the pull
 // (Vfs::release_held_blobs) if nothing names them then.
-void hold_bytes_of(Db& db, const std::string& asset_id, const std::optional<std::string>& now) {
-  db.cached(std::string("INSERT INTO blob_holds(sha256, seq) SELECT sha256, ") +
-            catalog_detail::kLastOutboxSeq +
-            " FROM assets WHERE id = ?1 AND sha256 IS NOT ?2 ON CONFLICT(sha256) DO NOTHING")
-      .bind(asset_id, now)
+// Returns those bytes (the asset's content before), nullopt when none.
+std::optional<std::string> hold_bytes_of(Db& db, const std::string& asset_id,
+                                         const std::optional<std::string>& now) {
+  Stmt c = db.cached("SELECT sha256 FROM assets WHERE id = ?1 AND sha256 IS NOT ?2");
+  c.bind(asset_id, now);
+  if (!c.step()) return std::nullopt;
+  std::string before = c.text(0);
+  c = Stmt();
+  db.cached(std::string("INSERT INTO blob_holds(sha256, seq) VALUES(?, ") +
+            catalog_detail::kLastOutboxSeq + ") ON CONFLICT(sha256) DO NOTHING")
+      .bind(before)
       .run();
+  return before;
 }
 
 // Two devices made the same folder (mkdir on both before they synced), or
@@ -373,12 +380,8 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       }
       note_names(db, r.table, r.key, report);
       std::optional<std::string> content_before;  // an asset's, when the row gives it other content
-      if (r.table == "assets" && j.contains("sha256") && j["sha256"].is_string()) {
-        hold_bytes_of(db, r.key, j["sha256"].get<std::string>());
-        Stmt c = db.cached("SELECT sha256 FROM assets WHERE id = ?1 AND sha256 IS NOT ?2");
-        c.bind(r.key, j["sha256"].get<std::string>());
-        if (c.step()) content_before = c.text(0);
-      }
+      if (r.table == "assets" && j.contains("sha256") && j["sha256"].is_string())
+        content_before = hold_bytes_of(db, r.key, j["sha256"].get<std::string>());
       if (r.table == "edges" && j.contains("to_id") && j["to_id"].is_string())
         report.changed_assets.push_back(j["to_id"].get<std::string>());  // one link more
       Stmt st = db.cached(sql);

@@ -478,11 +478,15 @@ void Fetcher::fetch_all(const std::string& sha256,
   std::shared_ptr<Remote> r = fetch_whole(sha256, progress);
   if (lib_.blobs().has(sha256)) return;
   std::lock_guard lock(r->mu);
-  if (r->not_kept) throw *r->not_kept;
-  if (r->refused)
-    throw Error(ENOSPC, "no room in the cache for " + sha256 +
+  throw_not_kept(*r);
+}
+
+void Fetcher::throw_not_kept(Remote& r) {
+  if (r.not_kept) throw *r.not_kept;
+  if (r.refused)
+    throw Error(ENOSPC, "no room in the cache for " + r.sha256 +
                             ": what it holds is pinned, open or not yet uploaded");
-  throw Error(EIO, "blob " + sha256 + " could not be kept");
+  throw Error(EIO, "blob " + r.sha256 + " could not be kept");
 }
 
 UniqueFd Fetcher::whole(const std::string& sha256) {
@@ -490,13 +494,10 @@ UniqueFd Fetcher::whole(const std::string& sha256) {
     std::shared_ptr<Remote> r = fetch_whole(sha256, {});
     if (!lib_.blobs().has(sha256)) {
       std::lock_guard lock(r->mu);
-      if (r->not_kept) throw *r->not_kept;
-      if (r->refused) {
-        int fd = ::fcntl(r->fd.get(), F_DUPFD_CLOEXEC, 0);
-        if (fd < 0) throw_last_errno("dup the fetched bytes of " + sha256);
-        return UniqueFd(fd);
-      }
-      throw Error(EIO, "blob " + sha256 + " could not be kept");
+      if (!r->refused || r->not_kept) throw_not_kept(*r);
+      int fd = ::fcntl(r->fd.get(), F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) throw_last_errno("dup the fetched bytes of " + sha256);
+      return UniqueFd(fd);
     }
   }
   return lib_.blobs().open_object(sha256);

@@ -96,6 +96,8 @@ class Fetcher {
                                       const std::function<void(uint64_t, uint64_t)>& progress);
   // The cache had no room for it, or moving it into the store failed.
   static bool will_not_be_kept(Remote& r);
+  // Why a fetched blob is not in the store (r.mu held).
+  [[noreturn]] static void throw_not_kept(Remote& r);
 
   void post(std::function<void()> task);
 
