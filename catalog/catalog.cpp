@@ -376,6 +376,11 @@ void Catalog::move_contents(const Place& from, const Place& to) {
             " WHERE from_id IS ?1 AND " + cond("folder"))
       .bind(from.work_id, from.folder, to.work_id, to.folder, now)
       .run();
+  // Pinned places go along (a sub-folder's also follow its row, by trigger).
+  db.cached("UPDATE OR REPLACE pinned_places SET scope = coalesce(?3, 'inbox'), folder = " +
+            moved("folder") + " WHERE scope = coalesce(?1, 'inbox') AND " + cond("folder"))
+      .bind(from.work_id, from.folder, to.work_id, to.folder)
+      .run();
   s.commit();
 }
 

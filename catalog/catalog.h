@@ -222,6 +222,18 @@ class Catalog {
   // The pinned blobs that some file has (not the content of removed
   // files), oldest pin first.
   std::vector<std::string> pinned_file_blobs();
+  // Pins of places: a folder of the tree (a work, a sub-folder of one, the
+  // inbox, a sub-folder of it), or every work (nullopt: works/). A pinned
+  // place pins the files in it now and those that come into it later —
+  // made here, pulled, moved or linked in — and follows its folder when it
+  // is renamed or moved. Returns the blobs of the files in it now.
+  std::vector<std::string> pin_place(const std::optional<Place>& place);
+  // Ends the pins of the place and of the places in it, and unpins the
+  // files in it now. A pinned place around it still pins files that come
+  // into it later. Returns the blobs unpinned.
+  std::vector<std::string> unpin_place(const std::optional<Place>& place);
+  // Whether the place, or a place around it, is pinned.
+  bool place_pinned(const std::optional<Place>& place);
 
   // ---- replication jobs
   // A pending job for `sha256` to `to`, unless one is active; returns its id.

@@ -532,49 +532,6 @@ void Catalog::for_each_asset(const std::function<bool(const Asset&)>& fn) {
     if (!fn(catalog_detail::asset_from(s))) return;
 }
 
-void catalog_detail::pin_follows_content(Db& db, const std::string& from, const std::string& to) {
-  db.cached(
-        "INSERT INTO pins(sha256, pinned_ms) SELECT ?2, pinned_ms FROM pins WHERE sha256 = ?1 "
-        "ON CONFLICT DO NOTHING")
-      .bind(from, to)
-      .run();
-  db.cached(
-        "DELETE FROM pins WHERE sha256 = ?1 AND NOT EXISTS "
-        "(SELECT 1 FROM assets WHERE sha256 = ?1)")
-      .bind(from)
-      .run();
-}
-
-void Catalog::pin(const std::string& sha256) {
-  WriteScope s(*this);
-  s.db()
-      .cached("INSERT INTO pins(sha256, pinned_ms) VALUES(?, ?) ON CONFLICT DO NOTHING")
-      .bind(sha256, now_ms())
-      .run();
-  s.commit();
-}
-
-void Catalog::unpin(const std::string& sha256) {
-  WriteScope s(*this);
-  s.db().cached("DELETE FROM pins WHERE sha256 = ?").bind(sha256).run();
-  s.commit();
-}
-
-bool Catalog::pinned(const std::string& sha256) {
-  ReadLease r(*this);
-  return r.db().cached("SELECT 1 FROM pins WHERE sha256 = ?").bind(sha256).step();
-}
-
-std::vector<std::string> Catalog::pinned_file_blobs() {
-  ReadLease r(*this);
-  Stmt s = r.db().cached(
-      "SELECT sha256 FROM pins p WHERE EXISTS (SELECT 1 FROM assets WHERE sha256 = p.sha256) "
-      "ORDER BY pinned_ms, sha256");
-  std::vector<std::string> out;
-  while (s.step()) out.push_back(s.text(0));
-  return out;
-}
-
 void Catalog::prepare_for_another_account() {
   WriteScope s(*this);
   Db& db = s.db();

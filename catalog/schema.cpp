@@ -293,6 +293,69 @@ ALTER TABLE assets ADD COLUMN attrs_ms INTEGER;
   return sql + outbox_triggers(assets);
 }
 
+// Whether a row at (`work`, `folder`) — an asset's own place or a link's —
+// lies in a pinned place (see v5): a SQL condition.
+std::string in_pinned_place(const std::string& work, const std::string& folder) {
+  return "EXISTS (SELECT 1 FROM pinned_places p WHERE (p.scope = 'works' AND " + work +
+         " IS NOT NULL) OR (p.scope = coalesce(" + work + ", 'inbox') AND (p.folder = '' OR " +
+         folder + " = p.folder OR substr(" + folder +
+         ", 1, length(p.folder) + 1) = p.folder || "
+         "'/')))";
+}
+
+// v5: a pin of a folder, a work, the inbox or works/ keeps what comes into
+// it later too (Catalog::pin_place). The place is a row of pinned_places;
+// triggers pin the content of every file that is added, pulled, moved or
+// linked into one, and carry the place along when its folder is renamed or
+// moved (also by a pull). `scope` is a work's id, 'inbox', or 'works' (every
+// work); `folder` is a sub-folder path in it ('' = all of it).
+std::string schema_v5() {
+  const std::string pin = "INSERT INTO pins(sha256, pinned_ms) SELECT %s, " + std::string(kNowMs) +
+                          " WHERE %s IS NOT NULL ON CONFLICT DO NOTHING;";
+  auto pin_of = [&](const std::string& sha) {
+    std::string s = pin;
+    for (size_t p; (p = s.find("%s")) != std::string::npos;) s.replace(p, 2, sha);
+    return s;
+  };
+  const std::string edge_target = "(SELECT sha256 FROM assets WHERE id = NEW.to_id)";
+  std::string sql = R"sql(
+CREATE TABLE IF NOT EXISTS pinned_places(
+  scope     TEXT NOT NULL,
+  folder    TEXT NOT NULL DEFAULT '',
+  pinned_ms INTEGER NOT NULL,
+  PRIMARY KEY (scope, folder)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS pinned_places_follow_folder AFTER UPDATE OF work_id, path ON folders BEGIN
+  UPDATE OR REPLACE pinned_places SET scope = coalesce(NEW.work_id, 'inbox'),
+    folder = NEW.path || substr(folder, length(OLD.path) + 1)
+  WHERE scope = coalesce(OLD.work_id, 'inbox') AND
+    (folder = OLD.path OR substr(folder, 1, length(OLD.path) + 1) = OLD.path || '/');
+END;
+CREATE TRIGGER IF NOT EXISTS pinned_places_folder_gone AFTER DELETE ON folders BEGIN
+  DELETE FROM pinned_places WHERE scope = coalesce(OLD.work_id, 'inbox') AND folder = OLD.path;
+END;
+CREATE TRIGGER IF NOT EXISTS pinned_places_work_gone AFTER DELETE ON works BEGIN
+  DELETE FROM pinned_places WHERE scope = OLD.id;
+END;
+)sql";
+  sql += "CREATE TRIGGER IF NOT EXISTS pinned_places_asset_in AFTER INSERT ON assets WHEN " +
+         in_pinned_place("NEW.work_id", "NEW.folder") + " BEGIN " + pin_of("NEW.sha256") +
+         " END;\n";
+  sql +=
+      "CREATE TRIGGER IF NOT EXISTS pinned_places_asset_moved AFTER UPDATE OF work_id, folder, "
+      "sha256 ON "
+      "assets WHEN " +
+      in_pinned_place("NEW.work_id", "NEW.folder") + " BEGIN " + pin_of("NEW.sha256") + " END;\n";
+  sql += "CREATE TRIGGER IF NOT EXISTS pinned_places_link_in AFTER INSERT ON edges WHEN " +
+         in_pinned_place("NEW.from_id", "NEW.folder") + " BEGIN " + pin_of(edge_target) + " END;\n";
+  sql +=
+      "CREATE TRIGGER IF NOT EXISTS pinned_places_link_moved AFTER UPDATE OF from_id, folder, "
+      "to_id ON edges "
+      "WHEN " +
+      in_pinned_place("NEW.from_id", "NEW.folder") + " BEGIN " + pin_of(edge_target) + " END;\n";
+  return sql;
+}
+
 }  // namespace
 
 void migrate_catalog(Db& db) {
@@ -314,6 +377,7 @@ void migrate_catalog(Db& db) {
     s = Stmt();
     db.exec(schema_v4(has_stamps));
   }
+  if (v < 5) db.exec(schema_v5());
   db.set_user_version(kCatalogSchemaVersion);
   tx.commit();
 }

@@ -1,5 +1,5 @@
 // Vfs: the user.recall.* extended attributes (sha256, asset_id, work_id,
-// role, local, pinned, holders).
+// role, local, pinned, holders); a folder's `pinned` pins it as a place.
 #include <sys/xattr.h>
 
 #include "base/error.h"
@@ -15,7 +15,22 @@ using namespace vfs_detail;
 
 namespace {
 constexpr std::string_view kPrefix = "user.recall.";
+
+// The places a pin of a directory covers: the root is every work and the
+// inbox, works/ every work; blobs/ none (its files are pinned one by one).
+std::vector<std::optional<Place>> pin_places_of(const Node& dir) {
+  switch (dir.kind) {
+    case Node::Kind::Root:
+      return {std::nullopt, Place{}};
+    case Node::Kind::WorksDir:
+      return {std::nullopt};
+    case Node::Kind::Dir:
+      return {dir.place};
+    default:
+      return {};
+  }
 }
+}  // namespace
 
 std::vector<std::string> Vfs::listxattr(std::string_view path) {
   Resolved r = resolve(path);
@@ -27,8 +42,9 @@ std::vector<std::string> Vfs::listxattr(std::string_view path) {
       add(n);
   } else if (r.node.kind == Node::Kind::Blob) {
     for (const char* n : {"sha256", "local", "pinned", "holders"}) add(n);
-  } else if (r.node.work) {
-    add("work_id");
+  } else {
+    if (r.node.work) add("work_id");
+    if (!pin_places_of(r.node).empty()) add("pinned");
   }
   return names;
 }
@@ -67,6 +83,10 @@ std::string Vfs::getxattr(std::string_view path, std::string_view name) {
     if (key == "holders") return holders_text(a.sha256);
   } else if (r.node.work && key == "work_id") {
     return r.node.work->id;
+  } else if (std::vector places = pin_places_of(r.node); key == "pinned" && !places.empty()) {
+    bool all = true;
+    for (const std::optional<Place>& p : places) all = all && lib_.catalog().place_pinned(p);
+    return all ? "1" : "0";
   }
   throw Error(ENODATA, "no such attribute");
 }
@@ -84,9 +104,11 @@ void Vfs::setxattr(std::string_view path, std::string_view name, std::string_vie
     throw Error(EPERM, "user.recall." + std::string(key) + " is read-only");
   // Checked before anything changes: what may have it, and the value.
   const bool file = r.pending || r.node.kind == Node::Kind::File;
+  const std::vector places =
+      r.pending ? std::vector<std::optional<Place>>{} : pin_places_of(r.node);
   if (key == "pinned") {
-    if (!file && r.node.kind != Node::Kind::Blob)
-      throw Error(EPERM, "only a stored file can be pinned");
+    if (!file && r.node.kind != Node::Kind::Blob && places.empty())
+      throw Error(EPERM, "blobs/ cannot be pinned as a whole: pin its files, or folders");
     if (text != "1" && text != "0") throw Error(EINVAL, "user.recall.pinned is 1 or 0");
   } else {
     if (!file) throw Error(EPERM, "only a file has a role");
@@ -94,6 +116,19 @@ void Vfs::setxattr(std::string_view path, std::string_view name, std::string_vie
   }
   if (flags & XATTR_CREATE)
     throw Error(EEXIST, "user.recall." + std::string(key) + " exists (every file has it)");
+  if (key == "pinned" && !places.empty()) {
+    // A folder's pin covers what comes into it later too (Catalog::pin_place).
+    for (const std::optional<Place>& p : places) {
+      if (text == "0") {
+        lib_.catalog().unpin_place(p);
+        continue;
+      }
+      for (const std::string& sha : lib_.catalog().pin_place(p))
+        if (fetcher_ && !lib_.blobs().has(sha)) fetcher_->fetch_in_background(sha);
+    }
+    if (text == "0" && on_cache_changed_) on_cache_changed_("");
+    return;
+  }
   if (r.pending) {
     commit_now(r.pending);
     r = resolve(path);

@@ -1,6 +1,8 @@
 // recallfs pin | unpin PATH... — keep the bytes of works, folders or files of
 // a mounted library on this device whatever the cache budget (pin fetches
-// what is missing now, verified, with progress), or let them go again.
+// what is missing now, verified, with progress), or let them go again. A
+// folder stays pinned as a place: files that come into it later, made here
+// or on another device, are pinned and fetched too (Catalog::pin_place).
 #include <sys/xattr.h>
 
 #include <iostream>
@@ -60,6 +62,22 @@ std::map<std::string, fs::path> blobs_under(const std::vector<std::string>& path
     }
   }
   return out;
+}
+
+// A folder's pin (or unpin) as a place, by the mount that shows it: it
+// covers the files that come into the folder later too. Returns how many
+// folders it was.
+size_t set_folder_pins(const std::vector<std::string>& paths, bool pin) {
+  size_t n = 0;
+  for (const std::string& p : paths) {
+    if (!fs::is_directory(fs::symlink_status(p))) continue;
+    if (::setxattr(p.c_str(), "user.recall.pinned", pin ? "1" : "0", 1, 0) == 0) {
+      ++n;
+    } else if (errno != EPERM) {  // blobs/ is no place: its files were (un)pinned one by one
+      throw_last_errno((pin ? "pin " : "unpin ") + quote(p));
+    }
+  }
+  return n;
 }
 
 // The library the paths are in; with --data, it must be that one.
@@ -122,11 +140,17 @@ void add_pin_verbs(CLI::App& app, Common& common) {
       }
       line.done();
     }
+    // After the fetch, so that the mount does not fetch the same bytes in
+    // the background meanwhile; it does fetch what came in since.
+    const size_t folders = set_folder_pins(*paths, true);
     std::cout << "pinned " << blobs.size() << " files; fetched " << missing.size() - failed << " ("
               << human_bytes(missing_bytes) << " wanted)"
               << (failed ? ", " + std::to_string(failed) + " could not be fetched (still pinned)"
                          : "")
               << "\n";
+    if (folders)
+      std::cout << "files that come into " << (folders == 1 ? "this folder" : "these folders")
+                << " later are pinned too\n";
     if (failed) throw CLI::RuntimeError(1);
   });
 
@@ -137,6 +161,7 @@ void add_pin_verbs(CLI::App& app, Common& common) {
   data_opt(unpin);
   unpin->callback([upaths, &common] {
     auto lib = library_for(*upaths, common);
+    set_folder_pins(*upaths, false);
     auto blobs = blobs_under(*upaths);
     for (const auto& [sha, path] : blobs) lib->catalog().unpin(sha);
     std::cout << "unpinned " << blobs.size() << " files\n";

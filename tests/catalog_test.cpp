@@ -166,6 +166,114 @@ TEST_F(CatalogTest, APinFollowsAnEditPulledFromAnotherDevice) {
   EXPECT_EQ(cat->pinned_file_blobs().size(), 2u);
 }
 
+// A pinned folder keeps what comes into it later: made here, moved or linked
+// in, or pulled from another device; the pin follows the folder's renames
+// and moves, here or pulled. Tried: a sub-folder pinned, then renamed on the
+// other device and moved here into another work; works/ pinned; a work
+// pinned and turned into a sub-folder.
+TEST_F(CatalogTest, APinnedPlaceKeepsWhatComesIntoItAndFollowsTheFolder) {
+  TempDir other_dir;
+  auto other = Catalog::open(other_dir / "catalog.db", {.create = true});
+  int64_t shipped = 0;
+  auto pull_from_other = [&] {
+    std::vector<Catalog::RemoteRow> rows;
+    for (const OutboxRow& o : other->read_outbox(shipped, 1000000)) {
+      rows.push_back({o.table, o.row_id, o.op == "delete", o.payload.value_or("{}")});
+      shipped = o.seq;
+    }
+    other->drop_outbox_through(shipped);  // pushed, as a sync does
+    cat->apply_remote(rows);
+  };
+  int64_t pushed = 0;
+  auto push_to_other = [&] {
+    std::vector<Catalog::RemoteRow> rows;
+    for (const OutboxRow& o : cat->read_outbox(pushed, 1000000)) {
+      rows.push_back({o.table, o.row_id, o.op == "delete", o.payload.value_or("{}")});
+      pushed = o.seq;
+    }
+    cat->drop_outbox_through(pushed);
+    other->apply_remote(rows);
+  };
+  auto pinned = [&](const std::string& content) { return cat->pinned(blob(content).sha256); };
+  Work w = other->create_work("Thesis");
+  Folder figures = other->create_folder(Place{w.id, ""}, "figures");
+  other->add_asset(asset_in(Place{w.id, "figures"}, "a.pdf", "a"));
+  Asset top = other->add_asset(asset_in(Place{w.id, ""}, "top.txt", "top"));
+  Asset inbox = other->add_asset(asset_in(Place{}, "i.txt", "i"));
+  pull_from_other();
+
+  std::vector<std::string> now = cat->pin_place(Place{w.id, "figures"});
+  EXPECT_EQ(now, std::vector<std::string>{blob("a").sha256});
+  EXPECT_TRUE(pinned("a"));
+  EXPECT_FALSE(pinned("top"));
+  EXPECT_TRUE(cat->place_pinned(Place{w.id, "figures"}));
+  EXPECT_TRUE(cat->place_pinned(Place{w.id, "figures/sub"})) << "a folder inside a pinned one";
+  EXPECT_FALSE(cat->place_pinned(Place{w.id, ""})) << "the work around it";
+  EXPECT_FALSE(cat->place_pinned(Place{w.id, "figures2"})) << "a name that only starts alike";
+
+  cat->add_asset(asset_in(Place{w.id, "figures"}, "b.pdf", "b"));
+  cat->create_folder(Place{w.id, "figures"}, "sub");
+  cat->add_asset(asset_in(Place{w.id, "figures/sub"}, "c.pdf", "c"));
+  cat->add_asset(asset_in(Place{w.id, ""}, "d.txt", "d"));
+  cat->add_asset(asset_in(Place{w.id, ""}, "figures2", "not in it"));
+  EXPECT_TRUE(pinned("b")) << "a file made in the pinned folder";
+  EXPECT_TRUE(pinned("c")) << "a file made in a folder inside it";
+  EXPECT_FALSE(pinned("d")) << "a file made next to it";
+  EXPECT_FALSE(pinned("not in it"));
+  cat->move_asset(top.id, Place{w.id, "figures"}, "top.txt");
+  EXPECT_TRUE(pinned("top")) << "a file moved in";
+  cat->link_asset(inbox.id, Place{w.id, "figures/sub"}, "i.txt");
+  EXPECT_TRUE(pinned("i")) << "a file linked in";
+
+  push_to_other();  // the other device has this one's files before it renames
+  other->add_asset(asset_in(Place{w.id, "figures"}, "e.pdf", "e"));
+  pull_from_other();
+  EXPECT_TRUE(pinned("e")) << "a file another device added to the pinned folder";
+  other->move_folder(figures.id, Place{w.id, ""}, "plots");  // renamed there
+  other->add_asset(asset_in(Place{w.id, "plots"}, "f.pdf", "f"));
+  pull_from_other();
+  EXPECT_TRUE(cat->place_pinned(Place{w.id, "plots"})) << "the pin follows a pulled rename";
+  EXPECT_FALSE(cat->place_pinned(Place{w.id, "figures"}));
+  EXPECT_TRUE(pinned("f")) << "a file added there after the rename";
+
+  Work w2 = cat->create_work("Talk");
+  cat->move_folder(figures.id, Place{w2.id, ""}, "charts");  // moved here, to another work
+  cat->add_asset(asset_in(Place{w2.id, "charts/sub"}, "g.pdf", "g"));
+  EXPECT_TRUE(cat->place_pinned(Place{w2.id, "charts"}));
+  EXPECT_TRUE(pinned("g")) << "a file added after a move to another work";
+
+  std::vector<std::string> gone = cat->unpin_place(Place{w2.id, "charts"});
+  EXPECT_EQ(gone.size(), 8u) << "a b c top i e f g";
+  EXPECT_FALSE(pinned("a"));
+  EXPECT_FALSE(pinned("i")) << "a linked file's pin goes with the place";
+  EXPECT_FALSE(cat->place_pinned(Place{w2.id, "charts/sub"}));
+  cat->add_asset(asset_in(Place{w2.id, "charts"}, "h.pdf", "h"));
+  EXPECT_FALSE(pinned("h")) << "an unpinned place pins nothing more";
+
+  // works/: every work's files, not the inbox's.
+  cat->pin_place(std::nullopt);
+  EXPECT_TRUE(pinned("d") && pinned("h"));
+  EXPECT_TRUE(cat->place_pinned(Place{w.id, "any/where"}));
+  EXPECT_FALSE(cat->place_pinned(Place{}));
+  Work w3 = cat->create_work("Later");
+  cat->add_asset(asset_in(Place{w3.id, ""}, "later.pdf", "later"));
+  cat->add_asset(asset_in(Place{}, "loose.txt", "loose"));
+  EXPECT_TRUE(pinned("later")) << "a file of a work made later";
+  EXPECT_FALSE(pinned("loose")) << "the inbox is not under works/";
+  cat->unpin_place(std::nullopt);
+  EXPECT_FALSE(pinned("later"));
+  EXPECT_FALSE(cat->place_pinned(Place{w3.id, ""}));
+
+  // A pinned work that becomes a sub-folder of another keeps its pin there.
+  cat->pin_place(Place{w3.id, ""});
+  cat->create_folder(Place{w.id, ""}, "old");
+  cat->move_contents(Place{w3.id, ""}, Place{w.id, "old"});
+  cat->delete_work(w3.id);
+  EXPECT_TRUE(cat->place_pinned(Place{w.id, "old"}));
+  cat->add_asset(asset_in(Place{w.id, "old"}, "moved in.pdf", "moved in"));
+  EXPECT_TRUE(pinned("moved in"));
+}
+
 // A change is stamped no older than a row this catalog has pulled, from a
 // device whose clock is ahead (here a day).
 TEST_F(CatalogTest, StampsNeverGoBelowAStampSeen) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -394,6 +395,86 @@ TEST(OnDemand, APinnedFileEditedOnAnotherDeviceIsKeptHereInItsNewVersion) {
   EXPECT_TRUE(test::eventually([&] {
     return test::read_file(a / "inbox/thesis.pdf") == v2 + "tail\n";
   })) << "a did not get b's edit";
+}
+
+// A pinned folder keeps the files that come into it later on another device.
+// Tried on a device whose budget (1 MiB) is smaller than one file: files made
+// in the folder, in a folder inside it and moved into it; the folder renamed
+// on the other device, then a file added there; an unpin, after which the
+// budget trims and a new file is no longer kept.
+TEST(OnDemand, APinnedFolderKeepsTheFilesThatComeIntoItLater) {
+  RECALL_REQUIRE_SWIFT();
+  RECALL_REQUIRE_POSTGRES();
+  RECALL_REQUIRE_FUSE();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("pinfolder");
+  std::string token = pg.issue_token("pinfolder");
+  test::MountedLibrary a, b;
+  connect_mounted(a, token, "pinfolder-bucket", *test::swift_endpoint());
+  connect_mounted(b, token, "pinfolder-bucket", *test::swift_endpoint());
+  b.unmount();
+  b.mount({"--cache-size", "1M"});
+  std::mt19937_64 rng(29);
+  std::map<std::string, std::string> bytes;
+  auto add = [&](const std::string& rel) {
+    bytes[rel] = test::random_bytes(rng, 2 << 20);
+    test::write_file(a / rel, bytes[rel]);
+  };
+  // The file is on b, with the cloud's copy known there.
+  auto known_on_b = [&](const std::string& rel) {
+    return xattr(b, rel, "sha256") == test::sha256_of(bytes.at(rel)) &&
+           xattr(b, rel, "holders").find("cloud present") != std::string::npos;
+  };
+  auto kept_on_b = [&](const std::string& rel) {
+    return xattr(b, rel, "sha256") == test::sha256_of(bytes.at(rel)) &&
+           xattr(b, rel, "local") == "1" && xattr(b, rel, "pinned") == "1";
+  };
+  ASSERT_EQ(a.shell("mkdir -p works/Thesis/figures").exit_code, 0);
+  add("works/Thesis/figures/one.bin");
+  add("works/Thesis/draft.bin");
+  ASSERT_TRUE(test::eventually([&] { return known_on_b("works/Thesis/figures/one.bin"); },
+                               std::chrono::seconds(30)));
+  RunResult pin = b.recallfs({"pin", (b / "works/Thesis/figures").string()});
+  ASSERT_EQ(pin.exit_code, 0) << pin.err;
+  EXPECT_NE(pin.out.find("later are pinned too"), std::string::npos) << pin.out;
+  EXPECT_EQ(xattr(b, "works/Thesis/figures", "pinned"), "1");
+  EXPECT_EQ(xattr(b, "works/Thesis", "pinned"), "0");
+  EXPECT_TRUE(kept_on_b("works/Thesis/figures/one.bin"));
+
+  add("works/Thesis/figures/two.bin");
+  ASSERT_EQ(a.shell("mkdir works/Thesis/figures/sub").exit_code, 0);
+  add("works/Thesis/figures/sub/three.bin");
+  ASSERT_EQ(a.shell("mv works/Thesis/draft.bin works/Thesis/figures/draft.bin").exit_code, 0);
+  bytes["works/Thesis/figures/draft.bin"] = bytes["works/Thesis/draft.bin"];
+  for (const char* rel : {"works/Thesis/figures/two.bin", "works/Thesis/figures/sub/three.bin",
+                          "works/Thesis/figures/draft.bin"})
+    EXPECT_TRUE(test::eventually([&] { return kept_on_b(rel); }, std::chrono::seconds(60)))
+        << rel << " was not kept: local " << xattr(b, rel, "local") << ", pinned "
+        << xattr(b, rel, "pinned") << "\n"
+        << test::read_file(b.data() / "recallfs.log");
+  EXPECT_GT(stored_bytes(b), uint64_t{7} << 20) << "pins win over the budget";
+
+  ASSERT_EQ(a.shell("mv works/Thesis/figures works/Thesis/plots").exit_code, 0);
+  add("works/Thesis/plots/four.bin");
+  EXPECT_TRUE(test::eventually([&] { return kept_on_b("works/Thesis/plots/four.bin"); },
+                               std::chrono::seconds(60)))
+      << "a file added to the pinned folder after another device renamed it: local "
+      << xattr(b, "works/Thesis/plots/four.bin", "local");
+  EXPECT_EQ(xattr(b, "works/Thesis/plots", "pinned"), "1");
+  EXPECT_TRUE(test::read_file(b / "works/Thesis/plots/sub/three.bin") ==
+              bytes["works/Thesis/figures/sub/three.bin"]);
+
+  RunResult unpin = b.recallfs({"unpin", (b / "works/Thesis/plots").string()});
+  ASSERT_EQ(unpin.exit_code, 0) << unpin.err;
+  EXPECT_EQ(xattr(b, "works/Thesis/plots", "pinned"), "0");
+  EXPECT_TRUE(
+      test::eventually([&] { return stored_bytes(b) <= (1u << 20); }, std::chrono::seconds(5)))
+      << "unpinned bytes over budget stayed: " << stored_bytes(b);
+  add("works/Thesis/plots/five.bin");
+  ASSERT_TRUE(test::eventually([&] { return known_on_b("works/Thesis/plots/five.bin"); },
+                               std::chrono::seconds(30)));
+  EXPECT_EQ(xattr(b, "works/Thesis/plots/five.bin", "pinned"), "0");
+  EXPECT_EQ(xattr(b, "works/Thesis/plots/five.bin", "local"), "0");
 }
 
 TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
