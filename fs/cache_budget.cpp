@@ -22,20 +22,28 @@ CacheBudget::~CacheBudget() {
 
 uint64_t CacheBudget::used() { return lib_.blobs().totals().bytes; }
 
-bool CacheBudget::evictable(const std::string& sha256) {
-  if (lib_.catalog().pinned(sha256)) return false;
+CacheBudget::Keep CacheBudget::keep(const std::string& sha256) {
+  if (lib_.catalog().pinned(sha256)) return Keep::Yes;
   bool in_cloud = false;
   for (const DeviceBlob& h : lib_.catalog().holders(sha256))
     if (h.device_id == kCloudHolder && h.present) in_cloud = true;
-  return in_cloud && !in_use_(sha256);
+  if (!in_cloud) return Keep::Yes;
+  return in_use_(sha256) ? Keep::Open : Keep::No;
 }
 
 bool CacheBudget::make_room(const std::string& sha256, uint64_t incoming) {
   // A pinned blob is kept in any case; others make room for it if they can.
   const bool pinned = !sha256.empty() && lib_.catalog().pinned(sha256);
   std::lock_guard lock(evict_mu_);
+  std::set<std::string> open;  // kept for being open
+  // What the pass kept for being open matters to closed() only when it ends over budget.
+  auto done = [&](bool fits) {
+    std::lock_guard l(mu_);
+    kept_open_ = fits ? std::set<std::string>() : std::move(open);
+    return fits;
+  };
   uint64_t now = used();
-  if (now + incoming <= budget_) return true;
+  if (now + incoming <= budget_) return done(true);
   // Least recently used first, a page at a time; a page of blobs that must
   // stay is skipped by asking for a longer list.
   size_t page = 64;
@@ -43,8 +51,12 @@ bool CacheBudget::make_room(const std::string& sha256, uint64_t incoming) {
     auto candidates = lib_.blobs().least_recently_used(page);
     bool evicted = false;
     for (const auto& [sha, size] : candidates) {
-      if (now + incoming <= budget_) return true;
-      if (sha == sha256 || !evictable(sha)) continue;
+      if (now + incoming <= budget_) return done(true);
+      if (sha == sha256) continue;
+      if (Keep k = keep(sha); k != Keep::No) {
+        if (k == Keep::Open) open.insert(sha);
+        continue;
+      }
       try {
         lib_.blobs().remove(sha);
         lib_.catalog().set_device_blob(sha, false, "healthy");
@@ -55,8 +67,11 @@ bool CacheBudget::make_room(const std::string& sha256, uint64_t incoming) {
         std::fprintf(stderr, "recallfs: cache: could not evict %s: %s\n", sha.c_str(), e.what());
       }
     }
-    if (now + incoming <= budget_) return true;
-    if (candidates.size() < page) return pinned;  // went through them all
+    if (now + incoming <= budget_) return done(true);
+    if (candidates.size() < page) {  // went through them all
+      done(false);
+      return pinned;
+    }
     if (!evicted) page *= 4;
   }
 }
@@ -83,6 +98,15 @@ void CacheBudget::start() {
 void CacheBudget::poke() {
   {
     std::lock_guard lock(mu_);
+    poked_ = true;
+  }
+  cv_.notify_all();
+}
+
+void CacheBudget::closed(const std::string& sha256) {
+  {
+    std::lock_guard lock(mu_);
+    if (!kept_open_.contains(sha256)) return;
     poked_ = true;
   }
   cv_.notify_all();

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -43,9 +44,14 @@ class CacheBudget {
   // Trims in a background thread now and then, and soon after poke().
   void start();
   void poke();
+  // A file of the blob was closed: pokes when the last trim kept the blob
+  // for being open and stayed over budget (so an unpin of an open file, or a
+  // budget full of open files, trims at the close, not at the next timer).
+  void closed(const std::string& sha256);
 
  private:
-  bool evictable(const std::string& sha256);
+  enum class Keep { No, Yes, Open };  // Open: only because a file has it open
+  Keep keep(const std::string& sha256);
 
   Library& lib_;
   uint64_t budget_;
@@ -56,6 +62,8 @@ class CacheBudget {
   std::condition_variable cv_;
   bool poked_ = false;
   bool stop_ = false;
+  // The blobs the last pass that ended over budget kept only for being open.
+  std::set<std::string> kept_open_;
   std::jthread thread_;  // last: joined first
 };
 

@@ -197,6 +197,11 @@ class Vfs {
   void set_on_cache_changed(std::function<void(const std::string& sha256)> fn) {
     on_cache_changed_ = std::move(fn);
   }
+  // Called when a file's last handle on a blob closes (the cache budget
+  // may let it go now, if it kept it for being open). Must not block.
+  void set_on_closed(std::function<void(const std::string& sha256)> fn) {
+    on_closed_ = std::move(fn);
+  }
 
   // A signed-in library (`signed_in` says whether it is now): bytes freed
   // by a change are held until that change is pushed and read back
@@ -411,6 +416,7 @@ class Vfs {
   Invalidator invalidate_;
   std::shared_ptr<Fetcher> fetcher_;
   std::function<void(const std::string&)> on_cache_changed_;
+  std::function<void(const std::string&)> on_closed_;
   std::function<void()> on_open_state_found_;
   std::function<void()> on_open_row_read_;
   std::function<bool()> signed_in_;

@@ -444,7 +444,10 @@ void Vfs::release(uint64_t h) {
       }
     }
   }
-  if (!hd->of) return;
+  if (!hd->of) {
+    if (on_closed_ && !hd->sha256.empty()) on_closed_(hd->sha256);
+    return;
+  }
   OpenFile& of = *hd->of;
   bool commit_now;
   {
@@ -468,6 +471,7 @@ void Vfs::release(uint64_t h) {
   Place place;
   std::string name, orphan;        // orphan: the blob of a file removed while open
   std::vector<std::string> noted;  // blobs stored for truncation notes
+  std::string closed;              // the blob no handle has open any more
   {
     std::lock_guard lock(files_mu_);
     std::lock_guard flock(of.mu);
@@ -485,11 +489,13 @@ void Vfs::release(uint64_t h) {
     place = of.place;
     name = of.name;
     if (of.unlinked) orphan = of.sha256;
+    closed = of.sha256;
     if (auto it = files_.find(of.asset_id); it != files_.end() && it->second.get() == &of) {
       files_.erase(it);
     }
   }
   if (dropped) forget_pending_name(place, name);
+  if (on_closed_ && !closed.empty()) on_closed_(closed);
   // unlink() left the orphan to the last close; collect_blob keeps what is needed.
   if (!orphan.empty()) noted.push_back(orphan);
   if (!noted.empty()) {

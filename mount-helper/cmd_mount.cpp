@@ -212,6 +212,7 @@ int do_mount(const MountRequest& req) {
           c->start();
           uploaded = [c] { c->poke(); };
           v->set_on_cache_changed([c](const std::string&) { c->poke(); });
+          v->set_on_closed([c](const std::string& sha) { c->closed(sha); });
         }
         s->replication = std::make_unique<ReplicationWorker>(*s->lib, uploaded);
         SyncWorker::Options so;

@@ -242,9 +242,13 @@ TEST(OnDemand, TheCacheStaysWithinItsBudgetAndKeepsPinnedOpenAndUnuploadedBytes)
   ASSERT_EQ(b.shell("setfattr -n user.recall.pinned -v 1 " + name(1)).exit_code, 0);
   EXPECT_EQ(xattr(b, name(1), "pinned"), "1");
   EXPECT_TRUE(test::eventually([&] { return xattr(b, name(1), "local") == "1"; }));
-  // Only stored files can be pinned, and only with 1 or 0.
-  EXPECT_NE(b.shell("setfattr -n user.recall.pinned -v 1 inbox").exit_code, 0);
+  // Files and folders can be pinned, not blobs/ as a whole; with 1 or 0 only.
+  RunResult blobs = b.shell("setfattr -n user.recall.pinned -v 1 blobs");
+  EXPECT_NE(blobs.exit_code, 0);
+  EXPECT_NE(blobs.err.find("not permitted"), std::string::npos) << blobs.err;
   EXPECT_NE(b.shell("setfattr -n user.recall.pinned -v yes " + name(2)).exit_code, 0);
+  EXPECT_NE(b.shell("setfattr -n user.recall.pinned -v yes inbox").exit_code, 0);
+  EXPECT_EQ(xattr(b, "inbox", "pinned"), "0");
   // A path outside any mount is refused clearly.
   RunResult outside = b.recallfs({"pin", b.tmp().string()});
   EXPECT_NE(outside.exit_code, 0);
@@ -400,8 +404,9 @@ TEST(OnDemand, APinnedFileEditedOnAnotherDeviceIsKeptHereInItsNewVersion) {
 // A pinned folder keeps the files that come into it later on another device.
 // Tried on a device whose budget (1 MiB) is smaller than one file: files made
 // in the folder, in a folder inside it and moved into it; the folder renamed
-// on the other device, then a file added there; an unpin, after which the
-// budget trims and a new file is no longer kept.
+// on the other device, then a file added there; an unpin with one file open,
+// after which the budget trims (that file at its close) and a new file is no
+// longer kept.
 TEST(OnDemand, APinnedFolderKeepsTheFilesThatComeIntoItLater) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();
@@ -464,12 +469,21 @@ TEST(OnDemand, APinnedFolderKeepsTheFilesThatComeIntoItLater) {
   EXPECT_TRUE(test::read_file(b / "works/Thesis/plots/sub/three.bin") ==
               bytes["works/Thesis/figures/sub/three.bin"]);
 
+  // One file stays open through the unpin: the budget keeps it until it is
+  // closed, then lets it go at the close (before: at its next 30 s look).
+  UniqueFd open_one(::open((b / "works/Thesis/plots/four.bin").c_str(), O_RDONLY));
+  ASSERT_TRUE(open_one) << std::strerror(errno);
   RunResult unpin = b.recallfs({"unpin", (b / "works/Thesis/plots").string()});
   ASSERT_EQ(unpin.exit_code, 0) << unpin.err;
   EXPECT_EQ(xattr(b, "works/Thesis/plots", "pinned"), "0");
   EXPECT_TRUE(
-      test::eventually([&] { return stored_bytes(b) <= (1u << 20); }, std::chrono::seconds(5)))
+      test::eventually([&] { return stored_bytes(b) <= (3u << 20); }, std::chrono::seconds(5)))
       << "unpinned bytes over budget stayed: " << stored_bytes(b);
+  EXPECT_EQ(xattr(b, "works/Thesis/plots/four.bin", "local"), "1") << "an open file's bytes went";
+  open_one.reset();
+  EXPECT_TRUE(
+      test::eventually([&] { return stored_bytes(b) <= (1u << 20); }, std::chrono::seconds(5)))
+      << "the closed file's bytes stayed over budget: " << stored_bytes(b);
   add("works/Thesis/plots/five.bin");
   ASSERT_TRUE(test::eventually([&] { return known_on_b("works/Thesis/plots/five.bin"); },
                                std::chrono::seconds(30)));
