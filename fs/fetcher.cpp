@@ -1,6 +1,7 @@
 #include "fs/fetcher.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +18,8 @@ namespace recall {
 namespace fs = std::filesystem;
 
 namespace {
+
+const std::string kPartialPrefix = "fetch-";  // a partial file's name in the store's tmp/
 
 // A fetched piece this device could not write (a full disk), thrown through
 // the holder's stream to tell it from the holder's own failures.
@@ -178,7 +181,7 @@ std::shared_ptr<Fetcher::Remote> Fetcher::open(const std::string& sha256) {
   r->state.assign(n, Remote::Absent);
   // A sparse partial file in the store's tmp/ (same disk: promoted by rename).
   std::string tmpl =
-      (lib_.blobs().root() / "tmp" / ("fetch-" + sha256.substr(0, 16) + "-XXXXXX")).string();
+      (lib_.blobs().root() / "tmp" / (kPartialPrefix + sha256.substr(0, 16) + "-XXXXXX")).string();
   int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
   if (fd < 0) throw_last_errno("create a partial file for " + sha256);
   r->fd.reset(fd);
@@ -439,6 +442,20 @@ void Fetcher::maybe_promote(Remote& r) {
     r.not_kept =
         Error(err ? err->code() : EIO, "blob " + r.sha256 + " could not be kept: " + e.what());
   }
+}
+
+Fetcher::Partials Fetcher::partials(Library& lib) {
+  Partials p;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(lib.blobs().root() / "tmp", ec)) {
+    struct stat st {};
+    if (!e.path().filename().string().starts_with(kPartialPrefix) ||
+        ::lstat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      continue;  // gone meanwhile
+    ++p.files;
+    p.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return p;
 }
 
 void Fetcher::fetch_in_background(const std::string& sha256) {

@@ -70,6 +70,13 @@ class Fetcher {
   UniqueFd whole(const std::string& sha256);
   // fetch_all on a worker thread; failures are logged.
   void fetch_in_background(const std::string& sha256);
+  // The partial files in the store now (of this or another process):
+  // fetches under way, and blobs the cache would not keep, served from
+  // there while open. `bytes`: what they take on disk (they are sparse).
+  struct Partials {
+    uint64_t files = 0, bytes = 0;
+  };
+  static Partials partials(Library& lib);
   // Called when a blob has become local (the Vfs switches its readers).
   void set_on_local(std::function<void(const std::string& sha256)> fn) {
     on_local_ = std::move(fn);

@@ -116,6 +116,7 @@ void add_store_verbs(CLI::App& app, Common& common) {
     auto lib = open_library(common);
     CatalogCounts c = lib->catalog().counts();
     BlobTotals t = lib->blobs().totals();
+    Fetcher::Partials partial = Fetcher::partials(*lib);
     auto health = [&](Health h) { return t.by_health.count(h) ? t.by_health.at(h) : 0; };
     std::optional<MountInfo> mount = current_mount(lib->dir());
     std::optional<Credentials> creds = load_credentials(lib->dir());
@@ -161,6 +162,8 @@ void add_store_verbs(CLI::App& app, Common& common) {
           {"cloud_bytes", c.cloud_bytes},
           {"pinned_blobs", c.pinned_blobs},
           {"pinned_bytes", c.pinned_bytes},
+          {"partial_files", partial.files},
+          {"partial_bytes", partial.bytes},
           {"cache_size", mount && mount->cache_size ? nlohmann::json(mount->cache_size)
                                                     : nlohmann::json(nullptr)},
           {"jobs",
@@ -213,6 +216,11 @@ void add_store_verbs(CLI::App& app, Common& common) {
               << "cache     " << human_bytes(t.bytes) << " used"
               << (mount && mount->cache_size ? " of " + human_bytes(mount->cache_size)
                                              : std::string(", no limit"))
+              << (partial.files ? "; and " + human_bytes(partial.bytes) + " in " +
+                                      std::to_string(partial.files) +
+                                      " partial files (fetches under way, or open files the "
+                                      "cache does not keep)"
+                                : std::string())
               << "\n";
   });
 }

@@ -489,6 +489,24 @@ TEST(OnDemand, APinnedFolderKeepsTheFilesThatComeIntoItLater) {
                                std::chrono::seconds(30)));
   EXPECT_EQ(xattr(b, "works/Thesis/plots/five.bin", "pinned"), "0");
   EXPECT_EQ(xattr(b, "works/Thesis/plots/five.bin", "local"), "0");
+
+  // Read while open, larger than the budget: served from a partial file the
+  // cache does not keep, which status counts until the file is closed.
+  auto partial_files = [&] {
+    return nlohmann::json::parse(b.recallfs({"status", "--json"}).out).at("partial_files");
+  };
+  UniqueFd reading(::open((b / "works/Thesis/plots/five.bin").c_str(), O_RDONLY));
+  ASSERT_TRUE(reading) << std::strerror(errno);
+  std::string got(2 << 20, '\0');
+  ASSERT_EQ(::pread(reading.get(), got.data(), got.size(), 0), ssize_t{2 << 20});
+  EXPECT_TRUE(got == bytes["works/Thesis/plots/five.bin"]);
+  nlohmann::json status = nlohmann::json::parse(b.recallfs({"status", "--json"}).out);
+  EXPECT_EQ(status.at("partial_files"), 1) << status.dump();
+  EXPECT_GE(status.at("partial_bytes").get<uint64_t>(), uint64_t{2} << 20) << status.dump();
+  EXPECT_NE(b.recallfs({"status"}).out.find("in 1 partial files"), std::string::npos);
+  reading.reset();
+  EXPECT_TRUE(test::eventually([&] { return partial_files() == 0; }, std::chrono::seconds(5)))
+      << "the partial file stayed after the close";
 }
 
 TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
