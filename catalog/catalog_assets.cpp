@@ -112,6 +112,10 @@ std::string Catalog::set_asset_content(const std::string& id, const BlobMeta& bl
   upsert_blob(db, blob, a.local_only, bytes_here);
   db.cached(
         "UPDATE assets SET sha256 = ?2, bytes = ?3, mime = ?4, page_count = ?5, mtime_ns = ?6, " +
+        // The edit starts from the content the server was last known to
+        // have: the one before, unless an edit of it waits to be pushed.
+        std::string("content_base = CASE WHEN content_base IS NOT NULL AND content_base IS NOT "
+                    "sha256 THEN content_base ELSE sha256 END, ") +
         stamp_asset(kStampContent, "?7") +
         " WHERE id = ?1 AND (sha256 IS NOT ?2 OR mtime_ns IS NOT ?6)")
       .bind(id, blob.sha256, blob.size, blob.mime, blob.page_count, mtime_ns ? *mtime_ns : now_ns(),

@@ -50,6 +50,18 @@ void Catalog::drop_outbox_through(int64_t seq, const std::vector<Recheck>& refus
             "ON CONFLICT(tbl, row_id) DO UPDATE SET seq = excluded.seq")
         .bind(c.table, c.key, c.seq)
         .run();
+  // The server has the content pushed now (or a newer one, which a pull
+  // brings): the next edit here starts from it. Not a change to push.
+  s.db().exec("UPDATE sync_apply SET active = 1");
+  s.db()
+      .cached(
+          "UPDATE assets SET content_base = (SELECT json_extract(o.payload, '$.sha256') FROM "
+          "outbox o WHERE o.tbl = 'assets' AND o.row_id = assets.id AND o.op = 'upsert' AND "
+          "o.seq <= ?1 ORDER BY o.seq DESC LIMIT 1) WHERE id IN (SELECT row_id FROM outbox WHERE "
+          "tbl = 'assets' AND op = 'upsert' AND seq <= ?1)")
+      .bind(seq)
+      .run();
+  s.db().exec("UPDATE sync_apply SET active = 0");
   s.db().cached("DELETE FROM outbox WHERE seq <= ?").bind(seq).run();
   s.commit();
 }
@@ -387,7 +399,11 @@ Catalog::ApplyReport Catalog::apply_remote(const std::vector<RemoteRow>& rows) {
       Stmt st = db.cached(sql);
       int i = 1;
       for (const SyncedColumn& c : t.columns)
-        bind_json(st, i++, c, j.value(c.name, nlohmann::json()));
+        // The content pulled is the content the server has: an edit here
+        // starts from it.
+        bind_json(st, i++, c,
+                  j.value(std::string_view(c.name) == "content_base" ? "sha256" : c.name,
+                          nlohmann::json()));
       try {
         st.run();
       } catch (const Error& e) {

@@ -273,11 +273,10 @@ CREATE TABLE IF NOT EXISTS sync_recheck(
 // v4: an asset's columns sync as three groups, each stamped with when it
 // last changed here (see catalog_internal.h, kStampContent): an edit made
 // on one device and a rename made on another both land. Rows from before
-// changed all their groups when they last changed. The triggers are rebuilt
-// to carry the stamps, after the rows are stamped (which queues nothing).
+// changed all their groups when they last changed. The triggers are dropped
+// while the rows are stamped (which queues nothing), and rebuilt by v6.
 // (`has_stamps`: a catalog of schema 4 marked older, as tests do.)
 std::string schema_v4(bool has_stamps) {
-  const SyncedTable& assets = synced_table("assets");
   std::string sql;
   for (const char* op : {"insert", "update", "hide", "delete"})
     sql += std::string("DROP TRIGGER IF EXISTS assets_outbox_") + op + ";\n";
@@ -290,7 +289,7 @@ ALTER TABLE assets ADD COLUMN attrs_ms INTEGER;
   sql +=
       "UPDATE assets SET content_ms = coalesce(content_ms, updated_ms), "
       "place_ms = coalesce(place_ms, updated_ms), attrs_ms = coalesce(attrs_ms, updated_ms);\n";
-  return sql + outbox_triggers(assets);
+  return sql;  // the triggers, rebuilt with the stamps: v6
 }
 
 // Whether a row at (`work`, `folder`) — an asset's own place or a link's —
@@ -356,6 +355,28 @@ END;
   return sql;
 }
 
+// v6: an asset row carries the content its edit started from (content_base:
+// the content this device last knew the server to have), so that the
+// server tells an edit made apart from another device's and keeps both
+// (sync/sql/004_conflict_copies.sql). NULL until the first edit here; a
+// pull and a push set it to the content they agree on (Catalog::apply_remote,
+// drop_outbox_through). The assets triggers are rebuilt to carry it.
+std::string schema_v6(bool has_base) {
+  std::string sql;
+  for (const char* op : {"insert", "update", "hide", "delete"})
+    sql += std::string("DROP TRIGGER IF EXISTS assets_outbox_") + op + ";\n";
+  if (!has_base) sql += "ALTER TABLE assets ADD COLUMN content_base TEXT;\n";
+  return sql + outbox_triggers(synced_table("assets"));
+}
+
+bool has_column(Db& db, const char* table, const char* column) {
+  Stmt s = db.cached(std::string("SELECT count(*) FROM pragma_table_info('") + table +
+                     "') WHERE name = ?");
+  s.bind(column);
+  s.step();
+  return s.int64(0) > 0;
+}
+
 }  // namespace
 
 void migrate_catalog(Db& db) {
@@ -369,15 +390,9 @@ void migrate_catalog(Db& db) {
   if (v < 1) db.exec(schema_v1());
   if (v < 2) db.exec(schema_v2());
   if (v < 3) db.exec(schema_v3());
-  if (v < 4) {
-    Stmt s =
-        db.cached("SELECT count(*) FROM pragma_table_info('assets') WHERE name = 'content_ms'");
-    s.step();
-    const bool has_stamps = s.int64(0) > 0;
-    s = Stmt();
-    db.exec(schema_v4(has_stamps));
-  }
+  if (v < 4) db.exec(schema_v4(has_column(db, "assets", "content_ms")));
   if (v < 5) db.exec(schema_v5());
+  if (v < 6) db.exec(schema_v6(has_column(db, "assets", "content_base")));
   db.set_user_version(kCatalogSchemaVersion);
   tx.commit();
 }

@@ -8,7 +8,7 @@
 
 namespace recall {
 
-inline constexpr int kCatalogSchemaVersion = 5;
+inline constexpr int kCatalogSchemaVersion = 6;
 
 // Brings `db` to kCatalogSchemaVersion. EUCLEAN when the file is newer than
 // this program.

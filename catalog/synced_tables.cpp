@@ -51,7 +51,11 @@ const std::vector<SyncedTable>& synced_tables() {
         {"updated_ms", T::Int},
         {"content_ms", T::Int},
         {"place_ms", T::Int},
-        {"attrs_ms", T::Int}},
+        {"attrs_ms", T::Int},
+        // The content this device last knew the server to have when its
+        // edit began: the server tells an edit made apart from another
+        // (sync/sql/004_conflict_copies.sql).
+        {"content_base", T::Text}},
        "updated_ms"},
       {"edges",
        "id",

@@ -85,6 +85,45 @@ std::string plain_sets(const SyncedTable& t) {
   return sets;
 }
 
+// Edits of a file's content made apart (sync/sql/004_conflict_copies.sql):
+// a pushed row whose content the server has neither as its own nor as the
+// content the edit started from. The version that does not stay in the
+// file (the older, as asset_merge_sets decides) goes into a new file next
+// to it, where the merged row is (or the server's row, when nothing of the
+// push was taken). CTEs of the assets upsert: they see the rows as they
+// were before it, and `up` as what it took. Not for rows naming bytes
+// their device does not hold: the copy would name them too.
+std::string conflict_copies_sql() {
+  const std::string owner = "(SELECT recall.current_owner())";
+  return "apart AS (SELECT s.id, s.work_id, s.folder, s.filename, s.role, s.mode, "
+         "s.sha256 AS s_sha, s.bytes AS s_bytes, s.mime AS s_mime, s.page_count AS s_pages, "
+         "s.mtime_ns AS s_mtime, coalesce(s.content_ms, s.updated_ms) AS s_stamp, "
+         "r.sha256 AS r_sha, r.bytes AS r_bytes, r.mime AS r_mime, r.page_count AS r_pages, "
+         "r.mtime_ns AS r_mtime, coalesce(r.content_ms, r.updated_ms) AS r_stamp "
+         "FROM jsonb_populate_recordset(NULL::recall.assets, $1::jsonb) r JOIN recall.assets s "
+         "ON s.owner_id = " +
+         owner +
+         " AND s.id = r.id WHERE NOT s.deleted AND r.content_base IS NOT NULL AND r.sha256 IS "
+         "DISTINCT FROM r.content_base AND s.sha256 IS DISTINCT FROM r.sha256 AND s.sha256 IS "
+         "DISTINCT FROM r.content_base), "
+         "lost AS (SELECT a.*, a.s_stamp <= a.r_stamp AS pushed_won, u.id IS NOT NULL AS taken, "
+         "u.work AS u_work, u.at_folder, u.at_name FROM apart a LEFT JOIN up u ON u.id = "
+         "a.id::text), "
+         "copies AS (INSERT INTO recall.assets (owner_id, id, work_id, folder, filename, sha256, "
+         "role, mime, bytes, page_count, mode, mtime_ns, created_ms, updated_ms, content_ms, "
+         "place_ms, attrs_ms, content_base) SELECT " +
+         owner +
+         ", gen_random_uuid(), CASE WHEN taken THEN u_work ELSE work_id END, CASE WHEN taken "
+         "THEN at_folder ELSE folder END, recall.conflict_name(CASE WHEN taken THEN at_name ELSE "
+         "filename END, CASE WHEN pushed_won THEN s_stamp ELSE r_stamp END), CASE WHEN "
+         "pushed_won THEN s_sha ELSE r_sha END, role, CASE WHEN pushed_won THEN s_mime ELSE "
+         "r_mime END, CASE WHEN pushed_won THEN s_bytes ELSE r_bytes END, CASE WHEN pushed_won "
+         "THEN s_pages ELSE r_pages END, mode, CASE WHEN pushed_won THEN s_mtime ELSE r_mtime "
+         "END, greatest(s_stamp, r_stamp), greatest(s_stamp, r_stamp), CASE WHEN pushed_won THEN "
+         "s_stamp ELSE r_stamp END, greatest(s_stamp, r_stamp), greatest(s_stamp, r_stamp), "
+         "CASE WHEN pushed_won THEN s_sha ELSE r_sha END FROM lost), ";
+}
+
 }  // namespace
 
 // One statement per table: every upsert of a batch at once.
@@ -152,7 +191,9 @@ std::string upsert_sql(const SyncedTable& t, bool held_elsewhere) {
     std::string owner = "(SELECT recall.current_owner())";
     std::string with = "WITH ";
     std::string works = "SELECT work FROM up";
-    with += "up AS (" + sql + taken + stamps + ", t." + column + " AS work), ";
+    with += "up AS (" + sql + taken + stamps + ", t." + column + " AS work" +
+            (n == "assets" ? ", t.folder AS at_folder, t.filename AS at_name" : "") + "), ";
+    if (n == "assets" && !held_elsewhere) with += conflict_copies_sql();
     if (n == "assets") {
       // (Every part of a statement sees the rows as they were before it:
       // `gone` reads the assets the upsert took, as they were.)

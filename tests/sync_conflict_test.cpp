@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -516,6 +517,82 @@ TEST(Sync, AnEditAndARenameMadeOnTwoDevicesBothLand) {
     EXPECT_EQ(b.tree(), (std::set<std::string>{"inbox/", "works/", "inbox/y.txt " + edited}));
     test::RunResult verify = a.recallfs({"verify"});
     EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  }
+}
+
+// A file's content edited on two devices before they synced: both versions
+// stay. The newer edit stays in the file (last writer wins), the other goes
+// into "p (conflicted copy DATE).pdf" next to it, on both devices, in either
+// push order. Before, the older edit was lost without a trace. Tried too:
+// edits made after seeing the other's, two edits in a row before a sync, an
+// edit after a rename was pushed, and one after a push before its pull:
+// none of them is a conflict.
+TEST(Sync, AFileEditedOnTwoDevicesApartKeepsBothVersions) {
+  RECALL_REQUIRE_POSTGRES();
+  for (bool newer_first : {true, false}) {
+    SCOPED_TRACE(newer_first ? "the newer edit pushed first" : "the older edit pushed first");
+    std::string token = new_account(std::string("edited-apart-") + (newer_first ? "1" : "2"));
+    Device a("a"), b("b");
+    ASSERT_NO_FATAL_FAILURE(share_a_paper(a, b, token));
+    auto edit = [](Device& d, const std::string& name, const std::string& content) {
+      auto lib = Library::open(d.data, {});
+      std::istringstream in(content);
+      PutResult put = lib->blobs().put(in);
+      auto e = lib->catalog().lookup(Place{}, name);
+      ASSERT_EQ(e.size(), 1u) << name;
+      lib->catalog().set_asset_content(e[0].asset->id, Library::blob_meta(put, name));
+    };
+    // The conflicted copies in a tree, and what they hold.
+    auto copies = [](const std::set<std::string>& tree) {
+      std::vector<std::string> out;
+      for (const std::string& line : tree)
+        if (line.find("(conflicted copy ") != std::string::npos) out.push_back(line);
+      return out;
+    };
+    ASSERT_NO_FATAL_FAILURE(edit(a, "p.pdf", "edited on a"));
+    for (int64_t t = now_ms(); now_ms() == t;) {  // b's edit in a later millisecond: newer
+    }
+    ASSERT_NO_FATAL_FAILURE(edit(b, "p.pdf", "edited on b"));
+    if (newer_first)
+      converge({&b, &a});
+    else
+      converge({&a, &b});
+    std::set<std::string> tree = a.tree();
+    EXPECT_EQ(tree, b.tree());
+    EXPECT_TRUE(tree.contains("inbox/p.pdf " + test::sha256_of("edited on b"))) << "the newer edit";
+    std::vector<std::string> kept = copies(tree);
+    ASSERT_EQ(kept.size(), 1u) << "the older edit was lost";
+    EXPECT_TRUE(std::regex_match(
+        kept[0], std::regex("inbox/p \\(conflicted copy \\d{4}-\\d{2}-\\d{2}\\)\\.pdf " +
+                            test::sha256_of("edited on a"))))
+        << kept[0];
+
+    // Edits that saw the other's are no conflicts: a's now, b's two in a
+    // row, and b's after its rename went out.
+    ASSERT_NO_FATAL_FAILURE(edit(a, "p.pdf", "third, on a"));
+    converge({&a, &b});
+    ASSERT_NO_FATAL_FAILURE(edit(b, "p.pdf", "fourth, on b"));
+    ASSERT_NO_FATAL_FAILURE(edit(b, "p.pdf", "fifth, on b"));
+    converge({&b, &a});
+    {
+      auto lib = Library::open(b.data, {});
+      auto e = lib->catalog().lookup(Place{}, "p.pdf");
+      ASSERT_EQ(e.size(), 1u);
+      lib->catalog().move_asset(e[0].asset->id, Place{}, "q.pdf");
+    }
+    converge({&b, &a});
+    ASSERT_NO_FATAL_FAILURE(edit(b, "q.pdf", "sixth, on b"));
+    {  // pushed, and edited again before a pull read it back
+      auto lib = Library::open(b.data, {});
+      SyncEngine engine(*lib, *load_credentials(b.data));
+      engine.push();
+    }
+    ASSERT_NO_FATAL_FAILURE(edit(b, "q.pdf", "seventh, on b"));
+    converge({&b, &a});
+    tree = a.tree();
+    EXPECT_EQ(tree, b.tree());
+    EXPECT_TRUE(tree.contains("inbox/q.pdf " + test::sha256_of("seventh, on b")));
+    EXPECT_EQ(copies(tree), kept) << "an edit made after seeing the other's made a copy";
   }
 }
 

@@ -39,7 +39,7 @@ TEST(Sync, ServerInitIsIdempotentAndVersioned) {
       {test::recallfs_binary(), "server", "init", "--db", PostgresServer::get().admin_url()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("(already)"), std::string::npos) << r.out;
-  EXPECT_EQ(PostgresServer::get().psql("SELECT max(version) FROM recall.schema_version"), "3\n");
+  EXPECT_EQ(PostgresServer::get().psql("SELECT max(version) FROM recall.schema_version"), "4\n");
   // Every table is forced under row-level security, and the client role cannot bypass it.
   EXPECT_EQ(PostgresServer::get().psql(
                 "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
