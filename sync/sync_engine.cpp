@@ -146,8 +146,11 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
         PgTx tx(conn_);
         present_token();
         for (const SyncedTable& t : synced_tables()) {
-          if (auto it = upserts.find(t.name); it != upserts.end())
+          if (auto it = upserts.find(t.name); it != upserts.end()) {
+            if (std::string(t.name) == "assets")
+              conn_.query(lock_assets_sql(), {it->second.array()});
             note_taken(t.name, conn_.query(upsert_sql(t), {it->second.array()}), it->second);
+          }
           if (std::string(t.name) == "assets" && elsewhere.count > 0) {
             conn_.query(lock_bytes_sql(false), {elsewhere.array()});
             note_taken(t.name, conn_.query(upsert_sql(t, true), {elsewhere.array()}), elsewhere);

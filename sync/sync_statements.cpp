@@ -278,6 +278,12 @@ std::string pull_sql(const SyncedTable& t) {
 // those bytes by their holder (confirm_drops): one advisory lock per
 // (account, sha256). $1: a JSON array of asset rows (shared: the push) or
 // of sha256 strings (exclusive: the drop); taken in a sorted order.
+std::string lock_assets_sql() {
+  return "SELECT 1 FROM recall.assets s WHERE s.owner_id = (SELECT recall.current_owner()) AND "
+         "s.id IN (SELECT r.id FROM jsonb_populate_recordset(NULL::recall.assets, $1::jsonb) r) "
+         "ORDER BY s.id FOR UPDATE";
+}
+
 std::string lock_bytes_sql(bool exclusive) {
   std::string key = "hashtextextended((SELECT recall.current_owner())::text || s, 0)";
   if (exclusive)

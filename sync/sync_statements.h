@@ -13,6 +13,13 @@
 
 namespace recall::sync_statements {
 
+// Locks the server's rows of the asset rows in $1 (a JSON array of rows), in
+// id order, until the transaction ends: the upsert that follows then sees
+// them as another device's push left them, not as they were when that push
+// began (upsert_sql tells edits made apart by the server's content; two
+// pushes that met in the middle would each see the content before both).
+std::string lock_assets_sql();
+
 // Upserts a batch of rows ($1), last writer wins (per column group for an
 // asset); returns the key of each row taken (an asset's with its three
 // group stamps). `held_elsewhere`: asset rows naming bytes their device

@@ -509,6 +509,57 @@ TEST(OnDemand, APinnedFolderKeepsTheFilesThatComeIntoItLater) {
       << "the partial file stayed after the close";
 }
 
+// One file edited on two mounted devices while the sync server was down:
+// once it is back, both devices show the newer edit in the file and the
+// older in "notes (conflicted copy DATE).txt", and read both byte for byte
+// (the other device's version from the cloud). Before, the older edit was
+// lost on both.
+TEST(OnDemand, AFileEditedOnTwoDevicesApartKeepsBothVersionsReadableOnBoth) {
+  RECALL_REQUIRE_SWIFT();
+  RECALL_REQUIRE_POSTGRES();
+  RECALL_REQUIRE_FUSE();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("editedapart");
+  std::string token = pg.issue_token("editedapart");
+  test::MountedLibrary a, b;
+  connect_mounted(a, token, "editedapart-bucket", *test::swift_endpoint());
+  connect_mounted(b, token, "editedapart-bucket", *test::swift_endpoint());
+  test::write_file(a / "inbox/notes.txt", "version 1\n");
+  ASSERT_TRUE(test::eventually(
+      [&] { return xattr(b, "inbox/notes.txt", "sha256") == test::sha256_of("version 1\n"); },
+      std::chrono::seconds(30)));
+
+  pg.stop();
+  test::write_file(a / "inbox/notes.txt", "edited on a\n");
+  test::write_file(b / "inbox/notes.txt", "edited on b, later\n");
+  pg.start();
+  ASSERT_TRUE(pg.ok());
+  // What a device shows in inbox/: each name with what it reads as.
+  auto shown = [](test::MountedLibrary& m) {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::directory_iterator(m / "inbox"))
+      out[e.path().filename().string()] = test::read_file(e.path());
+    return out;
+  };
+  std::map<std::string, std::string> on_a, on_b;
+  EXPECT_TRUE(test::eventually(
+      [&] {
+        on_a = shown(a);
+        on_b = shown(b);
+        return on_a.size() == 2 && on_a == on_b;
+      },
+      std::chrono::seconds(60)))
+      << "a shows " << on_a.size() << " files, b " << on_b.size();
+  EXPECT_EQ(on_a["notes.txt"], "edited on b, later\n") << "the newer edit stays in the file";
+  std::string copy;
+  for (const auto& [name, content] : on_a)
+    if (name != "notes.txt") copy = name;
+  EXPECT_TRUE(
+      std::regex_match(copy, std::regex(R"(notes \(conflicted copy \d{4}-\d{2}-\d{2}\)\.txt)")))
+      << copy;
+  EXPECT_EQ(on_a[copy], "edited on a\n") << "the older edit, kept";
+}
+
 TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();
