@@ -229,8 +229,9 @@ class Catalog {
   // is renamed or moved. Returns the blobs of the files in it now.
   std::vector<std::string> pin_place(const std::optional<Place>& place);
   // Ends the pins of the place and of the places in it, and unpins the
-  // files in it now. A pinned place around it still pins files that come
-  // into it later. Returns the blobs unpinned.
+  // files in it now, except those whose content a file in another pinned
+  // place has too. A pinned place around it still pins files that come into
+  // it later. Returns the blobs unpinned.
   std::vector<std::string> unpin_place(const std::optional<Place>& place);
   // Whether the place, or a place around it, is pinned.
   bool place_pinned(const std::optional<Place>& place);

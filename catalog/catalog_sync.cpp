@@ -274,9 +274,23 @@ bool settle_folder_place(Db& db, const std::string& key, const nlohmann::json& r
   c = Stmt();
   if (mine < key) return false;  // ours stays; the device that made that row drops it
   note_names(db, "folders", mine, report);
+  // The folder stays, under the other row: so does a pin of it, which the
+  // removal of this row would take (schema v5's pinned_places_folder_gone).
+  Stmt pin = db.cached(
+      "SELECT pinned_ms FROM pinned_places WHERE scope = coalesce(?1, 'inbox') AND folder = ?2");
+  pin.bind(work, row["path"].get<std::string>());
+  std::optional<int64_t> pinned_ms;
+  if (pin.step()) pinned_ms = pin.int64(0);
+  pin = Stmt();
   db.exec("UPDATE sync_apply SET active = 0");  // a change of this device: pushed
   db.cached("DELETE FROM folders WHERE id = ?").bind(mine).run();
   db.exec("UPDATE sync_apply SET active = 1");
+  if (pinned_ms)
+    db.cached(
+          "INSERT INTO pinned_places(scope, folder, pinned_ms) VALUES(coalesce(?1, 'inbox'), ?2, "
+          "?3) ON CONFLICT DO NOTHING")
+        .bind(work, row["path"].get<std::string>(), *pinned_ms)
+        .run();
   return true;
 }
 

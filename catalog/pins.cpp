@@ -9,6 +9,7 @@
 #include "base/ids.h"
 #include "catalog/catalog.h"
 #include "catalog/catalog_internal.h"
+#include "catalog/schema.h"
 
 namespace recall {
 
@@ -112,11 +113,23 @@ std::vector<std::string> Catalog::unpin_place(const std::optional<Place>& place)
         .run();
   else
     db.exec("DELETE FROM pinned_places WHERE scope <> 'inbox'");
-  std::vector<std::string> blobs = blobs_under(db, place);
-  for (const std::string& sha : blobs)
-    db.cached("DELETE FROM pins WHERE sha256 = ?").bind(sha).run();
+  // A file whose content some file in a place still pinned also has stays
+  // pinned (pins are per blob).
+  std::vector<std::string> blobs = blobs_under(db, place), unpinned;
+  for (const std::string& sha : blobs) {
+    db.cached(
+          "DELETE FROM pins WHERE sha256 = ?1 AND NOT EXISTS (SELECT 1 FROM assets a WHERE "
+          "a.sha256 = ?1 AND " +
+          in_pinned_place_sql("a.work_id", "a.folder") +
+          ") AND NOT EXISTS (SELECT 1 FROM edges e JOIN assets a ON a.id = e.to_id WHERE "
+          "a.sha256 = ?1 AND " +
+          in_pinned_place_sql("e.from_id", "e.folder") + ")")
+        .bind(sha)
+        .run();
+    if (db.changes() > 0) unpinned.push_back(sha);
+  }
   s.commit();
-  return blobs;
+  return unpinned;
 }
 
 bool Catalog::place_pinned(const std::optional<Place>& place) {

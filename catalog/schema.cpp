@@ -292,16 +292,6 @@ ALTER TABLE assets ADD COLUMN attrs_ms INTEGER;
   return sql;  // the triggers, rebuilt with the stamps: v6
 }
 
-// Whether a row at (`work`, `folder`) — an asset's own place or a link's —
-// lies in a pinned place (see v5): a SQL condition.
-std::string in_pinned_place(const std::string& work, const std::string& folder) {
-  return "EXISTS (SELECT 1 FROM pinned_places p WHERE (p.scope = 'works' AND " + work +
-         " IS NOT NULL) OR (p.scope = coalesce(" + work + ", 'inbox') AND (p.folder = '' OR " +
-         folder + " = p.folder OR substr(" + folder +
-         ", 1, length(p.folder) + 1) = p.folder || "
-         "'/')))";
-}
-
 // v5: a pin of a folder, a work, the inbox or works/ keeps what comes into
 // it later too (Catalog::pin_place). The place is a row of pinned_places;
 // triggers pin the content of every file that is added, pulled, moved or
@@ -338,20 +328,23 @@ CREATE TRIGGER IF NOT EXISTS pinned_places_work_gone AFTER DELETE ON works BEGIN
 END;
 )sql";
   sql += "CREATE TRIGGER IF NOT EXISTS pinned_places_asset_in AFTER INSERT ON assets WHEN " +
-         in_pinned_place("NEW.work_id", "NEW.folder") + " BEGIN " + pin_of("NEW.sha256") +
+         in_pinned_place_sql("NEW.work_id", "NEW.folder") + " BEGIN " + pin_of("NEW.sha256") +
          " END;\n";
   sql +=
       "CREATE TRIGGER IF NOT EXISTS pinned_places_asset_moved AFTER UPDATE OF work_id, folder, "
       "sha256 ON "
       "assets WHEN " +
-      in_pinned_place("NEW.work_id", "NEW.folder") + " BEGIN " + pin_of("NEW.sha256") + " END;\n";
+      in_pinned_place_sql("NEW.work_id", "NEW.folder") + " BEGIN " + pin_of("NEW.sha256") +
+      " END;\n";
   sql += "CREATE TRIGGER IF NOT EXISTS pinned_places_link_in AFTER INSERT ON edges WHEN " +
-         in_pinned_place("NEW.from_id", "NEW.folder") + " BEGIN " + pin_of(edge_target) + " END;\n";
+         in_pinned_place_sql("NEW.from_id", "NEW.folder") + " BEGIN " + pin_of(edge_target) +
+         " END;\n";
   sql +=
       "CREATE TRIGGER IF NOT EXISTS pinned_places_link_moved AFTER UPDATE OF from_id, folder, "
       "to_id ON edges "
       "WHEN " +
-      in_pinned_place("NEW.from_id", "NEW.folder") + " BEGIN " + pin_of(edge_target) + " END;\n";
+      in_pinned_place_sql("NEW.from_id", "NEW.folder") + " BEGIN " + pin_of(edge_target) +
+      " END;\n";
   return sql;
 }
 
@@ -406,6 +399,14 @@ std::string queue_every_row_sql() {
            " WHERE local_only = 0;\n";
   }
   return sql;
+}
+
+std::string in_pinned_place_sql(const std::string& work, const std::string& folder) {
+  return "EXISTS (SELECT 1 FROM pinned_places p WHERE (p.scope = 'works' AND " + work +
+         " IS NOT NULL) OR (p.scope = coalesce(" + work + ", 'inbox') AND (p.folder = '' OR " +
+         folder + " = p.folder OR substr(" + folder +
+         ", 1, length(p.folder) + 1) = p.folder || "
+         "'/')))";
 }
 
 }  // namespace recall

@@ -18,4 +18,9 @@ void migrate_catalog(Db& db);
 // upsert of the row as it is now: the whole library, pushed again.
 std::string queue_every_row_sql();
 
+// A SQL condition: whether a row at (`work`, `folder`), SQL expressions for
+// a work id (NULL: the inbox) and a folder path, lies in a pinned place
+// (Catalog::pin_place).
+std::string in_pinned_place_sql(const std::string& work, const std::string& folder);
+
 }  // namespace recall

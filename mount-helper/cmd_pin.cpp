@@ -46,17 +46,28 @@ std::string sha_of(const fs::path& file) {
 // has no blob and is skipped), each with one of its paths.
 std::map<std::string, fs::path> blobs_under(const std::vector<std::string>& paths) {
   std::map<std::string, fs::path> out;
-  auto add = [&](const fs::path& f) {
-    std::string sha = sha_of(f);
-    if (!sha.empty()) out.emplace(sha, f);
+  auto add = [&](const fs::path& f, bool named) {
+    try {
+      std::string sha = sha_of(f);
+      if (!sha.empty()) out.emplace(sha, f);
+    } catch (const Error& e) {
+      // Gone meanwhile (removed, or a blob of blobs/ the cache let go):
+      // only a path the user named is an error.
+      if (named || e.code() != ENOENT) throw;
+    }
   };
   for (const std::string& p : paths) {
-    fs::file_status st = fs::symlink_status(p);
+    fs::file_status st = fs::status(p);  // a path named through a symlink is what it names
     if (fs::is_regular_file(st)) {
-      add(p);
+      add(p, true);
     } else if (fs::is_directory(st)) {
-      for (const fs::directory_entry& e : fs::recursive_directory_iterator(p))
-        if (e.is_regular_file() && !e.is_symlink()) add(e.path());
+      std::error_code ec;
+      for (auto it = fs::recursive_directory_iterator(
+               p, fs::directory_options::skip_permission_denied, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        if (it->is_regular_file(ec) && !it->is_symlink(ec)) add(it->path(), false);
+      if (ec && ec != std::errc::no_such_file_or_directory)
+        throw Error(ec.value(), "list " + quote(p) + ": " + ec.message());
     } else if (!fs::exists(st)) {
       throw Error(ENOENT, "no such file or folder: " + quote(p));
     }
@@ -65,19 +76,19 @@ std::map<std::string, fs::path> blobs_under(const std::vector<std::string>& path
 }
 
 // A folder's pin (or unpin) as a place, by the mount that shows it: it
-// covers the files that come into the folder later too. Returns how many
-// folders it was.
-size_t set_folder_pins(const std::vector<std::string>& paths, bool pin) {
-  size_t n = 0;
+// covers the files that come into the folder later too. Returns the paths
+// that were not places: files, and blobs/ (whose files are (un)pinned one
+// by one).
+std::vector<std::string> set_folder_pins(const std::vector<std::string>& paths, bool pin) {
+  std::vector<std::string> rest;
   for (const std::string& p : paths) {
-    if (!fs::is_directory(fs::symlink_status(p))) continue;
-    if (::setxattr(p.c_str(), "user.recall.pinned", pin ? "1" : "0", 1, 0) == 0) {
-      ++n;
-    } else if (errno != EPERM) {  // blobs/ is no place: its files were (un)pinned one by one
-      throw_last_errno((pin ? "pin " : "unpin ") + quote(p));
+    if (fs::is_directory(fs::status(p))) {
+      if (::setxattr(p.c_str(), "user.recall.pinned", pin ? "1" : "0", 1, 0) == 0) continue;
+      if (errno != EPERM) throw_last_errno((pin ? "pin " : "unpin ") + quote(p));
     }
+    rest.push_back(p);
   }
-  return n;
+  return rest;
 }
 
 // The library the paths are in; with --data, it must be that one.
@@ -142,7 +153,7 @@ void add_pin_verbs(CLI::App& app, Common& common) {
     }
     // After the fetch, so that the mount does not fetch the same bytes in
     // the background meanwhile; it does fetch what came in since.
-    const size_t folders = set_folder_pins(*paths, true);
+    const size_t folders = paths->size() - set_folder_pins(*paths, true).size();
     std::cout << "pinned " << blobs.size() << " files; fetched " << missing.size() - failed << " ("
               << human_bytes(missing_bytes) << " wanted)"
               << (failed ? ", " + std::to_string(failed) + " could not be fetched (still pinned)"
@@ -161,10 +172,14 @@ void add_pin_verbs(CLI::App& app, Common& common) {
   data_opt(unpin);
   unpin->callback([upaths, &common] {
     auto lib = library_for(*upaths, common);
-    set_folder_pins(*upaths, false);
-    auto blobs = blobs_under(*upaths);
+    // A folder's unpin is the mount's (Catalog::unpin_place: what another
+    // pinned folder has stays pinned); a file's is its own.
+    std::vector<std::string> files = set_folder_pins(*upaths, false);
+    auto blobs = blobs_under(files);
     for (const auto& [sha, path] : blobs) lib->catalog().unpin(sha);
-    std::cout << "unpinned " << blobs.size() << " files\n";
+    const size_t folders = upaths->size() - files.size();
+    std::cout << "unpinned " << (folders ? std::to_string(folders) + " folders and " : "")
+              << blobs.size() << " files\n";
   });
 }
 

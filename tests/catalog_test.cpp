@@ -264,6 +264,21 @@ TEST_F(CatalogTest, APinnedPlaceKeepsWhatComesIntoItAndFollowsTheFolder) {
   EXPECT_FALSE(pinned("later"));
   EXPECT_FALSE(cat->place_pinned(Place{w3.id, ""}));
 
+  // Content that a file in another pinned place has too stays pinned when
+  // one of the places is unpinned (pins are per blob).
+  Work w4 = cat->create_work("Shared");
+  cat->create_folder(Place{w4.id, ""}, "one");
+  cat->create_folder(Place{w4.id, ""}, "two");
+  cat->add_asset(asset_in(Place{w4.id, "one"}, "x.pdf", "same bytes"));
+  cat->add_asset(asset_in(Place{w4.id, "two"}, "y.pdf", "same bytes"));
+  cat->add_asset(asset_in(Place{w4.id, "one"}, "z.pdf", "only in one"));
+  cat->pin_place(Place{w4.id, "one"});
+  cat->pin_place(Place{w4.id, "two"});
+  EXPECT_EQ(cat->unpin_place(Place{w4.id, "one"}),
+            std::vector<std::string>{blob("only in one").sha256});
+  EXPECT_TRUE(pinned("same bytes")) << "two/y.pdf is still in a pinned place";
+  EXPECT_FALSE(pinned("only in one"));
+
   // A pinned work that becomes a sub-folder of another keeps its pin there.
   cat->pin_place(Place{w3.id, ""});
   cat->create_folder(Place{w.id, ""}, "old");
@@ -272,6 +287,19 @@ TEST_F(CatalogTest, APinnedPlaceKeepsWhatComesIntoItAndFollowsTheFolder) {
   EXPECT_TRUE(cat->place_pinned(Place{w.id, "old"}));
   cat->add_asset(asset_in(Place{w.id, "old"}, "moved in.pdf", "moved in"));
   EXPECT_TRUE(pinned("moved in"));
+
+  // The same folder made on both devices, pinned here: the pull keeps the
+  // other device's row (the smaller id), and the pin with it.
+  Folder first = other->create_folder(Place{w.id, ""}, "made twice");
+  Folder second = cat->create_folder(Place{w.id, ""}, "made twice");
+  ASSERT_LT(first.id, second.id) << "ids are made in time order";
+  cat->pin_place(Place{w.id, "made twice"});
+  pull_from_other();
+  ASSERT_EQ(cat->get_folder(Place{w.id, "made twice"})->id, first.id);
+  EXPECT_TRUE(cat->place_pinned(Place{w.id, "made twice"})) << "the pin went with this row";
+  other->add_asset(asset_in(Place{w.id, "made twice"}, "later.pdf", "made twice, later"));
+  pull_from_other();
+  EXPECT_TRUE(pinned("made twice, later"));
 }
 
 // A change is stamped no older than a row this catalog has pulled, from a
