@@ -94,10 +94,10 @@ Asset Catalog::add_asset(const NewAsset& n) {
   upsert_blob(db, n.blob, n.local_only);
   db.cached(
         "INSERT INTO assets(id, work_id, folder, filename, sha256, role, mime, bytes, page_count, "
-        "mode, mtime_ns, local_only, created_ms, updated_ms, content_ms, place_ms, attrs_ms) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?14,?14,?14,?14)")
+        "mode, mtime_ns, local_only, created_ms, updated_ms, content_ms, place_ms, attrs_ms, "
+        "content_device) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?14,?14,?14,?14,?15)")
       .bind(a.id, a.work_id, a.folder, a.filename, a.sha256, a.role, a.mime, a.bytes, a.page_count,
-            a.mode, a.mtime_ns, a.local_only, a.created_ms, a.updated_ms)
+            a.mode, a.mtime_ns, a.local_only, a.created_ms, a.updated_ms, device_id_)
       .run();
   s.commit();
   return a;
@@ -115,11 +115,11 @@ std::string Catalog::set_asset_content(const std::string& id, const BlobMeta& bl
         // The edit starts from the content the server was last known to
         // have: the one before, unless an edit of it waits to be pushed.
         std::string("content_base = CASE WHEN content_base IS NOT NULL AND content_base IS NOT "
-                    "sha256 THEN content_base ELSE sha256 END, ") +
+                    "sha256 THEN content_base ELSE sha256 END, content_device = ?8, ") +
         stamp_asset(kStampContent, "?7") +
         " WHERE id = ?1 AND (sha256 IS NOT ?2 OR mtime_ns IS NOT ?6)")
       .bind(id, blob.sha256, blob.size, blob.mime, blob.page_count, mtime_ns ? *mtime_ns : now_ns(),
-            stamp_ms(db))
+            stamp_ms(db), device_id_)
       .run();
   if (a.sha256 != blob.sha256) catalog_detail::pin_follows_content(db, a.sha256, blob.sha256);
   s.commit();

@@ -349,16 +349,19 @@ END;
 }
 
 // v6: an asset row carries the content its edit started from (content_base:
-// the content this device last knew the server to have), so that the
-// server tells an edit made apart from another device's and keeps both
-// (sync/sql/004_conflict_copies.sql). NULL until the first edit here; a
-// pull and a push set it to the content they agree on (Catalog::apply_remote,
-// drop_outbox_through). The assets triggers are rebuilt to carry it.
-std::string schema_v6(bool has_base) {
+// the content this device last knew the server to have) and the device
+// whose edit its content is (content_device), so that the server tells an
+// edit made apart from another device's and keeps both
+// (sync/sql/004_conflict_copies.sql). content_base is NULL until the first
+// edit here; a pull and a push set it to the content they agree on
+// (Catalog::apply_remote, drop_outbox_through). The assets triggers are
+// rebuilt to carry them.
+std::string schema_v6(bool has_base, bool has_device) {
   std::string sql;
   for (const char* op : {"insert", "update", "hide", "delete"})
     sql += std::string("DROP TRIGGER IF EXISTS assets_outbox_") + op + ";\n";
   if (!has_base) sql += "ALTER TABLE assets ADD COLUMN content_base TEXT;\n";
+  if (!has_device) sql += "ALTER TABLE assets ADD COLUMN content_device TEXT;\n";
   return sql + outbox_triggers(synced_table("assets"));
 }
 
@@ -385,7 +388,9 @@ void migrate_catalog(Db& db) {
   if (v < 3) db.exec(schema_v3());
   if (v < 4) db.exec(schema_v4(has_column(db, "assets", "content_ms")));
   if (v < 5) db.exec(schema_v5());
-  if (v < 6) db.exec(schema_v6(has_column(db, "assets", "content_base")));
+  if (v < 6)
+    db.exec(schema_v6(has_column(db, "assets", "content_base"),
+                      has_column(db, "assets", "content_device")));
   db.set_user_version(kCatalogSchemaVersion);
   tx.commit();
 }

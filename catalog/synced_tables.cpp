@@ -53,9 +53,11 @@ const std::vector<SyncedTable>& synced_tables() {
         {"place_ms", T::Int},
         {"attrs_ms", T::Int},
         // The content this device last knew the server to have when its
-        // edit began: the server tells an edit made apart from another
+        // edit began, and the device whose edit the content is: the server
+        // tells an edit made apart from another device's
         // (sync/sql/004_conflict_copies.sql).
-        {"content_base", T::Text}},
+        {"content_base", T::Text},
+        {"content_device", T::Text}},
        "updated_ms"},
       {"edges",
        "id",

@@ -24,7 +24,8 @@ std::string column_list(const SyncedTable& t, const char* prefix = "") {
 // An asset's column groups (catalog/catalog_internal.h): each column and
 // the stamp of its group ("" for the columns of no group).
 std::string asset_group_of(std::string_view column) {
-  for (std::string_view c : {"sha256", "bytes", "mime", "page_count", "mtime_ns", "content_ms"})
+  for (std::string_view c : {"sha256", "bytes", "mime", "page_count", "mtime_ns", "content_ms",
+                             "content_base", "content_device"})
     if (column == c) return "content_ms";
   for (std::string_view c : {"work_id", "folder", "filename", "place_ms"})
     if (column == c) return "place_ms";
@@ -87,7 +88,8 @@ std::string plain_sets(const SyncedTable& t) {
 
 // Edits of a file's content made apart (sync/sql/004_conflict_copies.sql):
 // a pushed row whose content the server has neither as its own nor as the
-// content the edit started from. The version that does not stay in the
+// content the edit started from, and from another device than the server's
+// content. The version that does not stay in the
 // file (the older, as asset_merge_sets decides) goes into a new file next
 // to it, where the merged row is (or the server's row, when nothing of the
 // push was taken). CTEs of the assets upsert: they see the rows as they
@@ -96,6 +98,7 @@ std::string plain_sets(const SyncedTable& t) {
 std::string conflict_copies_sql() {
   const std::string owner = "(SELECT recall.current_owner())";
   return "apart AS (SELECT s.id, s.work_id, s.folder, s.filename, s.role, s.mode, "
+         "s.content_device AS s_device, r.content_device AS r_device, "
          "s.sha256 AS s_sha, s.bytes AS s_bytes, s.mime AS s_mime, s.page_count AS s_pages, "
          "s.mtime_ns AS s_mtime, coalesce(s.content_ms, s.updated_ms) AS s_stamp, "
          "r.sha256 AS r_sha, r.bytes AS r_bytes, r.mime AS r_mime, r.page_count AS r_pages, "
@@ -105,13 +108,13 @@ std::string conflict_copies_sql() {
          owner +
          " AND s.id = r.id WHERE NOT s.deleted AND r.content_base IS NOT NULL AND r.sha256 IS "
          "DISTINCT FROM r.content_base AND s.sha256 IS DISTINCT FROM r.sha256 AND s.sha256 IS "
-         "DISTINCT FROM r.content_base), "
+         "DISTINCT FROM r.content_base AND s.content_device IS DISTINCT FROM r.content_device), "
          "lost AS (SELECT a.*, a.s_stamp <= a.r_stamp AS pushed_won, u.id IS NOT NULL AS taken, "
          "u.work AS u_work, u.at_folder, u.at_name FROM apart a LEFT JOIN up u ON u.id = "
          "a.id::text), "
          "copies AS (INSERT INTO recall.assets (owner_id, id, work_id, folder, filename, sha256, "
          "role, mime, bytes, page_count, mode, mtime_ns, created_ms, updated_ms, content_ms, "
-         "place_ms, attrs_ms, content_base) SELECT " +
+         "place_ms, attrs_ms, content_base, content_device) SELECT " +
          owner +
          ", gen_random_uuid(), CASE WHEN taken THEN u_work ELSE work_id END, CASE WHEN taken "
          "THEN at_folder ELSE folder END, recall.conflict_name(CASE WHEN taken THEN at_name ELSE "
@@ -121,7 +124,8 @@ std::string conflict_copies_sql() {
          "THEN s_pages ELSE r_pages END, mode, CASE WHEN pushed_won THEN s_mtime ELSE r_mtime "
          "END, greatest(s_stamp, r_stamp), greatest(s_stamp, r_stamp), CASE WHEN pushed_won THEN "
          "s_stamp ELSE r_stamp END, greatest(s_stamp, r_stamp), greatest(s_stamp, r_stamp), "
-         "CASE WHEN pushed_won THEN s_sha ELSE r_sha END FROM lost), ";
+         "CASE WHEN pushed_won THEN s_sha ELSE r_sha END, CASE WHEN pushed_won THEN s_device ELSE "
+         "r_device END FROM lost), ";
 }
 
 }  // namespace

@@ -525,8 +525,8 @@ TEST(Sync, AnEditAndARenameMadeOnTwoDevicesBothLand) {
 // into "p (conflicted copy DATE).pdf" next to it, on both devices, in either
 // push order. Before, the older edit was lost without a trace. Tried too:
 // edits made after seeing the other's, two edits in a row before a sync, an
-// edit after a rename was pushed, and one after a push before its pull:
-// none of them is a conflict.
+// edit after a rename was pushed, one after a push before its pull, and one
+// after a push whose answer was lost (sent again): none is a conflict.
 TEST(Sync, AFileEditedOnTwoDevicesApartKeepsBothVersions) {
   RECALL_REQUIRE_POSTGRES();
   for (bool newer_first : {true, false}) {
@@ -589,9 +589,29 @@ TEST(Sync, AFileEditedOnTwoDevicesApartKeepsBothVersions) {
     }
     ASSERT_NO_FATAL_FAILURE(edit(b, "q.pdf", "seventh, on b"));
     converge({&b, &a});
+    // A push the server took but whose answer b never heard (b died first):
+    // b's outbox still has it, and b sends it again after another edit.
+    // Its own earlier content is no conflict.
+    ASSERT_NO_FATAL_FAILURE(edit(b, "q.pdf", "eighth, on b"));
+    const fs::path saved = b.data.parent_path() / "catalog-before-push";
+    fs::create_directories(saved);
+    for (const auto& e : fs::directory_iterator(b.data))
+      if (e.path().filename().string().starts_with("catalog.db"))
+        fs::copy_file(e.path(), saved / e.path().filename(), fs::copy_options::overwrite_existing);
+    {
+      auto lib = Library::open(b.data, {});
+      SyncEngine engine(*lib, *load_credentials(b.data));
+      ASSERT_GT(engine.push(), 0u);
+    }
+    for (const auto& e : fs::directory_iterator(b.data))
+      if (e.path().filename().string().starts_with("catalog.db")) fs::remove(e.path());
+    for (const auto& e : fs::directory_iterator(saved))
+      fs::copy_file(e.path(), b.data / e.path().filename());
+    ASSERT_NO_FATAL_FAILURE(edit(b, "q.pdf", "ninth, on b"));
+    converge({&b, &a});
     tree = a.tree();
     EXPECT_EQ(tree, b.tree());
-    EXPECT_TRUE(tree.contains("inbox/q.pdf " + test::sha256_of("seventh, on b")));
+    EXPECT_TRUE(tree.contains("inbox/q.pdf " + test::sha256_of("ninth, on b")));
     EXPECT_EQ(copies(tree), kept) << "an edit made after seeing the other's made a copy";
   }
 }

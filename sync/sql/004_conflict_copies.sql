@@ -1,14 +1,19 @@
 -- recallfs server schema, version 4: an edit of a file's content made
 -- without seeing another device's edit of it keeps both versions. A pushed
 -- asset row carries the content its edit started from (content_base, the
--- content its device last knew the server to have). When the server's
--- content is neither that nor the pushed one, the two edits were made
--- apart: the newer stays in the file (last writer wins, as before) and the
--- other goes into a new file next to it, "NAME (conflicted copy DATE).EXT"
--- (sync/sync_statements.cpp, upsert_sql), which every device then pulls.
--- Rows pushed by older devices carry no base and merge as before.
+-- content its device last knew the server to have) and the device whose
+-- edit its content is (content_device). When the server's content is
+-- neither that nor the pushed one, and another device's, the two edits
+-- were made apart: the newer stays in the file (last writer wins, as
+-- before) and the other goes into a new file next to it,
+-- "NAME (conflicted copy DATE).EXT" (sync/sync_statements.cpp,
+-- upsert_sql), which every device then pulls. (A device's own content is
+-- never a conflict: a push it did not see succeed, sent again after a
+-- later edit, names a base older than what the server has.) Rows pushed by
+-- older devices carry neither and merge as before.
 
 ALTER TABLE recall.assets ADD COLUMN content_base text;
+ALTER TABLE recall.assets ADD COLUMN content_device text;
 
 -- The name of a conflicted copy of a file named `name`, made from an edit
 -- stamped `stamp_ms`: "notes (conflicted copy 2026-11-23).txt". A long name
