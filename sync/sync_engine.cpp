@@ -81,6 +81,19 @@ bool SyncEngine::holds_bytes_of(const std::string& payload) {
   return lib_.blobs().has(payload.substr(at + kKey.size(), 64));
 }
 
+// Whether an asset row's payload carries an edit of its content: a base
+// other than its content (see upsert_sql's conflicted copies). Read without
+// parsing it, as holds_bytes_of does.
+bool SyncEngine::edits_content(const std::string& payload) {
+  auto value = [&](std::string_view key) -> std::string_view {
+    size_t at = payload.find(key);
+    if (at == std::string::npos || payload.compare(at + key.size(), 1, "\"") != 0) return {};
+    return std::string_view(payload).substr(at + key.size() + 1, 64);
+  };
+  std::string_view base = value("\"content_base\":");
+  return !base.empty() && base != value("\"sha256\":");
+}
+
 size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress) {
   Catalog& cat = lib_.catalog();
   uint64_t total = cat.outbox_count();
@@ -106,6 +119,7 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
     };
     std::map<std::string, Rows> upserts, deletes;
     Rows elsewhere;  // asset rows naming bytes this device does not hold
+    Rows edits;      // asset rows carrying an edit of their content (locked first)
     for (const auto& [key, r] : last) {
       if (!r->payload) continue;
       if (r->op != "upsert")
@@ -114,6 +128,8 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
         elsewhere.add(*r->payload);
       else
         upserts[r->table].add(*r->payload);
+      if (r->op == "upsert" && r->table == "assets" && edits_content(*r->payload))
+        edits.add(*r->payload);
     }
     // Each statement returns the rows it took; where it took fewer than it
     // was sent, the others are read back at the next pull. So are asset rows
@@ -147,8 +163,8 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
         present_token();
         for (const SyncedTable& t : synced_tables()) {
           if (auto it = upserts.find(t.name); it != upserts.end()) {
-            if (std::string(t.name) == "assets")
-              conn_.query(lock_assets_sql(), {it->second.array()});
+            if (std::string(t.name) == "assets" && edits.count > 0)
+              conn_.query(lock_assets_sql(), {edits.array()});
             note_taken(t.name, conn_.query(upsert_sql(t), {it->second.array()}), it->second);
           }
           if (std::string(t.name) == "assets" && elsewhere.count > 0) {
