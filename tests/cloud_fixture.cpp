@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
@@ -175,6 +176,15 @@ size_t FaultProxy::count(const std::string& needle) const {
   for (std::string line; std::getline(in, line);)
     if (line.find(needle) != std::string::npos) ++n;
   return n;
+}
+
+std::string xattr(MountedLibrary& m, const std::string& rel, const std::string& name) {
+  return m.shell("getfattr --only-values -n user.recall." + name + " '" + rel + "'").out;
+}
+
+uint64_t stored_bytes(MountedLibrary& m) {
+  RunResult r = m.recallfs({"status", "--json"});
+  return nlohmann::json::parse(r.out).at("object_bytes").get<uint64_t>();
 }
 
 }  // namespace recall::test

@@ -46,6 +46,12 @@ std::vector<std::string> cloud_set_args(const std::string& endpoint, const std::
 void connect_mounted(MountedLibrary& m, const std::string& token, const std::string& bucket,
                      const std::string& endpoint, int stall_seconds = 2);
 
+// user.recall.NAME of `rel` in the mount, as getfattr prints it ("" when
+// it cannot be read).
+std::string xattr(MountedLibrary& m, const std::string& rel, const std::string& name);
+// The bytes of the objects stored on the device (`recallfs status`).
+uint64_t stored_bytes(MountedLibrary& m);
+
 // A device driven by the command (no mount), signed in with the cloud set.
 struct CloudDevice {
   CloudDevice();
