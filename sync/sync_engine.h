@@ -7,12 +7,16 @@
 //            an asset only with other content) and one tombstoning UPDATE
 //            (applied only if the server's row is not newer than the one
 //            the deleter saw; for assets, if its content is the one the
-//            deleter saw, and their links go too). A batch is one server
-//            transaction; its outbox rows go only after it commits, so a
-//            failure anywhere loses nothing and a retry applies nothing
-//            twice. An asset row naming bytes this device does not hold is
-//            taken only while a holder has them (see confirm_drops); a link
-//            only to an asset the server has.
+//            deleter saw, and their links go too). An edit of an asset's
+//            content made apart from another device's (its content_base is
+//            not the server's content) keeps the older version in a
+//            conflicted copy next to it; the rows of such edits are locked
+//            first, so that two pushes that meet see each other's. A batch
+//            is one server transaction; its outbox rows go only after it
+//            commits, so a failure anywhere loses nothing and a retry
+//            applies nothing twice. An asset row naming bytes this device
+//            does not hold is taken only while a holder has them (see
+//            confirm_drops); a link only to an asset the server has.
 //   pull     rows with (txid, rev) above the cursor and below the oldest
 //            running transaction (so no commit is skipped), applied to the
 //            catalog without echoing them into the outbox; and the rows this
