@@ -278,7 +278,10 @@ class Catalog {
   };
   // Removes outbox rows up to and including `seq`, once they are pushed,
   // and notes those the server did not take (`refused`) to be read back.
-  void drop_outbox_through(int64_t seq, const std::vector<Recheck>& refused = {});
+  // `edited`: the assets pushed with an edit of their content, and that
+  // content, which the next edit of each starts from (content_base).
+  void drop_outbox_through(int64_t seq, const std::vector<Recheck>& refused = {},
+                           const std::vector<std::pair<std::string, std::string>>& edited = {});
   std::vector<Recheck> rechecks(size_t limit);
   void drop_rechecks(const std::vector<Recheck>& done);
   // Rows to read back at the next pull that were pulled, not pushed

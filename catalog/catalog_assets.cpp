@@ -169,6 +169,10 @@ void Catalog::set_asset_attrs(const std::string& id, std::optional<uint32_t> mod
         "UPDATE assets SET mode = coalesce(?2, mode), mtime_ns = coalesce(?3, mtime_ns), "
         "content_ms = CASE WHEN mtime_ns IS NOT coalesce(?3, mtime_ns) THEN ?4 "
         "ELSE coalesce(content_ms, updated_ms) END, "
+        // A new time for the same bytes: the push says which bytes it dates
+        // (the server keeps others made apart; sync_statements.cpp).
+        "content_base = CASE WHEN mtime_ns IS NOT coalesce(?3, mtime_ns) THEN "
+        "coalesce(content_base, sha256) ELSE content_base END, "
         "attrs_ms = CASE WHEN mode IS NOT coalesce(?2, mode) THEN ?4 "
         "ELSE coalesce(attrs_ms, updated_ms) END, "
         "place_ms = coalesce(place_ms, updated_ms), updated_ms = ?4 "

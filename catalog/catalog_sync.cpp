@@ -41,7 +41,8 @@ void Catalog::erase_meta(const std::string& key) {
   s.commit();
 }
 
-void Catalog::drop_outbox_through(int64_t seq, const std::vector<Recheck>& refused) {
+void Catalog::drop_outbox_through(int64_t seq, const std::vector<Recheck>& refused,
+                                  const std::vector<std::pair<std::string, std::string>>& edited) {
   WriteScope s(*this);
   for (const Recheck& c : refused)
     s.db()
@@ -51,22 +52,11 @@ void Catalog::drop_outbox_through(int64_t seq, const std::vector<Recheck>& refus
         .bind(c.table, c.key, c.seq)
         .run();
   // The server has the content pushed now (or a newer one, which a pull
-  // brings): the next edit here starts from it. Not a change to push. Only
-  // rows that carried an edit (a base other than their content) can have
-  // left a base behind; a row without one is as if its base were its
-  // content (Catalog::set_asset_content).
-  std::map<std::string, std::string> pushed;  // asset id -> the content its last edit named
-  Stmt rows = s.db().cached(
-      "SELECT row_id, json_extract(payload, '$.sha256') FROM outbox WHERE seq <= ? AND "
-      "tbl = 'assets' AND op = 'upsert' AND json_extract(payload, '$.content_base') IS NOT "
-      "json_extract(payload, '$.sha256') AND json_extract(payload, '$.content_base') IS NOT NULL "
-      "ORDER BY seq");
-  rows.bind(seq);
-  while (rows.step())
-    if (std::optional<std::string> sha = rows.opt_text(1)) pushed[rows.text(0)] = *sha;
-  rows = Stmt();
+  // brings): the next edit here starts from it. Not a change to push. A row
+  // pushed without an edit left no base behind: none is as if its base
+  // were its content (Catalog::set_asset_content).
   s.db().exec("UPDATE sync_apply SET active = 1");
-  for (const auto& [id, sha] : pushed)
+  for (const auto& [id, sha] : edited)
     s.db()
         .cached("UPDATE assets SET content_base = ?2 WHERE id = ?1 AND content_base IS NOT ?2")
         .bind(id, sha)

@@ -81,17 +81,18 @@ bool SyncEngine::holds_bytes_of(const std::string& payload) {
   return lib_.blobs().has(payload.substr(at + kKey.size(), 64));
 }
 
-// Whether an asset row's payload carries an edit of its content: a base
-// other than its content (see upsert_sql's conflicted copies). Read without
-// parsing it, as holds_bytes_of does.
-bool SyncEngine::edits_content(const std::string& payload) {
+// The content an asset row's payload names when it carries an edit of its
+// content (a base other than its content; see upsert_sql's conflicted
+// copies), else nullopt. Read without parsing it, as holds_bytes_of does.
+std::optional<std::string> SyncEngine::edited_content(const std::string& payload) {
   auto value = [&](std::string_view key) -> std::string_view {
     size_t at = payload.find(key);
     if (at == std::string::npos || payload.compare(at + key.size(), 1, "\"") != 0) return {};
     return std::string_view(payload).substr(at + key.size() + 1, 64);
   };
-  std::string_view base = value("\"content_base\":");
-  return !base.empty() && base != value("\"sha256\":");
+  std::string_view base = value("\"content_base\":"), sha = value("\"sha256\":");
+  if (base.empty() || sha.size() != 64 || base == sha) return std::nullopt;
+  return std::string(sha);
 }
 
 size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress) {
@@ -120,6 +121,7 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
     std::map<std::string, Rows> upserts, deletes;
     Rows elsewhere;  // asset rows naming bytes this device does not hold
     Rows edits;      // asset rows carrying an edit of their content (locked first)
+    std::vector<std::pair<std::string, std::string>> edited;  // their ids and content
     for (const auto& [key, r] : last) {
       if (!r->payload) continue;
       if (r->op != "upsert")
@@ -128,8 +130,11 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
         elsewhere.add(*r->payload);
       else
         upserts[r->table].add(*r->payload);
-      if (r->op == "upsert" && r->table == "assets" && edits_content(*r->payload))
+      if (r->op != "upsert" || r->table != "assets") continue;
+      if (std::optional<std::string> sha = edited_content(*r->payload)) {
         edits.add(*r->payload);
+        edited.emplace_back(r->row_id, std::move(*sha));
+      }
     }
     // Each statement returns the rows it took; where it took fewer than it
     // was sent, the others are read back at the next pull. So are asset rows
@@ -163,9 +168,10 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
         present_token();
         for (const SyncedTable& t : synced_tables()) {
           if (auto it = upserts.find(t.name); it != upserts.end()) {
-            if (std::string(t.name) == "assets" && edits.count > 0)
-              conn_.query(lock_assets_sql(), {edits.array()});
-            note_taken(t.name, conn_.query(upsert_sql(t), {it->second.array()}), it->second);
+            const bool with_edits = std::string(t.name) == "assets" && edits.count > 0;
+            if (with_edits) conn_.query(lock_assets_sql(), {edits.array()});
+            note_taken(t.name, conn_.query(upsert_sql(t, false, with_edits), {it->second.array()}),
+                       it->second);
           }
           if (std::string(t.name) == "assets" && elsewhere.count > 0) {
             conn_.query(lock_bytes_sql(false), {elsewhere.array()});
@@ -190,7 +196,7 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
       if (r->payload && short_of.contains(r->table) && !taken.contains(key))
         refused.push_back({r->table, r->row_id, r->seq});
     // Only now: a failure above left the outbox as it was.
-    cat.drop_outbox_through(batch.back().seq, refused);
+    cat.drop_outbox_through(batch.back().seq, refused, edited);
     pushed += batch.size();
     if (progress) progress({"push", pushed, std::max<uint64_t>(total, pushed)});
   }

@@ -110,7 +110,7 @@ class SyncEngine {
  private:
   // Whether this device holds the bytes an asset's outbox payload names.
   bool holds_bytes_of(const std::string& payload);
-  static bool edits_content(const std::string& payload);
+  static std::optional<std::string> edited_content(const std::string& payload);
   // Starts a transaction as the account; EACCES if the token is refused.
   void present_token();
   void merge_into_account(const std::function<void(const SyncProgress&)>& progress);

@@ -59,6 +59,15 @@ std::string asset_merge_sets(const SyncedTable& t) {
     }
     std::string wins = "t.deleted OR " + stamp("t", g) + " IS NULL OR " + stamp("t", g) +
                        " <= " + stamp("EXCLUDED", g);
+    // A change of the content group that kept its bytes (a touch, a save of
+    // the same bytes: its base is its content) never puts those bytes back
+    // over others made apart: only its newer time would win, and it dates
+    // bytes that are not there.
+    if (g == "content_ms")
+      wins = "t.deleted OR ((" + stamp("t", g) + " IS NULL OR " + stamp("t", g) +
+             " <= " + stamp("EXCLUDED", g) +
+             ") AND NOT (EXCLUDED.content_base = EXCLUDED.sha256 AND t.sha256 IS DISTINCT FROM "
+             "EXCLUDED.sha256))";
     bool is_stamp = name == g;
     sets += name + " = CASE WHEN " + wins + " THEN " +
             (is_stamp ? stamp("EXCLUDED", g) : "EXCLUDED." + name) + " ELSE " +
@@ -88,8 +97,10 @@ std::string plain_sets(const SyncedTable& t) {
 
 // Edits of a file's content made apart (sync/sql/004_conflict_copies.sql):
 // a pushed row whose content the server has neither as its own nor as the
-// content the edit started from, and from another device than the server's
-// content. The version that does not stay in the
+// content the edit started from, from another device than the server's
+// content, whose edit did not start from the pushed content (a push sent
+// again after its answer was lost, which another device has seen and edited
+// since). The version that does not stay in the
 // file (the older, as asset_merge_sets decides) goes into a new file next
 // to it, where the merged row is (or the server's row, when nothing of the
 // push was taken). CTEs of the assets upsert: they see the rows as they
@@ -108,7 +119,8 @@ std::string conflict_copies_sql() {
          owner +
          " AND s.id = r.id WHERE NOT s.deleted AND r.content_base IS NOT NULL AND r.sha256 IS "
          "DISTINCT FROM r.content_base AND s.sha256 IS DISTINCT FROM r.sha256 AND s.sha256 IS "
-         "DISTINCT FROM r.content_base AND s.content_device IS DISTINCT FROM r.content_device), "
+         "DISTINCT FROM r.content_base AND s.content_device IS DISTINCT FROM r.content_device AND "
+         "s.content_base IS DISTINCT FROM r.sha256), "
          "lost AS (SELECT a.*, a.s_stamp <= a.r_stamp AS pushed_won, u.id IS NOT NULL AS taken, "
          "u.work AS u_work, u.at_folder, u.at_name FROM apart a LEFT JOIN up u ON u.id = "
          "a.id::text), "
@@ -137,7 +149,7 @@ std::string conflict_copies_sql() {
 // server's content is newer (the merged row will not name them): the last
 // holder may have dropped them (see SyncEngine::confirm_drops, which takes
 // the same locks as lock_bytes_sql).
-std::string upsert_sql(const SyncedTable& t, bool held_elsewhere) {
+std::string upsert_sql(const SyncedTable& t, bool held_elsewhere, bool edits) {
   std::string n = t.name;
   std::string sets = n == "assets" ? asset_merge_sets(t) : plain_sets(t);
   // owner_id comes from the token, once per statement (an InitPlan): the
@@ -197,7 +209,7 @@ std::string upsert_sql(const SyncedTable& t, bool held_elsewhere) {
     std::string works = "SELECT work FROM up";
     with += "up AS (" + sql + taken + stamps + ", t." + column + " AS work" +
             (n == "assets" ? ", t.folder AS at_folder, t.filename AS at_name" : "") + "), ";
-    if (n == "assets" && !held_elsewhere) with += conflict_copies_sql();
+    if (n == "assets" && !held_elsewhere && edits) with += conflict_copies_sql();
     if (n == "assets") {
       // (Every part of a statement sees the rows as they were before it:
       // `gone` reads the assets the upsert took, as they were.)

@@ -25,8 +25,10 @@ std::string lock_assets_sql();
 // group stamps). `held_elsewhere`: asset rows naming bytes their device
 // does not hold, taken only while a holder has them. Brings back a removed
 // work that a pushed row lives in, and the links removed with a file an
-// edit brings back.
-std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false);
+// edit brings back. `edits`: asset rows among them carry edits of their
+// content, and one made apart from another device's keeps the older
+// version in a conflicted copy.
+std::string upsert_sql(const SyncedTable& t, bool held_elsewhere = false, bool edits = false);
 // The group stamps an asset row was pushed with, as upsert_sql returns
 // them ("" for none), read from its JSON payload.
 std::array<std::string_view, 3> asset_stamps_sent(std::string_view payload);

@@ -616,6 +616,98 @@ TEST(Sync, AFileEditedOnTwoDevicesApartKeepsBothVersions) {
   }
 }
 
+// What is not an edit of a file's content made apart: a touch, or a save of
+// the same bytes, on one device after the other edited the file, keeps that
+// edit (before: the newer time won the content's group, bytes and all, and
+// the edit was lost with no copy); a push sent again after its answer was
+// lost, whose content another device has edited since, makes no copy. And
+// a copy's name stays within 255 bytes, whatever the name's characters.
+TEST(Sync, ATouchOrAPushSentAgainIsNoConflict) {
+  RECALL_REQUIRE_POSTGRES();
+  PostgresServer& pg = PostgresServer::get();
+  std::string token = new_account("touch-or-resent");
+  Device a("a"), b("b");
+  ASSERT_NO_FATAL_FAILURE(share_a_paper(a, b, token));
+  auto asset_of = [](Catalog& cat) { return cat.lookup(Place{}, "p.pdf").at(0).asset->id; };
+  auto edit = [&](Device& d, const std::string& content) {
+    auto lib = Library::open(d.data, {});
+    std::istringstream in(content);
+    PutResult put = lib->blobs().put(in);
+    lib->catalog().set_asset_content(asset_of(lib->catalog()), Library::blob_meta(put, "p.pdf"));
+  };
+  auto later = [] {
+    for (int64_t t = now_ms(); now_ms() == t;) {
+    }
+  };
+  const std::string paper = test::sha256_of("a paper");
+  ASSERT_NO_FATAL_FAILURE(edit(b, "edited on b"));
+  later();
+  {  // a, apart: a touch
+    auto lib = Library::open(a.data, {});
+    lib->catalog().set_asset_attrs(asset_of(lib->catalog()), std::nullopt, now_ns());
+  }
+  converge({&b, &a});
+  std::set<std::string> want = {"inbox/", "works/",
+                                "inbox/p.pdf " + test::sha256_of("edited on b")};
+  EXPECT_EQ(a.tree(), want) << "a's touch undid b's edit";
+  EXPECT_EQ(b.tree(), want);
+
+  ASSERT_NO_FATAL_FAILURE(edit(b, "edited on b again"));
+  later();
+  ASSERT_NO_FATAL_FAILURE(edit(a, "edited on b"));  // a saves the bytes it has, anew
+  converge({&b, &a});
+  want = {"inbox/", "works/", "inbox/p.pdf " + test::sha256_of("edited on b again")};
+  EXPECT_EQ(a.tree(), want) << "a's save of the same bytes undid b's edit";
+  EXPECT_EQ(b.tree(), want);
+
+  // a's push reaches the server, a dies before it hears back; b sees it,
+  // edits it and pushes; then a sends its push again.
+  ASSERT_NO_FATAL_FAILURE(edit(a, "edited on a"));
+  const fs::path saved = a.data.parent_path() / "catalog-before-push";
+  fs::create_directories(saved);
+  for (const auto& e : fs::directory_iterator(a.data))
+    if (e.path().filename().string().starts_with("catalog.db"))
+      fs::copy_file(e.path(), saved / e.path().filename(), fs::copy_options::overwrite_existing);
+  {
+    auto lib = Library::open(a.data, {});
+    SyncEngine engine(*lib, *load_credentials(a.data));
+    ASSERT_GT(engine.push(), 0u);
+  }
+  for (const auto& e : fs::directory_iterator(a.data))
+    if (e.path().filename().string().starts_with("catalog.db")) fs::remove(e.path());
+  for (const auto& e : fs::directory_iterator(saved))
+    fs::copy_file(e.path(), a.data / e.path().filename());
+  ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
+  ASSERT_TRUE(b.tree().contains("inbox/p.pdf " + test::sha256_of("edited on a")));
+  ASSERT_NO_FATAL_FAILURE(edit(b, "edited on b, after a's"));
+  converge({&b, &a});
+  want = {"inbox/", "works/", "inbox/p.pdf " + test::sha256_of("edited on b, after a's")};
+  EXPECT_EQ(a.tree(), want) << "a's push sent again made a copy, or undid b's edit";
+  EXPECT_EQ(b.tree(), want);
+
+  for (const char* name :
+       {"notes.txt", ".bashrc", "a.tar.gz", "README",
+        "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"}) {
+    std::string got = pg.psql(std::string("SELECT recall.conflict_name('") + name + "', 0)");
+    EXPECT_NE(got.find(" (conflicted copy 1970-01-01)"), std::string::npos) << name << ": " << got;
+  }
+  EXPECT_EQ(pg.psql("SELECT recall.conflict_name('a.tar.gz', 0)"),
+            "a.tar (conflicted copy 1970-01-01).gz\n");
+  EXPECT_EQ(pg.psql("SELECT recall.conflict_name('.bashrc', 0)"),
+            ".bashrc (conflicted copy 1970-01-01)\n");
+  // Long names, in bytes: 200 ASCII and a 16-character extension of 2-byte
+  // characters; 4-byte characters throughout.
+  for (const std::string name :
+       {"repeat('x', 200) || '.' || repeat(chr(233), 16)",
+        "repeat(chr(128512), 50) || 'x.' || repeat(chr(128512), 13)", "repeat('y', 255)"}) {
+    std::string n = pg.psql("SELECT octet_length(recall.conflict_name(" + name + ", 0))");
+    EXPECT_LE(std::stoi(n), 255) << name;
+    EXPECT_NE(pg.psql("SELECT recall.conflict_name(" + name + ", 0) LIKE '%(conflicted copy %'"),
+              "f\n")
+        << name;
+  }
+}
+
 // Device b's clock is an hour slow. Every change b makes after pulling a's
 // is stamped by b's clock, an hour before a's change: before, the server
 // kept a's older change under last writer wins, and b pulled it back,

@@ -16,17 +16,26 @@ ALTER TABLE recall.assets ADD COLUMN content_base text;
 ALTER TABLE recall.assets ADD COLUMN content_device text;
 
 -- The name of a conflicted copy of a file named `name`, made from an edit
--- stamped `stamp_ms`: "notes (conflicted copy 2026-11-23).txt". A long name
--- is shortened so that the copy's stays a valid file name.
+-- stamped `stamp_ms`: "notes (conflicted copy 2026-11-23).txt". The stem
+-- is shortened (by characters, counting bytes) so that the name stays
+-- within 255 bytes, a file name's limit.
 CREATE FUNCTION recall.conflict_name(name text, stamp_ms bigint) RETURNS text
-LANGUAGE sql STABLE AS $$
-  SELECT CASE WHEN octet_length(stem) > 200 THEN left(stem, 50) ELSE stem END ||
-         ' (conflicted copy ' ||
-         to_char(to_timestamp(coalesce(stamp_ms, 0) / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD') ||
-         ')' || ext
-  FROM (SELECT CASE WHEN e = '' OR e = name THEN name ELSE left(name, length(name) - length(e)) END
-                 AS stem,
-               CASE WHEN e = '' OR e = name THEN '' ELSE e END AS ext
-        FROM (SELECT coalesce(substring(name FROM '(\.[^./ ]{1,16})$'), '') AS e) x) y
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  tag  text := ' (conflicted copy ' ||
+               to_char(to_timestamp(coalesce(stamp_ms, 0) / 1000.0) AT TIME ZONE 'UTC',
+                       'YYYY-MM-DD') || ')';
+  ext  text := coalesce(substring(name FROM '(\.[^./ ]{1,16})$'), '');
+  stem text;
+BEGIN
+  IF ext = name THEN
+    ext := '';  -- a dotfile: ".bashrc (conflicted copy ...)"
+  END IF;
+  stem := left(name, length(name) - length(ext));
+  WHILE octet_length(stem) + octet_length(tag) + octet_length(ext) > 255 LOOP
+    stem := left(stem, length(stem) - 1);
+  END LOOP;
+  RETURN stem || tag || ext;
+END
 $$;
 GRANT EXECUTE ON FUNCTION recall.conflict_name(text, bigint) TO recall_client;
