@@ -174,26 +174,20 @@ TEST_F(CatalogTest, APinFollowsAnEditPulledFromAnotherDevice) {
 TEST_F(CatalogTest, APinnedPlaceKeepsWhatComesIntoItAndFollowsTheFolder) {
   TempDir other_dir;
   auto other = Catalog::open(other_dir / "catalog.db", {.create = true});
-  int64_t shipped = 0;
-  auto pull_from_other = [&] {
+  // One catalog's changes as the other's pull, dropped from its outbox as
+  // a push does.
+  auto ship = [](Catalog& from, Catalog& to) {
     std::vector<Catalog::RemoteRow> rows;
-    for (const OutboxRow& o : other->read_outbox(shipped, 1000000)) {
+    int64_t last = 0;
+    for (const OutboxRow& o : from.read_outbox(0, 1000000)) {
       rows.push_back({o.table, o.row_id, o.op == "delete", o.payload.value_or("{}")});
-      shipped = o.seq;
+      last = o.seq;
     }
-    other->drop_outbox_through(shipped);  // pushed, as a sync does
-    cat->apply_remote(rows);
+    from.drop_outbox_through(last);
+    to.apply_remote(rows);
   };
-  int64_t pushed = 0;
-  auto push_to_other = [&] {
-    std::vector<Catalog::RemoteRow> rows;
-    for (const OutboxRow& o : cat->read_outbox(pushed, 1000000)) {
-      rows.push_back({o.table, o.row_id, o.op == "delete", o.payload.value_or("{}")});
-      pushed = o.seq;
-    }
-    cat->drop_outbox_through(pushed);
-    other->apply_remote(rows);
-  };
+  auto pull_from_other = [&] { ship(*other, *cat); };
+  auto push_to_other = [&] { ship(*cat, *other); };
   auto pinned = [&](const std::string& content) { return cat->pinned(blob(content).sha256); };
   Work w = other->create_work("Thesis");
   Folder figures = other->create_folder(Place{w.id, ""}, "figures");

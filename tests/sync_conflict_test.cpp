@@ -24,6 +24,29 @@ namespace {
 namespace fs = std::filesystem;
 using namespace test;
 
+// A push the server takes whose answer the device never hears (it dies
+// first): its catalog is as before the push, outbox and all, and it sends
+// the same rows again at its next sync.
+void push_whose_answer_is_lost(Device& d) {
+  const fs::path saved = d.data.parent_path() / "catalog-before-push";
+  fs::remove_all(saved);
+  fs::create_directories(saved);
+  auto catalog_files = [](const fs::path& dir) {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().filename().string().starts_with("catalog.db")) out.push_back(e.path());
+    return out;
+  };
+  for (const fs::path& f : catalog_files(d.data)) fs::copy_file(f, saved / f.filename());
+  {
+    auto lib = Library::open(d.data, {});
+    SyncEngine engine(*lib, *load_credentials(d.data));
+    ASSERT_GT(engine.push(), 0u);
+  }
+  for (const fs::path& f : catalog_files(d.data)) fs::remove(f);
+  for (const fs::path& f : catalog_files(saved)) fs::copy_file(f, d.data / f.filename());
+}
+
 // The same folder made on two devices before they synced: two rows claim
 // one place. Before, the second device's pull failed on the place's
 // uniqueness at every try, and nothing synced any more.
@@ -593,20 +616,7 @@ TEST(Sync, AFileEditedOnTwoDevicesApartKeepsBothVersions) {
     // b's outbox still has it, and b sends it again after another edit.
     // Its own earlier content is no conflict.
     ASSERT_NO_FATAL_FAILURE(edit(b, "q.pdf", "eighth, on b"));
-    const fs::path saved = b.data.parent_path() / "catalog-before-push";
-    fs::create_directories(saved);
-    for (const auto& e : fs::directory_iterator(b.data))
-      if (e.path().filename().string().starts_with("catalog.db"))
-        fs::copy_file(e.path(), saved / e.path().filename(), fs::copy_options::overwrite_existing);
-    {
-      auto lib = Library::open(b.data, {});
-      SyncEngine engine(*lib, *load_credentials(b.data));
-      ASSERT_GT(engine.push(), 0u);
-    }
-    for (const auto& e : fs::directory_iterator(b.data))
-      if (e.path().filename().string().starts_with("catalog.db")) fs::remove(e.path());
-    for (const auto& e : fs::directory_iterator(saved))
-      fs::copy_file(e.path(), b.data / e.path().filename());
+    ASSERT_NO_FATAL_FAILURE(push_whose_answer_is_lost(b));
     ASSERT_NO_FATAL_FAILURE(edit(b, "q.pdf", "ninth, on b"));
     converge({&b, &a});
     tree = a.tree();
@@ -663,20 +673,7 @@ TEST(Sync, ATouchOrAPushSentAgainIsNoConflict) {
   // a's push reaches the server, a dies before it hears back; b sees it,
   // edits it and pushes; then a sends its push again.
   ASSERT_NO_FATAL_FAILURE(edit(a, "edited on a"));
-  const fs::path saved = a.data.parent_path() / "catalog-before-push";
-  fs::create_directories(saved);
-  for (const auto& e : fs::directory_iterator(a.data))
-    if (e.path().filename().string().starts_with("catalog.db"))
-      fs::copy_file(e.path(), saved / e.path().filename(), fs::copy_options::overwrite_existing);
-  {
-    auto lib = Library::open(a.data, {});
-    SyncEngine engine(*lib, *load_credentials(a.data));
-    ASSERT_GT(engine.push(), 0u);
-  }
-  for (const auto& e : fs::directory_iterator(a.data))
-    if (e.path().filename().string().starts_with("catalog.db")) fs::remove(e.path());
-  for (const auto& e : fs::directory_iterator(saved))
-    fs::copy_file(e.path(), a.data / e.path().filename());
+  ASSERT_NO_FATAL_FAILURE(push_whose_answer_is_lost(a));
   ASSERT_EQ(b.cli({"sync"}).exit_code, 0);
   ASSERT_TRUE(b.tree().contains("inbox/p.pdf " + test::sha256_of("edited on a")));
   ASSERT_NO_FATAL_FAILURE(edit(b, "edited on b, after a's"));
