@@ -175,7 +175,9 @@ size_t SyncEngine::push(const std::function<void(const SyncProgress&)>& progress
           }
           if (std::string(t.name) == "assets" && elsewhere.count > 0) {
             conn_.query(lock_bytes_sql(false), {elsewhere.array()});
-            note_taken(t.name, conn_.query(upsert_sql(t, true), {elsewhere.array()}), elsewhere);
+            note_taken(t.name,
+                       conn_.query(upsert_sql(t, true, edits.count > 0), {elsewhere.array()}),
+                       elsewhere);
           }
         }
         const auto& tables = synced_tables();

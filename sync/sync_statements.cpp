@@ -21,6 +21,12 @@ std::string column_list(const SyncedTable& t, const char* prefix = "") {
   return out;
 }
 
+// A pushed asset row (EXCLUDED) that edits the bytes the server's row (t)
+// has: its base is the server's content.
+constexpr const char* kEditOnTop =
+    "(EXCLUDED.content_base IS DISTINCT FROM EXCLUDED.sha256 AND t.sha256 = "
+    "EXCLUDED.content_base)";
+
 // An asset's column groups (catalog/catalog_internal.h): each column and
 // the stamp of its group ("" for the columns of no group).
 std::string asset_group_of(std::string_view column) {
@@ -63,9 +69,12 @@ std::string asset_merge_sets(const SyncedTable& t) {
     // the same bytes: its base is its content) never puts those bytes back
     // over others made apart: only its newer time would win, and it dates
     // bytes that are not there.
+    // And an edit of the bytes the server has (its base is the server's
+    // content) wins whatever the times: what made the server's time newer
+    // kept those bytes (a touch), so nothing of it is lost but a time.
     if (g == "content_ms")
-      wins = "t.deleted OR ((" + stamp("t", g) + " IS NULL OR " + stamp("t", g) +
-             " <= " + stamp("EXCLUDED", g) +
+      wins = "t.deleted OR " + std::string(kEditOnTop) + " OR ((" + stamp("t", g) + " IS NULL OR " +
+             stamp("t", g) + " <= " + stamp("EXCLUDED", g) +
              ") AND NOT (EXCLUDED.content_base = EXCLUDED.sha256 AND t.sha256 IS DISTINCT FROM "
              "EXCLUDED.sha256))";
     bool is_stamp = name == g;
@@ -104,9 +113,11 @@ std::string plain_sets(const SyncedTable& t) {
 // file (the older, as asset_merge_sets decides) goes into a new file next
 // to it, where the merged row is (or the server's row, when nothing of the
 // push was taken). CTEs of the assets upsert: they see the rows as they
-// were before it, and `up` as what it took. Not for rows naming bytes
-// their device does not hold: the copy would name them too.
-std::string conflict_copies_sql() {
+// were before it, and `up` as what it took. For rows naming bytes their
+// device does not hold (`held_elsewhere`), only the server's version goes
+// into a copy (its bytes are held); the pushed one, when it loses, is not
+// taken at all.
+std::string conflict_copies_sql(bool held_elsewhere) {
   const std::string owner = "(SELECT recall.current_owner())";
   return "apart AS (SELECT s.id, s.work_id, s.folder, s.filename, s.role, s.mode, "
          "s.content_device AS s_device, r.content_device AS r_device, "
@@ -137,7 +148,8 @@ std::string conflict_copies_sql() {
          "END, greatest(s_stamp, r_stamp), greatest(s_stamp, r_stamp), CASE WHEN pushed_won THEN "
          "s_stamp ELSE r_stamp END, greatest(s_stamp, r_stamp), greatest(s_stamp, r_stamp), "
          "CASE WHEN pushed_won THEN s_sha ELSE r_sha END, CASE WHEN pushed_won THEN s_device ELSE "
-         "r_device END FROM lost), ";
+         "r_device END FROM lost" +
+         (held_elsewhere ? " WHERE taken AND pushed_won" : "") + "), ";
 }
 
 }  // namespace
@@ -191,7 +203,7 @@ std::string upsert_sql(const SyncedTable& t, bool held_elsewhere, bool edits) {
         any_newer += std::string(any_newer.empty() ? "" : " OR ") + "coalesce(t." + g +
                      ", t.updated_ms) <= coalesce(EXCLUDED." + g + ", EXCLUDED.updated_ms)";
       sql += " WHERE CASE WHEN t.deleted THEN t.sha256 IS DISTINCT FROM EXCLUDED.sha256 ELSE " +
-             any_newer + " END";
+             any_newer + " OR " + kEditOnTop + " END";
     } else {
       sql += " WHERE t.deleted OR t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v;
     }
@@ -209,7 +221,7 @@ std::string upsert_sql(const SyncedTable& t, bool held_elsewhere, bool edits) {
     std::string works = "SELECT work FROM up";
     with += "up AS (" + sql + taken + stamps + ", t." + column + " AS work" +
             (n == "assets" ? ", t.folder AS at_folder, t.filename AS at_name" : "") + "), ";
-    if (n == "assets" && !held_elsewhere && edits) with += conflict_copies_sql();
+    if (n == "assets" && edits) with += conflict_copies_sql(held_elsewhere);
     if (n == "assets") {
       // (Every part of a statement sees the rows as they were before it:
       // `gone` reads the assets the upsert took, as they were.)
@@ -265,7 +277,9 @@ std::string delete_sql(const SyncedTable& t) {
     // A removed file's links go with it, also one made elsewhere meanwhile
     // (each device removes them with the file when it pulls the removal).
     sql +=
-        " AND (t.sha256 IS NOT DISTINCT FROM d.sha256 OR t.content_ms <= d.content_ms) RETURNING "
+        " AND (t.sha256 IS NOT DISTINCT FROM d.sha256 OR (d.content_base IS NOT NULL AND "
+        "t.sha256 = d.content_base) OR (d.content_base IS NULL AND t.content_ms <= "
+        "d.content_ms)) RETURNING "
         "t.id";
     return "WITH gone AS (" + sql +
            "), links AS (UPDATE recall.edges e SET deleted = true FROM gone WHERE e.owner_id = "

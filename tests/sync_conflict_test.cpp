@@ -705,6 +705,79 @@ TEST(Sync, ATouchOrAPushSentAgainIsNoConflict) {
   }
 }
 
+// An edit made apart survives what the other device did meanwhile: a touch
+// of the file, pushed first (before: the touch took the content's group by
+// its newer time, and the edit then lost on time); an edit or a touch and
+// then a removal, pushed after the edit (before: the removal, stamped after
+// the edit it never saw, tombstoned it); `mv g p` on a device that does not
+// hold g's bytes, pushed after the edit (before: such rows made no
+// conflicted copy, and the edit was lost).
+TEST(Sync, AnEditMadeApartSurvivesWhatTheOtherDeviceDid) {
+  RECALL_REQUIRE_POSTGRES();
+  auto edit = [](Device& d, const std::string& name, const std::string& content) {
+    auto lib = Library::open(d.data, {});
+    std::istringstream in(content);
+    PutResult put = lib->blobs().put(in);
+    auto e = lib->catalog().lookup(Place{}, name);
+    ASSERT_EQ(e.size(), 1u) << name;
+    lib->catalog().set_asset_content(e[0].asset->id, Library::blob_meta(put, name));
+  };
+  auto later = [] {
+    for (int64_t t = now_ms(); now_ms() == t;) {
+    }
+  };
+  const std::string paper = test::sha256_of("a paper");
+  for (const char* what : {"touch", "edit then remove", "touch then remove", "move over"}) {
+    SCOPED_TRACE(what);
+    const std::string w = what;
+    Device a("a"), b("b");
+    ASSERT_NO_FATAL_FAILURE(share_a_paper(a, b, new_account("apart-first-" + w)));
+    if (w == "move over") {  // g.pdf, whose bytes a does not hold
+      ASSERT_EQ(b.cli({"add", b.file("g.pdf", "g's bytes").string()}).exit_code, 0);
+      converge({&b, &a});
+    }
+    ASSERT_NO_FATAL_FAILURE(edit(b, "p.pdf", "edited on b"));
+    later();
+    {
+      auto lib = Library::open(a.data, {});
+      Catalog& cat = lib->catalog();
+      auto p = cat.lookup(Place{}, "p.pdf").at(0);
+      if (w == "touch" || w == "touch then remove")
+        cat.set_asset_attrs(p.asset->id, std::nullopt, now_ns());
+      if (w == "edit then remove") {
+        lib.reset();
+        ASSERT_NO_FATAL_FAILURE(edit(a, "p.pdf", "edited on a, then removed"));
+        lib = Library::open(a.data, {});
+      }
+      if (w.ends_with("remove"))
+        lib->catalog().remove_name(lib->catalog().lookup(Place{}, "p.pdf").at(0));
+      if (w == "move over") {
+        Catalog& c = lib->catalog();
+        auto g = c.lookup(Place{}, "g.pdf").at(0);
+        ASSERT_FALSE(lib->blobs().has(g.asset->sha256)) << "a was to lack g's bytes";
+        c.set_asset_content(p.asset->id, *c.get_blob(g.asset->sha256), std::nullopt, false);
+        c.remove_name(g);
+      }
+    }
+    // a's touch reaches the server first; b's edit before a's removal or move.
+    if (w == "touch")
+      converge({&a, &b});
+    else
+      converge({&b, &a});
+    std::set<std::string> tree = a.tree();
+    EXPECT_EQ(tree, b.tree());
+    const std::string edited = test::sha256_of("edited on b");
+    bool kept = false;
+    for (const std::string& line : tree) kept = kept || line.ends_with(" " + edited);
+    EXPECT_TRUE(kept) << "b's edit was lost";
+    if (w == "move over") {
+      EXPECT_TRUE(tree.contains("inbox/p.pdf " + test::sha256_of("g's bytes")));
+    } else {
+      EXPECT_TRUE(tree.contains("inbox/p.pdf " + edited));
+    }
+  }
+}
+
 // Device b's clock is an hour slow. Every change b makes after pulling a's
 // is stamped by b's clock, an hour before a's change: before, the server
 // kept a's older change under last writer wins, and b pulled it back,
