@@ -24,6 +24,16 @@ namespace {
 namespace fs = std::filesystem;
 using namespace test;
 
+// Device d's file `name` in the inbox gets `content` (an edit, as a save does).
+void edit(Device& d, const std::string& name, const std::string& content) {
+  auto lib = Library::open(d.data, {});
+  std::istringstream in(content);
+  PutResult put = lib->blobs().put(in);
+  auto e = lib->catalog().lookup(Place{}, name);
+  ASSERT_EQ(e.size(), 1u) << name;
+  lib->catalog().set_asset_content(e[0].asset->id, Library::blob_meta(put, name));
+}
+
 // A push the server takes whose answer the device never hears (it dies
 // first): its catalog is as before the push, outbox and all, and it sends
 // the same rows again at its next sync.
@@ -557,14 +567,6 @@ TEST(Sync, AFileEditedOnTwoDevicesApartKeepsBothVersions) {
     std::string token = new_account(std::string("edited-apart-") + (newer_first ? "1" : "2"));
     Device a("a"), b("b");
     ASSERT_NO_FATAL_FAILURE(share_a_paper(a, b, token));
-    auto edit = [](Device& d, const std::string& name, const std::string& content) {
-      auto lib = Library::open(d.data, {});
-      std::istringstream in(content);
-      PutResult put = lib->blobs().put(in);
-      auto e = lib->catalog().lookup(Place{}, name);
-      ASSERT_EQ(e.size(), 1u) << name;
-      lib->catalog().set_asset_content(e[0].asset->id, Library::blob_meta(put, name));
-    };
     // The conflicted copies in a tree, and what they hold.
     auto copies = [](const std::set<std::string>& tree) {
       std::vector<std::string> out;
@@ -714,14 +716,6 @@ TEST(Sync, ATouchOrAPushSentAgainIsNoConflict) {
 // conflicted copy, and the edit was lost).
 TEST(Sync, AnEditMadeApartSurvivesWhatTheOtherDeviceDid) {
   RECALL_REQUIRE_POSTGRES();
-  auto edit = [](Device& d, const std::string& name, const std::string& content) {
-    auto lib = Library::open(d.data, {});
-    std::istringstream in(content);
-    PutResult put = lib->blobs().put(in);
-    auto e = lib->catalog().lookup(Place{}, name);
-    ASSERT_EQ(e.size(), 1u) << name;
-    lib->catalog().set_asset_content(e[0].asset->id, Library::blob_meta(put, name));
-  };
   auto later = [] {
     for (int64_t t = now_ms(); now_ms() == t;) {
     }
