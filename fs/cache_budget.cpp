@@ -31,6 +31,10 @@ CacheBudget::Keep CacheBudget::keep(const std::string& sha256) {
   return in_use_(sha256) ? Keep::Open : Keep::No;
 }
 
+bool CacheBudget::could_keep(const std::string& sha256, uint64_t size) {
+  return size <= budget_ || lib_.catalog().pinned(sha256);
+}
+
 bool CacheBudget::make_room(const std::string& sha256, uint64_t incoming) {
   // A pinned blob is kept in any case; others make room for it if they can.
   const bool pinned = !sha256.empty() && lib_.catalog().pinned(sha256);

@@ -39,6 +39,9 @@ class CacheBudget {
   // Evicts until `incoming` more bytes fit in the budget; true when they do.
   // A pinned blob is always admitted (pins win over the budget).
   bool make_room(const std::string& sha256, uint64_t incoming);
+  // Whether a blob of `size` bytes could be kept at all: it fits the budget,
+  // or is pinned. One that could not is streamed (Fetcher::set_could_keep).
+  bool could_keep(const std::string& sha256, uint64_t size);
   // Evicts until the store is within budget, as far as allowed.
   void trim() { make_room("", 0); }
   // Trims in a background thread now and then, and soon after poke().

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 #include <tuple>
+#include <utility>
 
 #include "base/error.h"
 #include "base/file_io.h"
@@ -30,10 +31,13 @@ struct LocalFailure {
 constexpr size_t kWorkers = 4;
 
 // Contiguous fetched bytes on their way to the partial file, written 1 MiB
-// at a time. A write this device cannot make is a LocalFailure.
+// at a time. On a full disk `make_room` is asked to free some and the write
+// tried again; a write this device still cannot make is a LocalFailure.
 class WriteBuffer {
  public:
-  explicit WriteBuffer(int fd) : fd_(fd) { buf_.reserve(kSize); }
+  WriteBuffer(int fd, std::function<bool()> make_room) : fd_(fd), make_room_(std::move(make_room)) {
+    buf_.reserve(kSize);
+  }
   // `bytes` belong at `offset`, right after what is buffered (or anywhere
   // when nothing is).
   void append(std::span<const std::byte> bytes, uint64_t offset) {
@@ -42,10 +46,16 @@ class WriteBuffer {
     if (buf_.size() >= kSize) flush();
   }
   void flush() {
-    if (buf_.empty()) return;
-    ssize_t w = ::pwrite(fd_, buf_.data(), buf_.size(), static_cast<off_t>(at_));
-    if (w != static_cast<ssize_t>(buf_.size())) {
+    for (size_t done = 0; done < buf_.size();) {
+      ssize_t w =
+          ::pwrite(fd_, buf_.data() + done, buf_.size() - done, static_cast<off_t>(at_ + done));
+      if (w > 0) {
+        done += static_cast<size_t>(w);
+        continue;
+      }
       int e = w < 0 ? errno : ENOSPC;
+      if (e == EINTR) continue;
+      if ((e == ENOSPC || e == EDQUOT) && make_room_()) continue;
       throw LocalFailure{
           Error(e, std::string("cannot keep fetched bytes here: ") + std::strerror(e))};
     }
@@ -56,6 +66,7 @@ class WriteBuffer {
  private:
   static constexpr size_t kSize = 1 << 20;
   int fd_;
+  std::function<bool()> make_room_;
   uint64_t at_ = 0;
   std::vector<std::byte> buf_;
 };
@@ -82,6 +93,13 @@ class Fetcher::Remote {
   std::optional<Error> not_kept;  // why moving it into the store failed
   size_t next_sequential = 0;
   bool prefetching = false;
+  // Streamed: not to be kept, so chunks the readers have left go (shed()).
+  bool streamed = false;
+  bool disk_full = false;           // a write met a full disk: no read-ahead
+  bool whole_wanted = false;        // fetch_whole: every chunk stays
+  std::vector<uint32_t> leases;     // replies being made from each chunk
+  std::vector<uint64_t> last_used;  // when each chunk was last read or came
+  uint64_t ticks = 0;
 
   size_t chunks() const { return state.size(); }
   uint64_t chunk_offset(size_t i) const { return static_cast<uint64_t>(i) * chunk_size; }
@@ -179,6 +197,9 @@ std::shared_ptr<Fetcher::Remote> Fetcher::open(const std::string& sha256) {
   if (r->manifest.empty()) r->chunk_size = std::max<uint64_t>(r->size, 1);
   size_t n = r->size == 0 ? 0 : static_cast<size_t>((r->size + r->chunk_size - 1) / r->chunk_size);
   r->state.assign(n, Remote::Absent);
+  r->leases.assign(n, 0);
+  r->last_used.assign(n, 0);
+  r->streamed = could_keep_ && !could_keep_(sha256, r->size);
   // A sparse partial file in the store's tmp/ (same disk: promoted by rename).
   std::string tmpl =
       (lib_.blobs().root() / "tmp" / (kPartialPrefix + sha256.substr(0, 16) + "-XXXXXX")).string();
@@ -229,7 +250,7 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
     // Received pieces are small (what one recv returned, often 16 KiB);
     // they are hashed as they come but written in large runs (cheaper per
     // byte: fewer page-cache folios and inode locks).
-    WriteBuffer out(r.fd.get());
+    WriteBuffer out(r.fd.get(), [&] { return make_room_for(r); });
     try {
       src->stream(r.sha256, from, length, [&](std::span<const std::byte> piece) {
         if (stopping_) return false;  // unmounting: the rest is not waited for
@@ -289,8 +310,12 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
     provider_->failed(r.sha256, *src, code, asked_at);
   if (next == end) return;
   {
-    // What could not be fetched can be asked for again.
+    // What could not be fetched can be asked for again; what came of it
+    // frees its disk space (nobody reads it: the chunks are still ours).
     std::lock_guard lock(r.mu);
+    uint64_t from = r.chunk_offset(next);
+    ::fallocate(r.fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
+                static_cast<off_t>(r.chunk_offset(end - 1) + r.chunk_length(end - 1) - from));
     for (size_t i = next; i < end; ++i) r.state[i] = Remote::Absent;
     r.cv.notify_all();
   }
@@ -306,6 +331,8 @@ void Fetcher::chunk_arrived(Remote& r, size_t i) {
     std::lock_guard lock(r.mu);
     r.state[i] = Remote::Present;
     r.present++;
+    r.last_used[i] = ++r.ticks;
+    if (r.streamed) shed(r, kWindow);
     complete = r.present == r.chunks();
     r.cv.notify_all();
   }
@@ -347,6 +374,10 @@ void Fetcher::ensure_chunk(Remote& r, size_t i, size_t run) {
 // Claims the absent chunks in [from, from + kReadAhead) in runs of up to
 // kRunChunks and fetches each run on a worker.
 void Fetcher::prefetch(const std::shared_ptr<Remote>& r, size_t from) {
+  {
+    std::lock_guard lock(r->mu);
+    if (r->disk_full) return;  // room for the chunk being read only
+  }
   size_t to = std::min(r->chunks(), from + kReadAhead);
   for (size_t i = from; i < to;) {
     // Whole runs only (but for the blob's tail): as the reader moves on, the
@@ -369,15 +400,73 @@ void Fetcher::prefetch(const std::shared_ptr<Remote>& r, size_t from) {
 }
 
 size_t Fetcher::read(Remote& r, std::span<std::byte> buf, uint64_t offset) {
-  size_t len = ready(r, offset, buf.size());
-  if (len == 0) return 0;
-  return pread_full(r.fd.get(), std::span(buf.data(), len), offset);
+  Lease lease = ready(r, offset, buf.size());
+  if (lease.size() == 0) return 0;
+  return pread_full(r.fd.get(), std::span(buf.data(), lease.size()), offset);
+}
+
+Fetcher::Lease& Fetcher::Lease::operator=(Lease&& o) noexcept {
+  if (this != &o) {
+    release();
+    r_ = std::exchange(o.r_, nullptr);
+    first_ = o.first_;
+    count_ = std::exchange(o.count_, 0);
+    size_ = std::exchange(o.size_, 0);
+  }
+  return *this;
+}
+
+void Fetcher::Lease::release() {
+  if (!r_) return;
+  std::lock_guard lock(r_->mu);
+  for (size_t i = first_; i < first_ + count_; ++i) r_->leases[i]--;
+  r_ = nullptr;
+  count_ = 0;
+}
+
+size_t Fetcher::shed(Remote& r, size_t keep) {
+  if (r.whole_wanted) return 0;
+  size_t gone = 0;
+  while (r.present > keep) {
+    size_t victim = r.chunks();
+    for (size_t i = 0; i < r.chunks(); ++i)
+      if (r.state[i] == Remote::Present && r.leases[i] == 0 &&
+          (victim == r.chunks() || r.last_used[i] < r.last_used[victim]))
+        victim = i;
+    if (victim == r.chunks()) break;  // every chunk on disk is being read
+    if (::fallocate(r.fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(r.chunk_offset(victim)),
+                    static_cast<off_t>(r.chunk_length(victim))) != 0) {
+      std::fprintf(stderr,
+                   "recallfs: cannot free read chunks of %s (%s); they stay until it closes\n",
+                   r.sha256.c_str(), std::strerror(errno));
+      r.streamed = false;
+      break;
+    }
+    r.state[victim] = Remote::Absent;
+    r.present--;
+    ++gone;
+  }
+  return gone;
+}
+
+bool Fetcher::make_room_for(Remote& r) {
+  std::lock_guard lock(r.mu);
+  if (r.whole_wanted) return false;
+  if (!r.disk_full)
+    std::fprintf(stderr,
+                 "recallfs: the disk is full: %s is read without keeping it, a chunk at a time\n",
+                 r.sha256.c_str());
+  r.streamed = true;
+  r.disk_full = true;
+  return shed(r, 0) > 0;
 }
 
 int Fetcher::fd(Remote& r) { return r.fd.get(); }
 
-size_t Fetcher::ready(Remote& r, uint64_t offset, size_t size) {
-  if (offset >= r.size || size == 0) return 0;
+Fetcher::Lease Fetcher::ready(Remote& r, uint64_t offset, size_t size) {
+  Lease lease;
+  if (offset >= r.size || size == 0) return lease;
   uint64_t len = std::min<uint64_t>(size, r.size - offset);
   size_t first = static_cast<size_t>(offset / r.chunk_size);
   size_t last = static_cast<size_t>((offset + len - 1) / r.chunk_size);
@@ -390,8 +479,23 @@ size_t Fetcher::ready(Remote& r, uint64_t offset, size_t size) {
   // Read-ahead first, so that it overlaps with the wait for this read.
   if (sequential && last + 1 < r.chunks())
     if (auto self = find_remote(r.sha256)) prefetch(self, last + 1);
-  for (size_t i = first; i <= last; ++i) ensure_chunk(r, i, last - i + 1);
-  return static_cast<size_t>(len);
+  for (size_t i = first; i <= last; ++i) {
+    for (;;) {
+      ensure_chunk(r, i, last - i + 1);
+      std::lock_guard lock(r.mu);
+      if (r.state[i] != Remote::Present) continue;  // a streamed blob's chunk went meanwhile
+      r.leases[i]++;
+      r.last_used[i] = ++r.ticks;
+      if (!lease.r_) {
+        lease.r_ = &r;
+        lease.first_ = i;
+      }
+      lease.count_++;
+      break;
+    }
+  }
+  lease.size_ = static_cast<size_t>(len);
+  return lease;
 }
 
 void Fetcher::maybe_promote(Remote& r) {
@@ -523,6 +627,10 @@ UniqueFd Fetcher::whole(const std::string& sha256) {
 std::shared_ptr<Fetcher::Remote> Fetcher::fetch_whole(
     const std::string& sha256, const std::function<void(uint64_t, uint64_t)>& progress) {
   std::shared_ptr<Remote> r = open(sha256);
+  {
+    std::lock_guard lock(r->mu);
+    r->whole_wanted = true;  // no chunk goes any more
+  }
   uint64_t done = 0;
   for (size_t i = 0; i < r->chunks(); ++i) {
     prefetch(r, i);

@@ -12,6 +12,14 @@
 //
 // Sequential reading prefetches the next chunks in parallel; random reads
 // fetch only what they touch; two readers of one chunk cause one fetch.
+//
+// A blob that will not be kept (larger than the cache budget, see
+// set_could_keep) is streamed: its partial file holds a window of chunks
+// (kWindow), and chunks the readers have left go again (their disk space is
+// freed; a reader that comes back fetches them again). So does a blob whose
+// fetched bytes meet a full disk: what is left behind makes room, and the
+// read goes on; it fails with ENOSPC only when not even the chunk being read
+// fits. Chunks a reply is being made from stay (Lease).
 // Thread-safe.
 #pragma once
 
@@ -37,6 +45,9 @@ class Fetcher {
   // chunks one request asks for at most.
   static constexpr size_t kReadAhead = 16;
   static constexpr size_t kRunChunks = 4;
+  // How many chunks a streamed blob keeps on disk at most (the read-ahead,
+  // one run being fetched past it, and the chunk being read).
+  static constexpr size_t kWindow = kReadAhead + kRunChunks + 1;
 
   Fetcher(Library& lib, std::shared_ptr<SourceProvider> provider);
   ~Fetcher();  // stop()
@@ -48,14 +59,33 @@ class Fetcher {
   void stop();
 
   class Remote;
+  // Chunks of a remote blob a reply is being made from: they stay on disk
+  // until the Lease is destroyed (a streamed blob would free them). Must not
+  // outlive its Remote.
+  class Lease {
+   public:
+    Lease() = default;
+    Lease(Lease&& o) noexcept { *this = std::move(o); }
+    Lease& operator=(Lease&& o) noexcept;
+    ~Lease() { release(); }
+    size_t size() const { return size_; }
+
+   private:
+    friend class Fetcher;
+    void release();
+    Remote* r_ = nullptr;
+    size_t first_ = 0, count_ = 0;  // chunks
+    size_t size_ = 0;               // bytes ready
+  };
   // The remote blob `sha256` (shared by its readers). EIO when it is unknown
   // here (no blobs_meta) or nobody holds it.
   std::shared_ptr<Remote> open(const std::string& sha256);
   // Reads from a remote blob, fetching and verifying what is missing.
   size_t read(Remote& r, std::span<std::byte> buf, uint64_t offset);
   // Makes [offset, offset + size) of a remote blob readable from fd(r)
-  // (fetched and verified); returns how many bytes are (fewer at the end).
-  size_t ready(Remote& r, uint64_t offset, size_t size);
+  // (fetched and verified) while the Lease lives; its size() is how many
+  // bytes are (fewer at the end).
+  Lease ready(Remote& r, uint64_t offset, size_t size);
   // The partial file's fd: verified ranges of it may be spliced. Valid while
   // `r` lives, also after the blob moved into the store.
   static int fd(Remote& r);
@@ -81,6 +111,11 @@ class Fetcher {
   void set_on_local(std::function<void(const std::string& sha256)> fn) {
     on_local_ = std::move(fn);
   }
+  // Asked when a blob is opened: could it be kept (it fits the cache budget,
+  // or is pinned)? When it says no, the blob is streamed (see above).
+  void set_could_keep(std::function<bool(const std::string& sha256, uint64_t size)> fn) {
+    could_keep_ = std::move(fn);
+  }
   // Asked before a fetched blob is kept (the cache budget); when it says no,
   // the blob is served from its partial file while open, then dropped.
   void set_admit(std::function<bool(const std::string& sha256, uint64_t size)> fn) {
@@ -97,6 +132,12 @@ class Fetcher {
   std::shared_ptr<Remote> find_remote(const std::string& sha256);
   void prefetch(const std::shared_ptr<Remote>& r, size_t from);
   void maybe_promote(Remote& r);
+  // A streamed blob: frees chunks no reply is made from, least recently used
+  // first, until at most `keep` are on disk (r.mu held). How many went.
+  size_t shed(Remote& r, size_t keep);
+  // Room for fetched bytes on a full disk: the blob is streamed from now on
+  // (unless it is wanted whole) and sheds what it can. False when nothing went.
+  bool make_room_for(Remote& r);
   // Every chunk fetched and verified, and moved into the store unless the
   // cache refused it or keeping it failed.
   std::shared_ptr<Remote> fetch_whole(const std::string& sha256,
@@ -112,6 +153,7 @@ class Fetcher {
   std::shared_ptr<SourceProvider> provider_;
   std::function<void(const std::string&)> on_local_;
   std::function<bool(const std::string&, uint64_t)> admit_;
+  std::function<bool(const std::string&, uint64_t)> could_keep_;
   std::mutex mu_;  // guards open_, tasks_, stop_
   std::condition_variable cv_;
   std::map<std::string, std::weak_ptr<Remote>> open_;

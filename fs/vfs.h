@@ -135,10 +135,12 @@ class Vfs {
   // Where a read of `size` bytes at `offset` can be spliced from (zero
   // copy): an fd valid until the handle is released and how many bytes are
   // ready there (a remote blob's are fetched and verified first); fd -1 when
-  // the handle must be read with read() (a file being written).
+  // the handle must be read with read() (a file being written). Keep it
+  // until the reply is made: a streamed blob's bytes may go after.
   struct SpliceSource {
     int fd = -1;
     size_t size = 0;
+    std::shared_ptr<void> hold;  // keeps the bytes there until the reply is made
   };
   SpliceSource splice_source(uint64_t handle, size_t size, uint64_t offset);
   struct stat fgetattr(uint64_t handle);

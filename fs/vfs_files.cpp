@@ -316,8 +316,14 @@ size_t Vfs::read(uint64_t h, std::span<std::byte> buf, uint64_t offset) {
 Vfs::SpliceSource Vfs::splice_source(uint64_t h, size_t size, uint64_t offset) {
   std::shared_ptr<Handle> hd = handle(h);
   if (hd->of) return {};
-  if (hd->remote) return {Fetcher::fd(*hd->remote), fetcher_->ready(*hd->remote, offset, size)};
-  return {hd->blob_fd.get(), size};
+  if (hd->remote) {
+    // The lease goes before the blob it is of.
+    auto hold = std::make_shared<std::pair<std::shared_ptr<Fetcher::Remote>, Fetcher::Lease>>(
+        hd->remote, fetcher_->ready(*hd->remote, offset, size));
+    size_t n = hold->second.size();
+    return {Fetcher::fd(*hd->remote), n, std::move(hold)};
+  }
+  return {hd->blob_fd.get(), size, nullptr};
 }
 
 size_t Vfs::write(uint64_t h, std::span<const std::byte> data, uint64_t offset,

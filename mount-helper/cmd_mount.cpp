@@ -209,6 +209,8 @@ int do_mount(const MountRequest& req) {
           CacheBudget* c = s->cache.get();
           s->fetcher->set_admit(
               [c](const std::string& sha, uint64_t size) { return c->make_room(sha, size); });
+          s->fetcher->set_could_keep(
+              [c](const std::string& sha, uint64_t size) { return c->could_keep(sha, size); });
           c->start();
           uploaded = [c] { c->poke(); };
           v->set_on_cache_changed([c](const std::string&) { c->poke(); });

@@ -242,11 +242,14 @@ TEST(Cloud, AnInterruptedUploadResumes) {
   EXPECT_EQ(std::memcmp(all.data(), data.data(), data.size()), 0);
 }
 
-// A device whose disk is full reads a file that is only in the cloud: the
-// read fails with ENOSPC, as the disk's failure (it was EIO, "no holder could
-// serve", with every holder asked in vain); once there is room the same read
-// works at once, and nothing of the failed fetch is left on the disk.
-TEST(Cloud, AFullDiskFailsAFetchWithENOSPCAndTheReadWorksOnceThereIsRoom) {
+// A device whose disk is nearly full reads a file that is only in the
+// cloud and larger than the room left: the read goes on a chunk at a time
+// (what was read makes room for what comes), and every byte is right. With
+// less room than one chunk, the read fails with ENOSPC, as the disk's
+// failure (not EIO, "no holder could serve", with every holder asked in
+// vain), promptly. Nothing of either is left on the disk, and once there is
+// room the file is read and kept.
+TEST(Cloud, ANearlyFullDiskReadsAFileLargerThanItsRoomAndAFullOneFailsWithENOSPC) {
   RECALL_REQUIRE_SWIFT();
   RECALL_REQUIRE_POSTGRES();
   RECALL_REQUIRE_FUSE();
@@ -263,28 +266,100 @@ TEST(Cloud, AFullDiskFailsAFetchWithENOSPCAndTheReadWorksOnceThereIsRoom) {
   test::MountedLibrary b(small / "data");
   ASSERT_NO_FATAL_FAILURE(sign_in_with_cloud(b, token, "full-disk-bucket"));
   ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/big.bin"); }));
-  // Leave 8 MiB free: two chunks fit, the file does not.
-  struct statvfs vfs {};
-  ASSERT_EQ(::statvfs(small.path().c_str(), &vfs), 0);
-  uint64_t free_bytes = vfs.f_bavail * vfs.f_frsize;
-  ASSERT_GT(free_bytes, 8u << 20);
-  {
-    UniqueFd filler = open_file(small / "filler", O_WRONLY | O_CREAT, 0644);
+  // fill(LEFT): a filler file leaves LEFT bytes free on the small disk.
+  UniqueFd filler = open_file(small / "filler", O_WRONLY | O_CREAT, 0644);
+  auto fill = [&](uint64_t left) {
+    struct statvfs vfs {};
+    ASSERT_EQ(::statvfs(small.path().c_str(), &vfs), 0);
+    uint64_t free_bytes = vfs.f_bavail * vfs.f_frsize;
+    ASSERT_GT(free_bytes, left);
     std::string mib(1 << 20, 'x');
-    for (uint64_t left = free_bytes - (8u << 20); left >= mib.size(); left -= mib.size())
+    for (uint64_t more = free_bytes - left; more >= mib.size(); more -= mib.size())
       ASSERT_EQ(::write(filler.get(), mib.data(), mib.size()), static_cast<ssize_t>(mib.size()));
-  }
+  };
+  auto no_partials = [&] { return test::files_under(small / "data/cas/tmp").empty(); };
+
+  // 2 MiB free: not one chunk fits.
+  ASSERT_NO_FATAL_FAILURE(fill(2u << 20));
   auto t0 = std::chrono::steady_clock::now();
   RunResult cat = b.shell("cat inbox/big.bin > /dev/null");
   EXPECT_NE(cat.exit_code, 0);
   EXPECT_NE(cat.err.find("No space left on device"), std::string::npos) << cat.err;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
-  EXPECT_TRUE(test::eventually([&] { return test::files_under(small / "data/cas/tmp").empty(); }))
-      << "a partial file of the failed fetch is left";
+  EXPECT_TRUE(test::eventually(no_partials)) << "a partial file of the failed fetch is left";
 
-  // Room again: the cloud is asked again at once, and the bytes are right.
+  // 9 MiB free: two chunks of 4 MiB fit, the 21 MiB file does not.
+  filler.reset();
   fs::remove(small / "filler");
+  filler = open_file(small / "filler", O_WRONLY | O_CREAT, 0644);
+  ASSERT_NO_FATAL_FAILURE(fill(9u << 20));
+  EXPECT_TRUE(test::read_file(b / "inbox/big.bin") == big) << "the read on a nearly full disk";
+  EXPECT_TRUE(test::eventually(no_partials)) << "a partial file is left";
+  EXPECT_EQ(b.shell("getfattr -n user.recall.local --only-values inbox/big.bin").out, "0")
+      << "kept on a disk without room for it";
+
+  // Room again: the cloud is asked again at once, the bytes are right, and
+  // this time they are kept. (The pages the kernel cached of the last read
+  // are dropped first, as memory pressure would, or it would answer alone.)
+  filler.reset();
+  fs::remove(small / "filler");
+  {
+    UniqueFd fd = open_file(b / "inbox/big.bin", O_RDONLY);
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+  }
   EXPECT_TRUE(test::read_file(b / "inbox/big.bin") == big);
+  EXPECT_TRUE(test::eventually([&] {
+    return b.shell("getfattr -n user.recall.local --only-values inbox/big.bin").out == "1";
+  })) << "not kept once there was room";
+}
+
+// A file larger than the cache budget, read from start to end on a mount:
+// its bytes pass through a window of chunks on the disk (the read-ahead),
+// not the whole file, while open too; every byte is right, and it is not
+// kept. (It was kept whole in a partial file until it was closed: a video
+// larger than the cache filled the disk while it played.)
+TEST(Cloud, AFileLargerThanTheCacheIsReadThroughAWindowOfChunks) {
+  RECALL_REQUIRE_SWIFT();
+  RECALL_REQUIRE_POSTGRES();
+  RECALL_REQUIRE_FUSE();
+  PostgresServer& pg = PostgresServer::get();
+  pg.add_user("cloud-window");
+  std::string token = pg.issue_token("cloud-window");
+  CloudDevice a;
+  a.connect(token, "window-bucket");
+  constexpr uint64_t kChunk = 4 << 20, kWindow = 16 + 4 + 1;  // Fetcher::kWindow
+  std::string big = random_file(a.dir / "big.bin", (kWindow + 11) * kChunk, 6);
+  ASSERT_NO_FATAL_FAILURE(add_and_upload(a, a.dir / "big.bin"));
+
+  test::MountedLibrary b;
+  ASSERT_NO_FATAL_FAILURE(sign_in_with_cloud(b, token, "window-bucket"));
+  b.unmount();
+  b.mount({"--cache-size", "8M"});
+  ASSERT_TRUE(test::eventually([&] { return fs::exists(b / "inbox/big.bin"); }));
+  auto on_disk = [&] {  // bytes the partial files take
+    uint64_t n = 0;
+    for (const fs::path& p : test::files_under(b.data() / "cas/tmp")) {
+      struct stat st {};
+      if (::stat(p.c_str(), &st) == 0) n += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+    return n;
+  };
+  UniqueFd fd = open_file(b / "inbox/big.bin", O_RDONLY);
+  std::string got(kChunk, '\0');
+  uint64_t most = 0;
+  for (uint64_t at = 0; at < big.size(); at += got.size()) {
+    ASSERT_EQ(::pread(fd.get(), got.data(), got.size(), static_cast<off_t>(at)),
+              static_cast<ssize_t>(got.size()));
+    ASSERT_EQ(std::memcmp(got.data(), big.data() + at, got.size()), 0) << "at " << at;
+    most = std::max(most, on_disk());
+  }
+  // The window, plus a chunk being written by each of the fetcher's 4
+  // workers and by the reader.
+  EXPECT_LE(most, (kWindow + 5) * kChunk) << "of a " << big.size() << "-byte file";
+  EXPECT_GT(most, 0u) << "no partial file seen: is the path right?";
+  fd.reset();
+  EXPECT_EQ(b.shell("getfattr -n user.recall.local --only-values inbox/big.bin").out, "0");
+  EXPECT_TRUE(test::eventually([&] { return on_disk() == 0; })) << "a partial file is left";
 }
 
 TEST(Cloud, AGuestReadingBytesThatAreNotHereFailsAtOnce) {

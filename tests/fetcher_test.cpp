@@ -1,11 +1,13 @@
 // The Fetcher in-process, with a holder injected at its seam
 // (fs/byte_source.h): what a mount cannot pin down by timing. Here, its
 // stop() at an unmount while a fetch is under way over a slow link, and
-// while its holder is silent; a blob the cache had no room for; and when
+// while its holder is silent; a blob the cache had no room for, and one
+// larger than the cache, streamed through a window of chunks; and when
 // the PinKeeper asks it for pinned bytes again, on a clock the test sets.
 #include "fs/fetcher.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -198,6 +200,68 @@ TEST(FetcherCache, ANewReaderOfABlobTheCacheRefusedAsksAgain) {
   EXPECT_TRUE(read_all(*second));
   EXPECT_TRUE(test::eventually([&] { return lib->blobs().has(sha); }))
       << "a new reader did not ask the cache again (asked " << asked << " times)";
+  fetcher.stop();
+}
+
+// A blob larger than the cache budget (could_keep says no) read from start
+// to end: its partial file never holds more than the window of chunks (the
+// read-ahead and what it is fetching), not the whole blob; every byte read
+// is right, a chunk read again after it went is fetched again, the blob is
+// not kept, and nothing is left once it is closed.
+TEST(FetcherCache, ABlobLargerThanTheCacheIsStreamedThroughAWindowOfChunks) {
+  test::TempDir dir;
+  std::unique_ptr<Library> lib = Library::open(dir / "lib", {.create = true});
+  std::mt19937_64 rng(10);
+  const size_t chunks = Fetcher::kWindow + 13;
+  const std::string bytes = test::random_bytes(rng, chunks * kDefaultChunkSize);
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(std::make_shared<QuickHolder>(bytes)));
+  fetcher.set_could_keep([](const std::string&, uint64_t) { return false; });
+  fetcher.set_admit([](const std::string&, uint64_t) { return false; });
+  // The window, plus one chunk being written by each of the 4 workers and
+  // by the reader.
+  const uint64_t most = (Fetcher::kWindow + 5) * kDefaultChunkSize;
+  {
+    std::shared_ptr<Fetcher::Remote> r = fetcher.open(sha);
+    std::string got(1 << 20, '\0');
+    uint64_t biggest = 0;
+    for (uint64_t at = 0; at < bytes.size(); at += got.size()) {
+      ASSERT_EQ(fetcher.read(*r, std::as_writable_bytes(std::span(got)), at), got.size());
+      ASSERT_EQ(std::memcmp(got.data(), bytes.data() + at, got.size()), 0) << "at " << at;
+      biggest = std::max(biggest, Fetcher::partials(*lib).bytes);
+    }
+    EXPECT_LE(biggest, most) << "the partial file grew to " << biggest << " bytes of "
+                             << bytes.size();
+    // The first chunk went long ago: read again, it comes again.
+    ASSERT_EQ(fetcher.read(*r, std::as_writable_bytes(std::span(got)), 0), got.size());
+    EXPECT_EQ(std::memcmp(got.data(), bytes.data(), got.size()), 0);
+    EXPECT_FALSE(lib->blobs().has(sha));
+  }
+  EXPECT_EQ(Fetcher::partials(*lib).files, 0u) << "a partial file is left after the close";
+  fetcher.stop();
+}
+
+// A streamed blob's chunk that a reply is being made from (a Lease: the
+// mount splices from the partial file after ready() returns) stays on disk
+// while another reader goes through the whole blob and the window moves far
+// past it.
+TEST(FetcherCache, AStreamedChunkBeingReadStaysWhileAnotherReaderMovesOn) {
+  test::TempDir dir;
+  std::unique_ptr<Library> lib = Library::open(dir / "lib", {.create = true});
+  std::mt19937_64 rng(11);
+  const std::string bytes = test::random_bytes(rng, (Fetcher::kWindow + 9) * kDefaultChunkSize);
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(std::make_shared<QuickHolder>(bytes)));
+  fetcher.set_could_keep([](const std::string&, uint64_t) { return false; });
+  std::shared_ptr<Fetcher::Remote> r = fetcher.open(sha);
+  Fetcher::Lease lease = fetcher.ready(*r, 0, 4096);
+  ASSERT_EQ(lease.size(), 4096u);
+  std::string other(1 << 20, '\0');
+  for (uint64_t at = 0; at < bytes.size(); at += other.size())
+    ASSERT_EQ(fetcher.read(*r, std::as_writable_bytes(std::span(other)), at), other.size());
+  std::string got(4096, '\0');
+  ASSERT_EQ(::pread(Fetcher::fd(*r), got.data(), got.size(), 0), 4096);
+  EXPECT_EQ(got, bytes.substr(0, 4096)) << "the bytes being replied from went";
   fetcher.stop();
 }
 
