@@ -49,8 +49,23 @@ struct MountRequest {
   std::vector<std::string> options;  // -o, split at commas
   bool foreground = false;
   bool debug = false;
-  std::optional<uint64_t> cache_size;  // -o cache_size=SIZE / --cache-size
+  std::optional<uint64_t> cache_size;         // -o cache_size=SIZE / --cache-size
+  std::optional<std::string> server_timeout;  // -o server_timeout=SECONDS / --server-timeout
 };
+
+// "120", "2.5" (seconds) -> milliseconds; EINVAL otherwise.
+std::chrono::milliseconds parse_seconds(const std::string& text) {
+  size_t used = 0;
+  double secs = 0;
+  try {
+    secs = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || !(secs > 0) || secs > 86400)
+    throw Error(EINVAL, "server timeout " + quote(text) + ": seconds, more than 0 (e.g. 120)");
+  return std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+}
 
 // Runs a program and returns its exit status and what it wrote to stderr.
 std::pair<int, std::string> run_program(const std::vector<std::string>& argv) {
@@ -136,17 +151,22 @@ int do_mount(const MountRequest& req) {
   check_fuse_device();
   bool nonempty = false;
   std::optional<uint64_t> cache_size = req.cache_size;
+  std::optional<std::string> server_timeout = req.server_timeout;
   std::vector<std::string> fuse_opts;
   for (const std::string& o : req.options) {
     if (o == "nonempty")
       nonempty = true;
     else if (o.starts_with("cache_size="))
       cache_size = parse_size(o.substr(11));
+    else if (o.starts_with("server_timeout="))
+      server_timeout = o.substr(15);
     else if (o.starts_with("max_read=") || o.starts_with("max_write="))
       throw Error(EINVAL, "-o " + o + ": recallfs sizes its requests itself (see README, Reading)");
     else if (!is_mount8_only(o))
       fuse_opts.push_back(o);
   }
+  std::optional<std::chrono::milliseconds> server_ms;  // a bad one is told before mounting
+  if (server_timeout) server_ms = parse_seconds(*server_timeout);
   std::string mountpoint = fs::absolute(req.mountpoint).lexically_normal().string();
   while (mountpoint.size() > 1 && mountpoint.back() == '/') mountpoint.pop_back();
   check_mountpoint(mountpoint, nonempty);
@@ -218,6 +238,7 @@ int do_mount(const MountRequest& req) {
         }
         s->replication = std::make_unique<ReplicationWorker>(*s->lib, uploaded);
         SyncWorker::Options so;
+        if (server_ms) so.server_timeout = *server_ms;
         // Bytes a change frees stay until the server has seen the change.
         v->set_signed_in([dir = s->lib->dir()] { return fs::exists(credentials_path(dir)); });
         // Pulled edits of pinned files come here too.
@@ -408,12 +429,17 @@ void add_mount_verbs(CLI::App& app, Common& common) {
   mount->add_option("--cache-size", *cache,
                     "Keep at most this much of a signed-in library's bytes here (e.g. 20G); "
                     "bytes safely in the cloud go first, least recently used, never pinned ones");
-  mount->callback([&common, req, opts, cache] {
+  auto server_timeout = std::make_shared<std::string>();
+  mount->add_option("--server-timeout", *server_timeout,
+                    "Seconds the sync server may be silent in the middle of a statement before "
+                    "the connection is given up and made again (default 120)");
+  mount->callback([&common, req, opts, cache, server_timeout] {
     // The default library is made on first use; others must exist. (Not
     // opened here: see do_mount.)
     req->data = library_dir(common);
     req->options = split_options(*opts);
     if (!cache->empty()) req->cache_size = parse_size(*cache);
+    if (!server_timeout->empty()) req->server_timeout = *server_timeout;
     if (req->debug) req->foreground = true;
     int rc = do_mount(*req);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "base/error.h"
@@ -89,6 +90,10 @@ PgConn PgConn::connect(const std::string& conninfo, std::chrono::seconds timeout
                    : ENOTCONN;
     throw Error(code, where + ": " + msg);
   }
+  // Non-blocking from now on: a statement is sent by send(), which watches
+  // the answer timeout and `cancel` while the server does not take it.
+  if (PQsetnonblocking(pc, 1) != 0)
+    throw Error(ENOTCONN, where + ": " + trimmed(PQerrorMessage(pc)));
   // Server notices ("already exists, skipping") are not for the user.
   PQsetNoticeProcessor(
       c.c_.get(), [](void*, const char*) {}, nullptr);
@@ -102,19 +107,50 @@ bool failed(const PGresult* r) {
 }
 }  // namespace
 
+bool PgConn::wait(short events, std::chrono::steady_clock::time_point& heard) {
+  using clock = std::chrono::steady_clock;
+  if (cancel_ && cancel_->load()) {
+    c_.reset();
+    throw Error(ECANCELED, "server: the statement was given up: recallfs is stopping");
+  }
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(heard + answer_timeout_ - clock::now());
+  if (left.count() <= 0) {
+    c_.reset();
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(answer_timeout_.count()) / 1000);
+    throw Error(ETIMEDOUT,
+                std::string("server: no answer for ") + secs + " s; the connection was given up");
+  }
+  pollfd p{PQsocket(c_.get()), events, 0};
+  int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), cancel_ ? 250 : 1000)));
+  if (n < 0 && errno != EINTR) throw_last_errno("wait for the server");
+  if (n <= 0) return false;
+  heard = clock::now();
+  return true;
+}
+
+void PgConn::send() {
+  auto heard = std::chrono::steady_clock::now();
+  for (;;) {
+    int left = PQflush(c_.get());
+    if (left == 0) return;
+    if (left < 0) throw Error(ENOTCONN, "server: " + trimmed(PQerrorMessage(c_.get())));
+    // The server may answer (an error) before it takes all: read that too.
+    if (wait(POLLOUT | POLLIN, heard) && !PQconsumeInput(c_.get()))
+      throw Error(ENOTCONN, "server: " + trimmed(PQerrorMessage(c_.get())));
+  }
+}
+
 PgResult PgConn::answer() {
+  send();
   PGconn* c = c_.get();
   PgResult kept;
+  auto heard = std::chrono::steady_clock::now();
   for (;;) {
     while (PQisBusy(c)) {
-      if (cancel_ && cancel_->load()) {
-        c_.reset();
-        throw Error(ECANCELED, "server: the statement was given up: recallfs is stopping");
-      }
-      pollfd p{PQsocket(c), POLLIN, 0};
-      if (::poll(&p, 1, cancel_ ? 250 : -1) < 0 && errno != EINTR)
-        throw_last_errno("wait for the server");
-      if (!PQconsumeInput(c)) throw Error(ENOTCONN, "server: " + trimmed(PQerrorMessage(c)));
+      if (wait(POLLIN, heard) && !PQconsumeInput(c))
+        throw Error(ENOTCONN, "server: " + trimmed(PQerrorMessage(c)));
     }
     PGresult* r = PQgetResult(c);
     if (!r) break;

@@ -3,6 +3,9 @@
 // Every failure throws recall::Error with an errno chosen from the SQLSTATE
 // or the connection state (see pg_errno()):
 //   ENOTCONN     the server cannot be reached or the connection broke
+//   ETIMEDOUT    the server was silent for the answer timeout in the middle
+//                of a statement (a hung server, or a proxy in front of one
+//                that still acknowledges TCP): the connection is closed
 //   EACCES       refused: authentication, privileges, row-level security
 //   EEXIST       a unique constraint
 //   EDEADLK      a deadlock or serialization failure: run the transaction again
@@ -68,6 +71,12 @@ class PgConn {
   // (the server rolls back what was not committed). `flag` must outlive the
   // connection, or be replaced (nullptr: never).
   void cancel_when(const std::atomic<bool>* flag) { cancel_ = flag; }
+  // How long a statement may go without a byte from the server (sending or
+  // waiting for its answer) before it is given up with ETIMEDOUT and the
+  // connection closed. TCP keepalives do not catch a server process that
+  // hangs: its kernel still answers them.
+  static constexpr std::chrono::milliseconds kAnswerTimeout{120'000};
+  void set_answer_timeout(std::chrono::milliseconds t) { answer_timeout_ = t; }
 
   // Runs statements that return no rows (several, separated by ';').
   void exec(const std::string& sql);
@@ -85,8 +94,15 @@ class PgConn {
   // The answer to what was sent, as PQexec gives it: the first result that
   // failed, else the last.
   PgResult answer();
+  // Sends what libpq holds (the connection is non-blocking).
+  void send();
+  // Waits for `events` on the socket, up to `heard` + the answer timeout
+  // (then ETIMEDOUT, and the connection is closed) or a cancel. True when
+  // the socket is ready; `heard` moves to now.
+  bool wait(short events, std::chrono::steady_clock::time_point& heard);
   std::unique_ptr<PGconn, Finish> c_;
   const std::atomic<bool>* cancel_ = nullptr;
+  std::chrono::milliseconds answer_timeout_ = kAnswerTimeout;
 };
 
 // The errno for a SQLSTATE (5 characters) or a broken connection.

@@ -25,6 +25,11 @@ SyncEngine::SyncEngine(Library& lib, Credentials creds) : lib_(lib), creds_(std:
 void SyncEngine::connect() {
   if (conn_.ok()) return;
   conn_ = PgConn::connect(creds_.server, kConnectTimeout, cancel_);
+  conn_.set_answer_timeout(answer_timeout_);
+  // A device that vanishes in the middle of a push (its connection is not
+  // closed, as when a laptop sleeps) must not hold its rows' locks, which
+  // other devices' pushes wait for, longer than this.
+  conn_.exec("SET idle_in_transaction_session_timeout = '60s'");
   PgTx tx(conn_);
   present_token();
   tx.commit();

@@ -68,6 +68,12 @@ class SyncEngine {
     conn_.cancel_when(flag);
   }
   void disconnect() { conn_ = PgConn(); }
+  // How long the server may be silent in the middle of a statement before
+  // the connection is given up (ETIMEDOUT; see PgConn::set_answer_timeout).
+  void set_answer_timeout(std::chrono::milliseconds t) {
+    answer_timeout_ = t;
+    conn_.set_answer_timeout(t);
+  }
 
   struct Account {
     std::string id, name;
@@ -118,6 +124,7 @@ class SyncEngine {
   Library& lib_;
   Credentials creds_;
   PgConn conn_;
+  std::chrono::milliseconds answer_timeout_ = PgConn::kAnswerTimeout;
   const std::atomic<bool>* cancel_ = nullptr;
 };
 

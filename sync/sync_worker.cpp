@@ -59,6 +59,7 @@ void SyncWorker::run() {
       if (!engine || stamp != creds_stamp) {
         engine = std::make_unique<SyncEngine>(lib_, *creds);
         engine->cancel_when(&give_up_);  // an unmount does not wait for a server that hangs
+        engine->set_answer_timeout(options_.server_timeout);
         creds_stamp = stamp;
         want_pull = true;
       }

@@ -28,6 +28,9 @@ class SyncWorker {
     std::chrono::milliseconds tick{300};             // how often the outbox is checked
     std::chrono::milliseconds poll_interval{15000};  // pulls without a NOTIFY
     std::chrono::milliseconds max_backoff{15000};
+    // How long the server may be silent in the middle of a statement before
+    // the connection is given up and made again (--server-timeout).
+    std::chrono::milliseconds server_timeout = PgConn::kAnswerTimeout;
     // Where this device serves peers (recorded in devices), if it does.
     std::optional<std::string> peer_address;
     // Called after each pull, with the engine (the mount frees bytes held
