@@ -90,6 +90,7 @@ class Fetcher::Remote {
   bool promoting = false;
   bool kept = false;              // moved into the store
   bool refused = false;           // the cache budget had no room for it
+  bool ask_again = false;         // opened again while the budget was being asked
   std::optional<Error> not_kept;  // why moving it into the store failed
   size_t next_sequential = 0;
   bool prefetching = false;
@@ -170,6 +171,7 @@ std::shared_ptr<Fetcher::Remote> Fetcher::open(const std::string& sha256) {
       {
         std::lock_guard l(r->mu);
         refused = r->refused;
+        if (r->promoting) r->ask_again = true;  // the answer under way may be no
       }
       lock.unlock();
       if (refused) post([this, r] { maybe_promote(*r); });
@@ -480,10 +482,11 @@ Fetcher::Lease Fetcher::ready(Remote& r, uint64_t offset, size_t size) {
   if (sequential && last + 1 < r.chunks())
     if (auto self = find_remote(r.sha256)) prefetch(self, last + 1);
   for (size_t i = first; i <= last; ++i) {
-    for (;;) {
-      ensure_chunk(r, i, last - i + 1);
+    {
+      // Leased before it is fetched: a streamed blob never sheds a chunk a
+      // reader waits for (between its arrival and the reply). Readers that
+      // hold more chunks than the window keep them all.
       std::lock_guard lock(r.mu);
-      if (r.state[i] != Remote::Present) continue;  // a streamed blob's chunk went meanwhile
       r.leases[i]++;
       r.last_used[i] = ++r.ticks;
       if (!lease.r_) {
@@ -491,8 +494,8 @@ Fetcher::Lease Fetcher::ready(Remote& r, uint64_t offset, size_t size) {
         lease.first_ = i;
       }
       lease.count_++;
-      break;
     }
+    ensure_chunk(r, i, last - i + 1);
   }
   lease.size_ = static_cast<size_t>(len);
   return lease;
@@ -512,9 +515,15 @@ void Fetcher::maybe_promote(Remote& r) {
                  "what the cache holds is pinned, open or not yet uploaded); it is read from its "
                  "holders\n",
                  r.sha256.c_str(), static_cast<unsigned long long>(r.size));
-    std::lock_guard lock(r.mu);
-    r.promoting = false;
-    r.refused = true;
+    bool again;
+    {
+      std::lock_guard lock(r.mu);
+      r.promoting = false;
+      r.refused = true;
+      again = std::exchange(r.ask_again, false);
+    }
+    if (again)
+      if (auto self = find_remote(r.sha256)) post([this, self] { maybe_promote(*self); });
     return;
   }
   // Every chunk verified: check the whole, then move it into the store.
