@@ -265,6 +265,41 @@ TEST(FetcherCache, AStreamedChunkBeingReadStaysWhileAnotherReaderMovesOn) {
   fetcher.stop();
 }
 
+// More readers than the window, each in the middle of a reply from its own
+// chunk of a streamed blob (a Lease each): one more reader's chunk is still
+// fetched and served. Before, the chunk just fetched was the only one that
+// could go, went, and was fetched again, forever.
+TEST(FetcherCache, AReaderGetsItsChunkWhileAWindowOfOthersIsBeingReadFrom) {
+  test::TempDir dir;
+  std::unique_ptr<Library> lib = Library::open(dir / "lib", {.create = true});
+  std::mt19937_64 rng(12);
+  const size_t chunks = Fetcher::kWindow + 3;
+  const std::string bytes = test::random_bytes(rng, chunks * kDefaultChunkSize);
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(std::make_shared<QuickHolder>(bytes)));
+  fetcher.set_could_keep([](const std::string&, uint64_t) { return false; });
+  std::shared_ptr<Fetcher::Remote> r = fetcher.open(sha);
+  std::vector<Fetcher::Lease> others;
+  for (size_t i = 0; i < Fetcher::kWindow; ++i)  // every other chunk, out of read-ahead's way
+    others.push_back(fetcher.ready(*r, (chunks - 1 - i) * kDefaultChunkSize, 4096));
+  std::atomic<bool> done{false};
+  std::string got(4096, '\0');
+  std::thread reader([&] {
+    try {
+      fetcher.read(*r, std::as_writable_bytes(std::span(got)), 0);
+    } catch (const std::exception&) {
+    }
+    done = true;
+  });
+  bool served = test::eventually([&] { return done.load(); }, std::chrono::seconds(10));
+  if (!served) fetcher.stop();  // ends the reader's endless fetching
+  reader.join();
+  EXPECT_TRUE(served) << "the reader's chunk never stayed long enough to be read";
+  EXPECT_TRUE(got == bytes.substr(0, 4096)) << "wrong bytes read";
+  others.clear();
+  fetcher.stop();
+}
+
 // A holder that refuses every request while `down` (a peer that went
 // away), and counts them.
 class DownHolder : public QuickHolder {
