@@ -99,8 +99,10 @@ class Fetcher::Remote {
   bool disk_full = false;           // a write met a full disk: no read-ahead
   bool whole_wanted = false;        // fetch_whole: every chunk stays
   std::vector<uint32_t> leases;     // replies being made from each chunk
-  std::vector<uint64_t> last_used;  // when each chunk was last read or came
+  std::vector<uint64_t> last_used;  // when each chunk was last read (0: not since it came)
   uint64_t ticks = 0;
+  size_t runs = 0;     // fetch_runs under way
+  uint64_t ended = 0;  // fetch_runs ended (a full disk's reader waits for one)
 
   size_t chunks() const { return state.size(); }
   uint64_t chunk_offset(size_t i) const { return static_cast<uint64_t>(i) * chunk_size; }
@@ -220,7 +222,20 @@ std::shared_ptr<Fetcher::Remote> Fetcher::open(const std::string& sha256) {
 // first chunk of a long run does not wait for the rest. A holder that fails
 // or sends a bad chunk is left for the next one, which is asked only for
 // the chunks still missing.
-void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
+void Fetcher::fetch_run(Remote& r, size_t first, size_t count, bool ahead) {
+  {
+    std::lock_guard lock(r.mu);
+    r.runs++;
+  }
+  struct Ended {  // however the run ends
+    Remote& r;
+    ~Ended() {
+      std::lock_guard lock(r.mu);
+      r.runs--;
+      r.ended++;
+      r.cv.notify_all();
+    }
+  } ended{r};
   size_t next = first;  // the first chunk of the run not yet verified
   const size_t end = first + count;
   std::string errors;
@@ -252,7 +267,7 @@ void Fetcher::fetch_run(Remote& r, size_t first, size_t count) {
     // Received pieces are small (what one recv returned, often 16 KiB);
     // they are hashed as they come but written in large runs (cheaper per
     // byte: fewer page-cache folios and inode locks).
-    WriteBuffer out(r.fd.get(), [&] { return make_room_for(r); });
+    WriteBuffer out(r.fd.get(), [&] { return make_room_for(r, ahead); });
     try {
       src->stream(r.sha256, from, length, [&](std::span<const std::byte> piece) {
         if (stopping_) return false;  // unmounting: the rest is not waited for
@@ -333,8 +348,7 @@ void Fetcher::chunk_arrived(Remote& r, size_t i) {
     std::lock_guard lock(r.mu);
     r.state[i] = Remote::Present;
     r.present++;
-    r.last_used[i] = ++r.ticks;
-    if (r.streamed) shed(r, kWindow);
+    if (r.streamed) shed(r, kWindow, false);
     complete = r.present == r.chunks();
     r.cv.notify_all();
   }
@@ -368,7 +382,7 @@ void Fetcher::ensure_chunk(Remote& r, size_t i, size_t run) {
       if (stopping_) throw Error(ECANCELED, "recallfs is stopping");
     }
     size_t n = claim_run(r, i, run);
-    if (n > 0) return fetch_run(r, i, n);
+    if (n > 0) return fetch_run(r, i, n, false);
     // Someone else claimed it between the wait and the claim: wait again.
   }
 }
@@ -392,7 +406,7 @@ void Fetcher::prefetch(const std::shared_ptr<Remote>& r, size_t from) {
     }
     post([this, r, i, n] {
       try {
-        fetch_run(*r, i, n);
+        fetch_run(*r, i, n, true);
       } catch (...) {
         // The reader meets the error when it gets there.
       }
@@ -426,15 +440,24 @@ void Fetcher::Lease::release() {
   count_ = 0;
 }
 
-size_t Fetcher::shed(Remote& r, size_t keep) {
+size_t Fetcher::shed(Remote& r, size_t keep, bool unread_too) {
   if (r.whole_wanted) return 0;
   size_t gone = 0;
   while (r.present > keep) {
+    // Read chunks, least recently read first; then (a full disk) read-ahead
+    // not read yet, farthest first.
     size_t victim = r.chunks();
-    for (size_t i = 0; i < r.chunks(); ++i)
-      if (r.state[i] == Remote::Present && r.leases[i] == 0 &&
-          (victim == r.chunks() || r.last_used[i] < r.last_used[victim]))
+    for (size_t i = 0; i < r.chunks(); ++i) {
+      if (r.state[i] != Remote::Present || r.leases[i] != 0) continue;
+      if (r.last_used[i] == 0 && !unread_too) continue;
+      if (victim == r.chunks()) {
         victim = i;
+        continue;
+      }
+      bool read = r.last_used[i] != 0, victim_read = r.last_used[victim] != 0;
+      if (read != victim_read ? read : read ? r.last_used[i] < r.last_used[victim] : i > victim)
+        victim = i;
+    }
     if (victim == r.chunks()) break;  // every chunk on disk is being read
     if (::fallocate(r.fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                     static_cast<off_t>(r.chunk_offset(victim)),
@@ -446,14 +469,15 @@ size_t Fetcher::shed(Remote& r, size_t keep) {
       break;
     }
     r.state[victim] = Remote::Absent;
+    r.last_used[victim] = 0;  // fetched again, it is read-ahead until read
     r.present--;
     ++gone;
   }
   return gone;
 }
 
-bool Fetcher::make_room_for(Remote& r) {
-  std::lock_guard lock(r.mu);
+bool Fetcher::make_room_for(Remote& r, bool ahead) {
+  std::unique_lock lock(r.mu);
   if (r.whole_wanted) return false;
   if (!r.disk_full)
     std::fprintf(stderr,
@@ -461,7 +485,15 @@ bool Fetcher::make_room_for(Remote& r) {
                  r.sha256.c_str());
   r.streamed = true;
   r.disk_full = true;
-  return shed(r, 0) > 0;
+  // Read-ahead gives way: its run fails, and frees what it wrote.
+  if (ahead) return false;
+  if (shed(r, 0, true) > 0) return true;
+  // Nothing to free but what other runs are writing: they give way (or
+  // end), and the write is tried again then.
+  if (r.runs <= 1) return false;
+  const uint64_t seen = r.ended;
+  r.cv.wait_for(lock, std::chrono::seconds(5), [&] { return r.ended != seen || stopping_; });
+  return r.ended != seen;
 }
 
 int Fetcher::fd(Remote& r) { return r.fd.get(); }

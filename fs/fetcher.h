@@ -126,18 +126,22 @@ class Fetcher {
   // Returns once chunk i is Present; fetches it (and up to `run` - 1 absent
   // chunks after it, in one request) when nobody else is.
   void ensure_chunk(Remote& r, size_t i, size_t run);
-  void fetch_run(Remote& r, size_t first, size_t count);
+  // `ahead`: read-ahead, which gives way to the reader on a full disk.
+  void fetch_run(Remote& r, size_t first, size_t count, bool ahead);
   void chunk_arrived(Remote& r, size_t i);
   size_t claim_run(Remote& r, size_t from, size_t max);
   std::shared_ptr<Remote> find_remote(const std::string& sha256);
   void prefetch(const std::shared_ptr<Remote>& r, size_t from);
   void maybe_promote(Remote& r);
-  // A streamed blob: frees chunks no reply is made from, least recently used
-  // first, until at most `keep` are on disk (r.mu held). How many went.
-  size_t shed(Remote& r, size_t keep);
+  // A streamed blob: frees chunks no reply is made from, least recently read
+  // first, until at most `keep` are on disk (r.mu held); read-ahead not read
+  // yet only when `unread_too`. How many went.
+  size_t shed(Remote& r, size_t keep, bool unread_too);
   // Room for fetched bytes on a full disk: the blob is streamed from now on
-  // (unless it is wanted whole) and sheds what it can. False when nothing went.
-  bool make_room_for(Remote& r);
+  // (unless it is wanted whole); read-ahead (`ahead`) gives up; a reader's
+  // fetch sheds what it can, or waits for another run to end. True: try the
+  // write again.
+  bool make_room_for(Remote& r, bool ahead);
   // Every chunk fetched and verified, and moved into the store unless the
   // cache refused it or keeping it failed.
   std::shared_ptr<Remote> fetch_whole(const std::string& sha256,

@@ -6,7 +6,9 @@
 // the PinKeeper asks it for pinned bytes again, on a clock the test sets.
 #include "fs/fetcher.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -19,11 +21,13 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "base/sha256.h"
 #include "cas/blob_info.h"
 #include "fs/byte_source.h"
 #include "fs/library.h"
 #include "fs/pin_keeper.h"
+#include "tests/mount_fixture.h"
 #include "tests/test_util.h"
 
 namespace recall {
@@ -297,6 +301,87 @@ TEST(FetcherCache, AReaderGetsItsChunkWhileAWindowOfOthersIsBeingReadFrom) {
   EXPECT_TRUE(served) << "the reader's chunk never stayed long enough to be read";
   EXPECT_TRUE(got == bytes.substr(0, 4096)) << "wrong bytes read";
   others.clear();
+  fetcher.stop();
+}
+
+// A holder that counts the bytes it sent and the streams under way.
+class CountingHolder : public QuickHolder {
+ public:
+  using QuickHolder::QuickHolder;
+  void stream(const std::string& sha256, uint64_t offset, uint64_t length,
+              const Sink& sink) override {
+    active++;
+    sent += length;
+    try {
+      QuickHolder::stream(sha256, offset, length, sink);
+    } catch (...) {
+      active--;
+      throw;
+    }
+    active--;
+  }
+  std::atomic<uint64_t> sent{0};
+  std::atomic<int> active{0};
+};
+
+// A reader slower than its read-ahead (a video player) through a streamed
+// blob: each chunk is fetched once. Before, a chunk that came ahead counted
+// as used when it came, so it went before chunks already read, and the
+// player fetched 1.7 times the file.
+TEST(FetcherCache, AStreamedBlobReadSlowerThanItsReadAheadIsFetchedOnce) {
+  test::TempDir dir;
+  std::unique_ptr<Library> lib = Library::open(dir / "lib", {.create = true});
+  std::mt19937_64 rng(13);
+  const std::string bytes = test::random_bytes(rng, (Fetcher::kWindow + 19) * kDefaultChunkSize);
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  auto holder = std::make_shared<CountingHolder>(bytes);
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(holder));
+  fetcher.set_could_keep([](const std::string&, uint64_t) { return false; });
+  std::shared_ptr<Fetcher::Remote> r = fetcher.open(sha);
+  std::string got(1 << 20, '\0');
+  for (uint64_t at = 0; at < bytes.size(); at += got.size()) {
+    ASSERT_EQ(fetcher.read(*r, std::as_writable_bytes(std::span(got)), at), got.size());
+    ASSERT_EQ(std::memcmp(got.data(), bytes.data() + at, got.size()), 0) << "at " << at;
+    // The player is slower: the read-ahead asked for is all here first.
+    ASSERT_TRUE(test::eventually([&] { return holder->active == 0; }));
+  }
+  EXPECT_LE(holder->sent, bytes.size())
+      << "fetched " << holder->sent << " bytes for a blob of " << bytes.size();
+  fetcher.stop();
+}
+
+// A disk with room for two chunks and a bit, and a blob of 8 on a slow link
+// (so that read-ahead runs are under way together): the whole blob is read,
+// whatever the read-ahead had under way when the disk filled (it gives way
+// to the reader). Before, the reader's own chunk often met ENOSPC while
+// read-ahead runs held the room.
+TEST(FetcherCache, ANearlyFullDiskReadsABlobFourTimesItsRoom) {
+  test::SmallDisk small;
+  if (!small.error().empty()) GTEST_SKIP() << small.error();
+  std::unique_ptr<Library> lib = Library::open(small / "lib", {.create = true});
+  std::mt19937_64 rng(14);
+  const std::string bytes = test::random_bytes(rng, 8 * kDefaultChunkSize);
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(std::make_shared<SlowHolder>(bytes)));
+  struct statvfs vfs {};
+  ASSERT_EQ(::statvfs(small.path().c_str(), &vfs), 0);
+  const uint64_t room = 2 * kDefaultChunkSize + (3 << 19);
+  ASSERT_GT(vfs.f_bavail * vfs.f_frsize, room);
+  UniqueFd filler(::open((small / "filler").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_GE(filler.get(), 0);
+  ASSERT_EQ(
+      ::posix_fallocate(filler.get(), 0, static_cast<off_t>(vfs.f_bavail * vfs.f_frsize - room)),
+      0);
+  std::shared_ptr<Fetcher::Remote> r = fetcher.open(sha);
+  std::string got(1 << 20, '\0');
+  for (uint64_t at = 0; at < bytes.size(); at += got.size()) {
+    try {
+      ASSERT_EQ(fetcher.read(*r, std::as_writable_bytes(std::span(got)), at), got.size());
+    } catch (const Error& e) {
+      FAIL() << "read at " << at << ": " << e.what();
+    }
+    ASSERT_EQ(std::memcmp(got.data(), bytes.data() + at, got.size()), 0) << "at " << at;
+  }
   fetcher.stop();
 }
 
