@@ -149,4 +149,10 @@ std::string PostgresServer::psql(const std::string& sql) const {
   return r.out;
 }
 
+std::string PostgresServer::live_rows(const std::string& table, const std::string& name) const {
+  return psql("SELECT count(*) FROM recall." + table +
+              " t JOIN recall.accounts a ON a.id = t.owner_id WHERE a.name = '" + name +
+              "' AND NOT t.deleted");
+}
+
 }  // namespace recall::test

@@ -30,6 +30,9 @@ class PostgresServer {
   std::string issue_token(const std::string& user, const std::string& expires = "");
   // Runs SQL with psql as the superuser; returns its output (unaligned, no headers).
   std::string psql(const std::string& sql) const;
+  // How many live (not deleted) rows of recall.`table` account `name` has,
+  // as psql prints it ("1\n").
+  std::string live_rows(const std::string& table, const std::string& name) const;
 
   bool ok() const { return ok_; }
   const std::string& why_not() const { return why_not_; }

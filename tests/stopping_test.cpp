@@ -273,11 +273,7 @@ TEST(Stopping, UnmountingWhileTheServerHoldsAPushEndsAtOnceAndTheNextMountPushes
   test::MountedLibrary a;
   RunResult s = a.recallfs({"signin", "--server", pg.client_url(), "--token", token});
   ASSERT_EQ(s.exit_code, 0) << s.err;
-  auto on_server = [&](const std::string& table) {
-    return pg.psql("SELECT count(*) FROM recall." + table +
-                   " t JOIN recall.accounts a ON a.id = t.owner_id"
-                   " WHERE a.name = 'held' AND NOT t.deleted");
-  };
+  auto on_server = [&](const std::string& table) { return pg.live_rows(table, "held"); };
   ASSERT_EQ(a.shell("mkdir works/Held").exit_code, 0);
   ASSERT_TRUE(test::eventually([&] { return on_server("works") == "1\n"; }));
   PgConn holder = PgConn::connect(pg.admin_url(), 10s);
