@@ -100,6 +100,7 @@ class Fetcher::Remote {
   bool whole_wanted = false;        // fetch_whole: every chunk stays
   std::vector<uint32_t> leases;     // replies being made from each chunk
   std::vector<uint64_t> last_used;  // when each chunk was last read (0: not since it came)
+  std::vector<uint64_t> came;       // when each chunk came
   uint64_t ticks = 0;
   size_t runs = 0;     // fetch_runs under way
   uint64_t ended = 0;  // fetch_runs ended (a full disk's reader waits for one)
@@ -203,6 +204,7 @@ std::shared_ptr<Fetcher::Remote> Fetcher::open(const std::string& sha256) {
   r->state.assign(n, Remote::Absent);
   r->leases.assign(n, 0);
   r->last_used.assign(n, 0);
+  r->came.assign(n, 0);
   r->streamed = could_keep_ && !could_keep_(sha256, r->size);
   // A sparse partial file in the store's tmp/ (same disk: promoted by rename).
   std::string tmpl =
@@ -348,7 +350,8 @@ void Fetcher::chunk_arrived(Remote& r, size_t i) {
     std::lock_guard lock(r.mu);
     r.state[i] = Remote::Present;
     r.present++;
-    if (r.streamed) shed(r, kWindow, false);
+    r.came[i] = ++r.ticks;
+    if (r.streamed) shed(r, kWindow);
     complete = r.present == r.chunks();
     r.cv.notify_all();
   }
@@ -440,24 +443,22 @@ void Fetcher::Lease::release() {
   count_ = 0;
 }
 
-size_t Fetcher::shed(Remote& r, size_t keep, bool unread_too) {
+size_t Fetcher::shed(Remote& r, size_t keep) {
   if (r.whole_wanted) return 0;
   size_t gone = 0;
   while (r.present > keep) {
-    // Read chunks, least recently read first; then (a full disk) read-ahead
-    // not read yet, farthest first.
+    // Chunks already read, least recently read first; then read-ahead not
+    // read yet (many readers, or a full disk), the longest here first.
     size_t victim = r.chunks();
-    for (size_t i = 0; i < r.chunks(); ++i) {
-      if (r.state[i] != Remote::Present || r.leases[i] != 0) continue;
-      if (r.last_used[i] == 0 && !unread_too) continue;
-      if (victim == r.chunks()) {
+    auto before = [&](size_t a, size_t b) {
+      bool read_a = r.last_used[a] != 0, read_b = r.last_used[b] != 0;
+      if (read_a != read_b) return read_a;
+      return read_a ? r.last_used[a] < r.last_used[b] : r.came[a] < r.came[b];
+    };
+    for (size_t i = 0; i < r.chunks(); ++i)
+      if (r.state[i] == Remote::Present && r.leases[i] == 0 &&
+          (victim == r.chunks() || before(i, victim)))
         victim = i;
-        continue;
-      }
-      bool read = r.last_used[i] != 0, victim_read = r.last_used[victim] != 0;
-      if (read != victim_read ? read : read ? r.last_used[i] < r.last_used[victim] : i > victim)
-        victim = i;
-    }
     if (victim == r.chunks()) break;  // every chunk on disk is being read
     if (::fallocate(r.fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                     static_cast<off_t>(r.chunk_offset(victim)),
@@ -487,7 +488,7 @@ bool Fetcher::make_room_for(Remote& r, bool ahead) {
   r.disk_full = true;
   // Read-ahead gives way: its run fails, and frees what it wrote.
   if (ahead) return false;
-  if (shed(r, 0, true) > 0) return true;
+  if (shed(r, 0) > 0) return true;
   // Nothing to free but what other runs are writing: they give way (or
   // end), and the write is tried again then.
   if (r.runs <= 1) return false;

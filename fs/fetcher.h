@@ -133,10 +133,10 @@ class Fetcher {
   std::shared_ptr<Remote> find_remote(const std::string& sha256);
   void prefetch(const std::shared_ptr<Remote>& r, size_t from);
   void maybe_promote(Remote& r);
-  // A streamed blob: frees chunks no reply is made from, least recently read
-  // first, until at most `keep` are on disk (r.mu held); read-ahead not read
-  // yet only when `unread_too`. How many went.
-  size_t shed(Remote& r, size_t keep, bool unread_too);
+  // A streamed blob: frees chunks no reader holds, until at most `keep` are
+  // on disk (r.mu held): those read, least recently read first, before
+  // read-ahead not read yet. How many went.
+  size_t shed(Remote& r, size_t keep);
   // Room for fetched bytes on a full disk: the blob is streamed from now on
   // (unless it is wanted whole); read-ahead (`ahead`) gives up; a reader's
   // fetch sheds what it can, or waits for another run to end. True: try the

@@ -350,6 +350,34 @@ TEST(FetcherCache, AStreamedBlobReadSlowerThanItsReadAheadIsFetchedOnce) {
   fetcher.stop();
 }
 
+// A reader that reads two chunks in a row here and there (which starts
+// read-ahead each time) through a streamed blob: the read-ahead it leaves
+// behind unread goes too, and the partial file stays within the window.
+// Before, read-ahead not yet read never went, and piled up.
+TEST(FetcherCache, ReadAheadLeftUnreadByAStreamedBlobsReadersGoesToo) {
+  test::TempDir dir;
+  std::unique_ptr<Library> lib = Library::open(dir / "lib", {.create = true});
+  std::mt19937_64 rng(15);
+  const size_t chunks = 3 * (Fetcher::kReadAhead + 4);
+  const std::string bytes = test::random_bytes(rng, chunks * kDefaultChunkSize);
+  const std::string sha = describe_remote_blob(*lib, bytes);
+  auto holder = std::make_shared<CountingHolder>(bytes);
+  Fetcher fetcher(*lib, std::make_shared<OneHolder>(holder));
+  fetcher.set_could_keep([](const std::string&, uint64_t) { return false; });
+  std::shared_ptr<Fetcher::Remote> r = fetcher.open(sha);
+  std::string got(kDefaultChunkSize, '\0');
+  for (size_t at : {size_t{0}, chunks / 3, 2 * chunks / 3}) {
+    for (size_t i = at; i < at + 2; ++i) {
+      ASSERT_EQ(fetcher.read(*r, std::as_writable_bytes(std::span(got)), i * kDefaultChunkSize),
+                got.size());
+      ASSERT_TRUE(got == bytes.substr(i * kDefaultChunkSize, kDefaultChunkSize)) << "chunk " << i;
+    }
+    ASSERT_TRUE(test::eventually([&] { return holder->active == 0; }));
+  }
+  EXPECT_LE(Fetcher::partials(*lib).bytes, (Fetcher::kWindow + 1) * kDefaultChunkSize);
+  fetcher.stop();
+}
+
 // A disk with room for two chunks and a bit, and a blob of 8 on a slow link
 // (so that read-ahead runs are under way together): the whole blob is read,
 // whatever the read-ahead had under way when the disk filled (it gives way
