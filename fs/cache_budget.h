@@ -9,6 +9,8 @@
 // Blobs go least recently used first (BlobStore::touch). When nothing more
 // may go, the store stays over budget rather than lose a byte: a blob fetched
 // then is read from its partial file and not kept (see Fetcher::set_admit).
+// A blob larger than the whole budget (and not pinned) is never kept: it is
+// streamed through a window of chunks (could_keep, Fetcher::set_could_keep).
 // Thread-safe; trim() runs in the caller's thread.
 #pragma once
 
