@@ -17,6 +17,8 @@
 
 #include "base/error.h"
 #include "base/file_io.h"
+#include "cas/blob_info.h"
+#include "fs/fetcher.h"
 #include "fs/library.h"
 #include "sync/s3_client.h"
 #include "tests/cloud_fixture.h"
@@ -327,7 +329,7 @@ TEST(Cloud, AFileLargerThanTheCacheIsReadThroughAWindowOfChunks) {
   std::string token = pg.issue_token("cloud-window");
   CloudDevice a;
   a.connect(token, "window-bucket");
-  constexpr uint64_t kChunk = 4 << 20, kWindow = 16 + 4 + 1;  // Fetcher::kWindow
+  constexpr uint64_t kChunk = kDefaultChunkSize, kWindow = Fetcher::kWindow;
   std::string big = random_file(a.dir / "big.bin", (kWindow + 11) * kChunk, 6);
   ASSERT_NO_FATAL_FAILURE(add_and_upload(a, a.dir / "big.bin"));
 
