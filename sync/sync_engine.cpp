@@ -65,6 +65,15 @@ void SyncEngine::register_device(const std::optional<std::string>& peer_address)
   tx.commit();
 }
 
+void SyncEngine::withdraw_peer_address() {
+  connect();
+  PgTx tx(conn_);
+  present_token();
+  conn_.query("UPDATE recall.devices SET peer_address = NULL, last_seen_ms = $2 WHERE id = $1",
+              {lib_.catalog().device_id(), std::to_string(now_ms())});
+  tx.commit();
+}
+
 std::string SyncEngine::peer_key() {
   connect();
   PgTx tx(conn_);

@@ -82,6 +82,10 @@ class SyncEngine {
   // Records this device (id, name, last seen, the address it serves peers
   // on) in the account's devices.
   void register_device(const std::optional<std::string>& peer_address = std::nullopt);
+  // Takes this device's peer address out of the account's devices (it is
+  // stopping), so the other devices no longer ask it for bytes, each waiting
+  // out a refused or unanswered connection before the next holder.
+  void withdraw_peer_address();
   // The account's peer key, hex (readable by the account only).
   std::string peer_key();
 

@@ -106,11 +106,12 @@ void SyncWorker::run() {
       want_pull = true;
     }
   }
-  // Stopping: one last push of what waits, while the server answers (the
-  // destructor gives up on it after kLastPushWait). A sign-in just made may
-  // not have connected yet.
+  // Stopping: this device's peer address is withdrawn, and what waits is
+  // pushed, while the server answers (the destructor gives up after
+  // kLastPushWait). A sign-in just made may not have connected yet.
   try {
-    if (lib_.catalog().outbox_count() == 0) return;
+    const bool served = options_.peer_address && !options_.peer_address->empty();
+    if (!served && lib_.catalog().outbox_count() == 0) return;
     std::optional<Credentials> creds = load_credentials(lib_.dir());
     if (!creds) return;
     if (!engine || creds->server + "\n" + creds->token != creds_stamp) {
@@ -118,10 +119,12 @@ void SyncWorker::run() {
       engine->cancel_when(&give_up_);
     }
     if (!engine->connected()) engine->connect();
+    if (served) engine->withdraw_peer_address();
+    if (lib_.catalog().outbox_count() == 0) return;
     if (!engine->upgraded()) engine->upgrade();
     engine->push();
   } catch (const std::exception& e) {
-    if (!give_up_) std::fprintf(stderr, "recallfs: sync: the last push: %s\n", e.what());
+    if (!give_up_) std::fprintf(stderr, "recallfs: sync: while stopping: %s\n", e.what());
   }
 }
 

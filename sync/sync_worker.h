@@ -40,10 +40,12 @@ class SyncWorker {
   // `changed` is told what a pull changed (to invalidate caches).
   SyncWorker(Library& lib, Options options,
              std::function<void(const Catalog::ApplyReport&)> changed);
-  // Stops and joins. What waits in the outbox is pushed once more first (a
-  // file saved just before an unmount would otherwise wait for the next
-  // mount), for kLastPushWait at most: a server that does not answer by
-  // then is given up on, statement and connection, and the change waits.
+  // Stops and joins. First this device's peer address is withdrawn (other
+  // devices stop asking it for bytes) and what waits in the outbox is pushed
+  // once more (a file saved just before an unmount would otherwise wait for
+  // the next mount), for kLastPushWait at most: a server that does not
+  // answer by then is given up on, statement and connection, and the change
+  // waits.
   ~SyncWorker();
   static constexpr std::chrono::seconds kLastPushWait{3};
 

@@ -423,14 +423,28 @@ TEST(OnDemand, ADeviceReadsFromAPeerAndWithThePeerGoneFromTheCloud) {
   EXPECT_TRUE(test::read_file(b / "inbox/paper.pdf") == paper);
   EXPECT_EQ(cloud_seen_by_b.count("GET "), 0u) << "b went to the cloud while a could serve";
 
-  // a stops; a liar also claims the notes. b skips both and reads the cloud.
+  // a stops: it withdraws its address as it unmounts, so b no longer asks
+  // it (each read would first wait out a refused or, for a device that went
+  // to sleep, unanswered connection). A liar also claims the notes. b skips
+  // it and reads the cloud.
+  std::string a_name = b.catalog()->get_device(a_device)->name;
   a.unmount();
+  EXPECT_EQ(
+      pg.psql("SELECT peer_address IS NULL FROM recall.devices WHERE id = '" + a_device + "'"),
+      "t\n");
   test::LyingPeer liar("holders", notes, {100, (4 << 20) + 100});  // both chunks are bad
   ASSERT_EQ(b.recallfs({"sync"}).exit_code, 0);
+  EXPECT_TRUE(test::eventually([&] {
+    auto dev = b.catalog()->get_device(a_device);
+    return dev && !dev->peer_address;
+  }));
   EXPECT_TRUE(test::read_file(b / "inbox/notes.txt") == notes);
   EXPECT_GE(cloud_seen_by_b.count("GET "), 1u);
-  EXPECT_NE(test::read_file(b.data() / "recallfs.log").find("peer liar sent bad bytes"),
-            std::string::npos);
+  std::string log = test::read_file(b.data() / "recallfs.log");
+  EXPECT_NE(log.find("peer liar sent bad bytes"), std::string::npos);
+  EXPECT_EQ(log.find("peer " + a_name + ": "), std::string::npos)
+      << "b asked a after a had stopped:\n"
+      << log;
   // The account knows b holds both now.
   std::string b_device = Library::open(b.data(), {})->catalog().device_id();
   EXPECT_TRUE(test::eventually([&] {
