@@ -42,6 +42,7 @@ void SyncWorker::run() {
   auto retry_at = clock::now();
   auto next_pull = clock::now();
   bool want_pull = true;
+  bool registered = false;  // this mount recorded its peer address on the server
   while (!stop_) {
     // Sleep a tick, or less if the server notifies us.
     int fd = engine && engine->connected() ? engine->socket() : -1;
@@ -68,6 +69,7 @@ void SyncWorker::run() {
         engine->connect();
         engine->listen();
         engine->register_device(options_.peer_address);
+        registered = true;
         // The peer key may be new (an older sign-in, or the server's first).
         std::string key = engine->peer_key();
         if (!key.empty() && key != creds->peer_key) {
@@ -110,7 +112,9 @@ void SyncWorker::run() {
   // pushed, while the server answers (the destructor gives up after
   // kLastPushWait). A sign-in just made may not have connected yet.
   try {
-    const bool served = options_.peer_address && !options_.peer_address->empty();
+    // (A server unreachable all along has no address of this mount to
+    // withdraw, and is not waited for when nothing waits to be pushed.)
+    const bool served = registered && options_.peer_address && !options_.peer_address->empty();
     if (!served && lib_.catalog().outbox_count() == 0) return;
     std::optional<Credentials> creds = load_credentials(lib_.dir());
     if (!creds) return;
